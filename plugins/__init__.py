@@ -1,0 +1,1 @@
+"""Built-in removalx plugins (import package ``removalx_plugins``)."""

@@ -1,0 +1,31 @@
+"""``probability``: softmax probability of the target class.
+
+The model behavior of all six recipes in "removal-based video explanations"
+(Sec. 3.5, Table 2 "Prediction").
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from removalx.hookspecs import hookimpl
+from removalx.stages import Behavior, PluginConfig
+
+
+class ProbabilityConfig(PluginConfig):
+    """No options."""
+
+
+class Probability(Behavior):
+    """``softmax(logits)[target]``."""
+
+    def __init__(self, config: ProbabilityConfig) -> None:
+        self.config = config
+
+    def score(self, logits: Tensor, target: int) -> Tensor:
+        return logits.float().softmax(dim=-1)[:, target]
+
+
+@hookimpl
+def removalx_register_behaviors(registry):  # type: ignore[no-untyped-def]
+    registry.add("probability", ProbabilityConfig, Probability)

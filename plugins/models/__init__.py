@@ -1,0 +1,1 @@
+"""Model adapters: plugins of the ``model`` stage (``torchvision``, ``python``)."""

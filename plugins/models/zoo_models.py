@@ -1,0 +1,36 @@
+"""``zoo``: the built-in demo models trained on synthetic clips with known evidence.
+
+``zoo:r3d_tiny`` (default model of ``removalx explain``), ``zoo:cnn_gru``,
+``zoo:timesformer_tiny``: see :mod:`removalx.zoo.models` and ``docs/zoo.md``.
+"""
+
+from __future__ import annotations
+
+from removalx.hookspecs import hookimpl
+from removalx.models import VideoClassifier
+from removalx.stages import ModelConfig
+
+
+class ZooConfig(ModelConfig):
+    """``target`` is the zoo model name; ``weights`` a folder with ``<name>.pt`` + ``.json``."""
+
+    target: str = "r3d_tiny"
+
+
+def make_zoo_model(config: ZooConfig) -> VideoClassifier:
+    """Load a trained zoo model (it normalises and resizes its input itself)."""
+    from removalx.zoo.models import load_zoo_model
+
+    module, meta = load_zoo_model(config.target or "r3d_tiny", weights_dir=config.weights)
+    return VideoClassifier(
+        module,
+        layout=meta.get("layout", "BCTHW"),
+        device=config.device,
+        class_names=meta.get("class_names"),
+        name=f"zoo:{config.target}",
+    )
+
+
+@hookimpl
+def removalx_register_models(registry):  # type: ignore[no-untyped-def]
+    registry.add("zoo", ZooConfig, make_zoo_model)

@@ -1,0 +1,141 @@
+"""``shapley_kernel``: coalitions drawn from the Shapley kernel, as in Kernel SHAP.
+
+Lundberg & Lee's Kernel SHAP sampling, used by 3D Kernel SHAP ("removal-based video
+explanations", Sec. 3.2-3.3, Table 2): coalition sizes follow the Shapley kernel
+``pi(s) = (F - 1) / (C(F, s) s (F - s))``. Sizes whose every coalition fits in the budget
+are enumerated with their exact kernel mass (smallest and largest sizes first); the rest of
+the budget is sampled, each coalition paired with its complement (antithetic sampling),
+duplicates merged (their weight is their count). With a budget of ``2**F - 2`` or more
+every coalition is enumerated and the Shapley values come out exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import Field
+
+from removalx.coalitions import (
+    MAX_ENUMERATE_FEATURES,
+    all_coalitions,
+    first_unique_rows,
+    random_subsets,
+    shapley_kernel_weight,
+)
+from removalx.errors import ConfigError
+from removalx.hookspecs import hookimpl
+from removalx.stages import FeatureSelector, PluginConfig
+from removalx.types import SamplePlan
+
+
+class ShapleyKernelConfig(PluginConfig):
+    """Pairing of sampled coalitions with their complements."""
+
+    paired: bool = Field(True, description="add the complement of every sampled coalition")
+
+
+class ShapleyKernel(FeatureSelector):
+    """Kernel SHAP coalitions with weights (enumerate what fits, sample the rest)."""
+
+    def __init__(self, config: ShapleyKernelConfig) -> None:
+        self.paired = config.paired
+
+    def max_samples(self, n_features: int) -> int | None:
+        return 2**n_features - 2 if n_features <= MAX_ENUMERATE_FEATURES else None
+
+    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> SamplePlan:
+        m = n_features
+        if m < 2:
+            raise ConfigError(
+                f"shapley_kernel needs at least 2 features, got {m}.",
+                "Use a segmentation with more features.",
+            )
+        total = 2**m - 2 if m <= 62 else None
+        if n_samples is None or (total is not None and n_samples >= total):
+            z = all_coalitions(m, proper=True)
+            w = shapley_kernel_weight(z.sum(1), m)
+            return SamplePlan(z, (w / w.sum()).float(), meta={"exhaustive": True, "n_enumerated": z.shape[0]})
+        return self._sampled(m, n_samples, generator)
+
+    def _sampled(self, m: int, budget: int, generator: torch.Generator) -> SamplePlan:
+        n_sizes = math.ceil((m - 1) / 2)
+        n_paired = math.floor((m - 1) / 2)
+        sizes = torch.arange(1, n_sizes + 1, dtype=torch.float64)
+        mass = (m - 1) / (sizes * (m - sizes))
+        mass[:n_paired] *= 2
+        mass /= mass.sum()
+
+        rows: list[torch.Tensor] = []
+        weights: list[torch.Tensor] = []
+        left = budget
+        remaining_mass = mass.clone()
+        n_full = 0
+        for i, s in enumerate(range(1, n_sizes + 1)):
+            paired = s <= n_paired
+            count = math.comb(m, s) * (2 if paired else 1)
+            share = remaining_mass[i] / remaining_mass[i:].sum()
+            if left * share < count - 1e-8 or count > left:
+                break
+            subsets = _subsets_of_size(m, s)
+            w_each = mass[i] / count
+            rows.append(subsets)
+            if paired:
+                rows.append(1.0 - subsets)
+            weights.append(torch.full((count,), float(w_each), dtype=torch.float64))
+            left -= count
+            n_full = i + 1
+        enumerated = sum(r.shape[0] for r in rows)
+        if left > 0 and n_full < n_sizes:
+            rest = mass[n_full:]
+            z, counts = self._draw(m, left, n_full, rest / rest.sum(), generator)
+            rows.append(z)
+            weights.append(counts / counts.sum() * rest.sum())
+        z = torch.cat(rows) if rows else torch.zeros(0, m)
+        w = torch.cat(weights) if weights else torch.zeros(0, dtype=torch.float64)
+        return SamplePlan(
+            z.float(),
+            (w / w.sum()).float(),
+            meta={"exhaustive": False, "n_enumerated": enumerated, "paired": self.paired},
+        )
+
+    def _draw(
+        self, m: int, budget: int, first_size: int, probs: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``budget`` distinct coalitions with sizes from the remaining kernel mass, and counts."""
+        n_paired = math.floor((m - 1) / 2)
+        draws: list[torch.Tensor] = []
+        n_unique = 0
+        chunk = max(2 * budget, 64)
+        for _ in range(1000):
+            size_idx = torch.multinomial(probs.float(), chunk, replacement=True, generator=generator)
+            sizes = size_idx + first_size + 1
+            subsets = random_subsets(sizes, m, generator)
+            if self.paired:
+                subsets = torch.stack([subsets, 1.0 - subsets], dim=1).reshape(-1, m)
+            else:  # the mass of size s covers s and F - s: pick either side at random
+                flip = (torch.rand(chunk, generator=generator) < 0.5) & (sizes <= n_paired)
+                subsets = torch.where(flip[:, None], 1.0 - subsets, subsets)
+            draws.append(subsets)
+            all_draws = torch.cat(draws)
+            uniq, first, inverse = first_unique_rows(all_draws)
+            n_unique = uniq.shape[0]
+            if n_unique >= budget:
+                cut = int(first[budget - 1])
+                counts = torch.bincount(inverse[: cut + 1], minlength=n_unique)[:budget]
+                return uniq[:budget], counts.double()
+        uniq, first, inverse = first_unique_rows(torch.cat(draws))
+        return uniq, torch.bincount(inverse, minlength=uniq.shape[0]).double()
+
+
+def _subsets_of_size(m: int, s: int) -> torch.Tensor:
+    """``float[C(m, s), m]`` every subset of exactly ``s`` features."""
+    idx = torch.combinations(torch.arange(m), r=s)
+    z = torch.zeros(idx.shape[0], m)
+    z.scatter_(1, idx, 1.0)
+    return z
+
+
+@hookimpl
+def removalx_register_feature_selectors(registry):  # type: ignore[no-untyped-def]
+    registry.add("shapley_kernel", ShapleyKernelConfig, ShapleyKernel)

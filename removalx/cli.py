@@ -1,0 +1,254 @@
+"""The ``removalx`` command line.
+
+Exit codes: 0 success; 2 usage error (bad flags); 3 bad input (a ``RemovalxError``:
+recipe, plugin, video, model or target); 1 anything else (a bug: please report it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+DEFAULT_MODEL = "zoo:r3d_tiny"
+DEFAULT_RECIPE = "lime3d"
+
+EPILOG = """exit codes: 0 success, 2 usage error, 3 invalid input (recipe, plugin, video, model,
+target), 1 internal error. Docs: docs/cli.md"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="removalx",
+        description="Explain video classifiers by removing parts of the video.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    e = sub.add_parser(
+        "explain",
+        help="explain one video with a recipe",
+        description="Explain a video clip: writes attribution.pt / .npy, an overlay GIF (and MP4/PNG "
+        "on request) and summary.json into --out.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e.add_argument("video", nargs="?", help="video file (.mp4 .avi .webm .gif) or folder of frames; "
+                   "omitted: the bundled demo clip")
+    e.add_argument("--recipe", "-r", default=DEFAULT_RECIPE, help=f"built-in name or YAML file (default {DEFAULT_RECIPE})")
+    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set sample_selection.n_samples=200 (repeatable)")
+    e.add_argument("--model", "-m", default=DEFAULT_MODEL,
+                   help=f"model spec: zoo:NAME, torchvision:ARCH, python:MODULE_OR_FILE:FACTORY (default {DEFAULT_MODEL})")
+    e.add_argument("--weights", help="weights file for the model, or 'none' for random weights")
+    e.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
+    e.add_argument("--target", type=int, help="class index to explain (default: the top class)")
+    e.add_argument("--seed", type=int, help="seed (default: the recipe's)")
+    e.add_argument("--batch-size", type=int, help="perturbed clips per forward pass (default: from free memory)")
+    e.add_argument("--frames", type=int, default=16, help="frames to read (default 16)")
+    e.add_argument("--stride", type=int, default=1, help="read every N-th frame (default 1)")
+    e.add_argument("--start", type=int, default=0, help="first frame to read (default 0)")
+    e.add_argument("--size", type=int, help="resize the short side and centre-crop to SIZE x SIZE")
+    e.add_argument("--format", default="gif", help="overlay formats, comma-separated: gif,mp4,png (default gif)")
+    e.add_argument("--out", "-o", default="removalx-out", help="output folder (default ./removalx-out)")
+    e.add_argument("--quiet", "-q", action="store_true", help="no progress bar, print only the output folder")
+
+    pl = sub.add_parser("plugins", help="list every stage, plugin, source package and config fields",
+                        description="List installed plugins (built-in and third-party).")
+    pl.add_argument("--stage", help="only this stage")
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+
+    r = sub.add_parser("recipes", help="list, show, validate recipes or print their JSON Schema",
+                       description="Work with recipes.")
+    rs = r.add_subparsers(dest="action", metavar="ACTION")
+    rs.add_parser("list", help="built-in recipes")
+    sh = rs.add_parser("show", help="print a recipe as validated YAML (with defaults filled in)")
+    sh.add_argument("recipe")
+    sh.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    va = rs.add_parser("validate", help="validate a recipe file; exit 3 with the errors if invalid")
+    va.add_argument("recipe")
+    va.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    rs.add_parser("schema", help="JSON Schema of recipes (for editors)")
+
+    z = sub.add_parser("zoo", help="built-in demo models trained on synthetic videos",
+                       description="List or retrain the zoo's demo models.")
+    zs = z.add_subparsers(dest="action", metavar="ACTION")
+    zs.add_parser("list", help="models with their held-out accuracy")
+    zt = zs.add_parser("train", help="train a zoo model on freshly generated synthetic clips")
+    zt.add_argument("name")
+    zt.add_argument("--seed", type=int, default=0)
+    zt.add_argument("--out", help="folder for weights + metadata (default: the package's weights folder)")
+    return p
+
+
+def _version() -> str:
+    from removalx import __version__
+
+    return f"removalx {__version__}"
+
+
+# -- commands ---------------------------------------------------------------------------
+def cmd_explain(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from removalx.io import read_video
+    from removalx.models import load_model
+    from removalx.pipeline import Explainer
+    from removalx.visualize import render, save_overlays, side_by_side
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    explainer = Explainer.from_recipe(
+        args.recipe, seed=args.seed, overrides=args.overrides, batch_size=args.batch_size, progress=not args.quiet
+    )
+    model = load_model(args.model, weights=args.weights, device=args.device)
+    if args.video is None:
+        from removalx.zoo.data import demo_clip
+
+        video, source, fps = demo_clip().video, "bundled demo clip", 8.0
+    else:
+        size = None if args.size is None else (args.size, args.size)
+        video, info = read_video(args.video, frames=args.frames, stride=args.stride, start=args.start, size=size)
+        source, fps = str(args.video), float(info.fps or 8.0)
+    attr = explainer.explain(model, video, target=args.target)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    attr.save(out / "attribution.pt")
+    np.save(out / "attribution.npy", attr.values.numpy())
+    frames = render(video, attr)
+    written = save_overlays(side_by_side(video, frames), out, formats, fps=min(fps, 12.0))
+    summary: dict[str, Any] = {
+        "video": source,
+        "model": args.model,
+        "recipe": attr.meta["recipe"],
+        "target": attr.target,
+        "target_name": attr.meta.get("target_name"),
+        "n_forward": attr.meta["n_forward"],
+        "n_features": attr.meta.get("n_features"),
+        "timings": attr.meta["timings"],
+        "lower_is_important": attr.lower_is_important,
+        "values_range": [float(attr.values.min()), float(attr.values.max())],
+        "files": ["attribution.pt", "attribution.npy", *[str(p.relative_to(out)) for p in written[:3]]],
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if args.quiet:
+        print(out)
+    else:
+        t = attr.meta["timings"]
+        name = f" ({attr.meta['target_name']})" if attr.meta.get("target_name") else ""
+        print(f"explained class {attr.target}{name} of {source} with {explainer.recipe.name}: "
+              f"{attr.meta['n_forward']} forward passes, {t['total']:.2f} s")
+        for p in [out / "summary.json", *written[:3]]:
+            print(f"  wrote {p}")
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from removalx.registry import STAGES, get_registry
+
+    reg = get_registry()
+    stages = [args.stage] if args.stage else list(STAGES)
+    rows = []
+    for stage in stages:
+        for spec in reg.specs(stage):
+            fields = {
+                k: {"type": _type_name(f.annotation), "default": _jsonable(f.default)}
+                for k, f in spec.config.model_fields.items()
+            }
+            rows.append({"stage": stage, "name": spec.name, "source": spec.source, "module": spec.module,
+                         "summary": spec.summary, "fields": fields})
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return EXIT_OK
+    current = None
+    for row in rows:
+        if row["stage"] != current:
+            current = row["stage"]
+            print(f"\n{current}:")
+        print(f"  {row['name']:<16} [{row['source']}] {row['summary']}")
+        for k, f in row["fields"].items():
+            print(f"      {k}: {f['type']} = {f['default']!r}")
+    return EXIT_OK
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _jsonable(v: Any) -> Any:
+    try:
+        json.dumps(v)
+        return v
+    except TypeError:
+        return repr(v)
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from removalx.recipe import builtin_recipes, load_recipe, recipe_model
+
+    if args.action in (None, "list"):
+        for name, path in builtin_recipes().items():
+            r = load_recipe(path)
+            print(f"{name:<16} {r.reference}")
+        return EXIT_OK
+    if args.action == "show":
+        print(load_recipe(args.recipe, overrides=args.overrides).to_yaml(), end="")
+        return EXIT_OK
+    if args.action == "validate":
+        r = load_recipe(args.recipe, overrides=args.overrides)
+        print(f"{args.recipe}: valid recipe {r.name!r}")
+        return EXIT_OK
+    if args.action == "schema":
+        print(json.dumps(recipe_model().model_json_schema(), indent=2))
+        return EXIT_OK
+    return EXIT_USAGE
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from removalx.zoo import models as zoo_models
+
+    if args.action in (None, "list"):
+        for row in zoo_models.list_zoo():
+            acc = row.get("val_accuracy")
+            acc_s = f"{100 * acc:.1f}%" if isinstance(acc, (int, float)) else "untrained"
+            print(f"{row['name']:<18} held-out accuracy {acc_s:<9} {row.get('params', '?')} params  "
+                  f"{row.get('description', '')}")
+        return EXIT_OK
+    from removalx.zoo.train import train
+
+    info = train(args.name, seed=args.seed, out_dir=args.out)
+    print(json.dumps(info, indent=2, default=str))
+    return EXIT_OK
+
+
+COMMANDS = {"explain": cmd_explain, "plugins": cmd_plugins, "recipes": cmd_recipes, "zoo": cmd_zoo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``removalx`` command; returns the exit code."""
+    from removalx.errors import RemovalxError
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except RemovalxError as exc:
+        print(f"removalx: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("removalx: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

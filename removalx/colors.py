@@ -1,0 +1,50 @@
+"""Colour maps and overlays for attribution maps (used by visualization plugins)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Anchor colours of the maps, interpolated linearly (values in [0, 1]).
+_MAPS: dict[str, list[tuple[float, float, float]]] = {
+    "jet": [(0, 0, 0.5), (0, 0, 1), (0, 1, 1), (1, 1, 0), (1, 0, 0), (0.5, 0, 0)],
+    "hot": [(0, 0, 0), (1, 0, 0), (1, 1, 0), (1, 1, 1)],
+    "inferno": [(0, 0, 0.02), (0.34, 0.06, 0.43), (0.73, 0.21, 0.33), (0.98, 0.55, 0.04), (0.99, 1, 0.64)],
+    "gray": [(0, 0, 0), (1, 1, 1)],
+}
+COLORMAPS = tuple(_MAPS)
+
+
+def apply_colormap(x: Tensor, name: str = "jet") -> Tensor:
+    """Map values in [0, 1] (any shape) to RGB in [0, 1] (shape ``[..., 3]``)."""
+    anchors = torch.tensor(_MAPS[name], dtype=torch.float32, device=x.device)
+    n = anchors.shape[0] - 1
+    pos = x.clamp(0, 1) * n
+    lo = pos.floor().long().clamp(max=n - 1)
+    frac = (pos - lo).unsqueeze(-1)
+    return anchors[lo] * (1 - frac) + anchors[lo + 1] * frac
+
+
+def stretch(x: Tensor, low: float = 0.01, high: float = 0.99) -> Tensor:
+    """Histogram stretching: map the ``low``/``high`` quantiles of ``x`` to 0 and 1, clamp."""
+    flat = x.flatten().float()
+    if flat.numel() > 1_000_000:  # quantile() limit; a strided subsample is enough
+        flat = flat[:: flat.numel() // 1_000_000 + 1]
+    lo, hi = torch.quantile(flat, torch.tensor([low, high], device=flat.device))
+    if float(hi - lo) <= 0:
+        return torch.zeros_like(x)
+    return ((x - lo) / (hi - lo)).clamp(0, 1)
+
+
+def top_fraction_mask(score: Tensor, fraction: float | None) -> Tensor:
+    """``bool`` mask of the ``fraction`` highest values of ``score`` (all if ``None``)."""
+    if fraction is None or fraction >= 1:
+        return torch.ones_like(score, dtype=torch.bool)
+    k = max(1, round(fraction * score.numel()))
+    thresh = score.flatten().float().kthvalue(score.numel() - k + 1).values
+    return score >= thresh
+
+
+def to_uint8(rgb: Tensor) -> Tensor:
+    """``float`` RGB in [0, 1] -> ``uint8``."""
+    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8)

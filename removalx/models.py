@@ -1,0 +1,275 @@
+"""The model contract: :class:`VideoClassifier` (DESIGN.md §2).
+
+Every method sees a model as ``float[B, T, H, W, C]`` in [0, 1] -> logits ``float[B, K]``.
+The wrapper owns the layout permute, resizing, normalisation, device and dtype, checks
+what the model returns, and counts forward passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from removalx.errors import ModelError, TargetError
+
+__all__ = ["VideoClassifier", "as_classifier"]
+
+LAYOUTS = ("BCTHW", "BTCHW", "BTHWC")
+
+
+class VideoClassifier:
+    """Wrap a video model so that it takes ``float[B, T, H, W, C]`` clips in [0, 1].
+
+    Parameters
+    ----------
+    module : nn.Module or callable
+        The model. Called with a tensor in ``layout`` and returns logits ``[B, K]``.
+    layout : {"BCTHW", "BTCHW", "BTHWC"}
+        Input layout the module expects (torchvision video models: ``BCTHW``).
+    mean, std : sequence of float, optional
+        Per-channel normalisation applied after scaling to [0, 1] (``(x - mean) / std``).
+    input_size : sequence of int, optional
+        ``(T, H, W)`` or ``(H, W)`` the module needs; clips are resized to it (trilinear
+        in space, nearest in time) inside the wrapper, so attributions stay at the clip's
+        own resolution.
+    device : str or torch.device, optional
+        Where to run. Default: the module's parameter device, else CPU.
+    class_names : sequence of str, optional
+        Names of the ``K`` classes.
+    name : str, optional
+        Shown in reports.
+
+    Attributes
+    ----------
+    n_forward : int
+        Number of clips passed through the model since creation or :meth:`reset_count`.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module | Callable[[Tensor], Any],
+        layout: str = "BCTHW",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        input_size: Sequence[int] | None = None,
+        device: str | torch.device | None = None,
+        class_names: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if isinstance(module, VideoClassifier):
+            raise ModelError("VideoClassifier got a VideoClassifier.", "Pass the inner module.")
+        if not callable(module):
+            raise ModelError(
+                f"Expected an nn.Module or a callable returning logits [B, K], got {type(module).__name__}.",
+                "Pass the model object itself.",
+            )
+        layout = layout.upper()
+        if layout not in LAYOUTS:
+            raise ModelError(
+                f"Unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}.",
+                "torchvision video models use 'BCTHW'.",
+            )
+        self.module = module
+        self.layout = layout
+        self.is_module = isinstance(module, nn.Module)
+        if device is None:
+            device = _module_device(module) if self.is_module else torch.device("cpu")
+        self.device = torch.device(device)
+        if self.is_module:
+            module.to(self.device)  # type: ignore[union-attr]
+            module.eval()  # type: ignore[union-attr]
+        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32, device=self.device)
+        self.std = None if std is None else torch.tensor(std, dtype=torch.float32, device=self.device)
+        if self.std is not None and bool((self.std == 0).any()):
+            raise ModelError(f"std must be non-zero, got {tuple(std or ())}.")
+        self.input_size = None if input_size is None else tuple(int(s) for s in input_size)
+        if self.input_size is not None and len(self.input_size) not in (2, 3):
+            raise ModelError(f"input_size must be (T, H, W) or (H, W), got {self.input_size}.")
+        self.class_names = list(class_names) if class_names is not None else None
+        self.name = name or (type(module).__name__ if self.is_module else getattr(module, "__name__", "model"))
+        self.n_forward = 0
+        self.n_backward = 0
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def differentiable(self) -> bool:
+        """True when gradients flow from logits to the input (an ``nn.Module``)."""
+        return self.is_module
+
+    def reset_count(self) -> None:
+        self.n_forward = 0
+        self.n_backward = 0
+
+    # -- forward -------------------------------------------------------------------------
+    def preprocess(self, x: Tensor) -> Tensor:
+        """``[B, T, H, W, C]`` in [0, 1] -> the module's input (resized, normalised, permuted)."""
+        x = x.to(self.device, torch.float32)
+        if self.mean is not None:
+            x = x - self.mean
+        if self.std is not None:
+            x = x / self.std
+        if self.input_size is not None:
+            x = _resize(x, self.input_size)
+        if self.layout == "BCTHW":
+            return x.permute(0, 4, 1, 2, 3)
+        if self.layout == "BTCHW":
+            return x.permute(0, 1, 4, 2, 3)
+        return x
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Logits ``float32[B, K]`` for clips ``float[B, T, H, W, C]`` in [0, 1]."""
+        if x.dim() != 5:
+            raise ModelError(
+                f"VideoClassifier expects a batch float[B, T, H, W, C], got shape {tuple(x.shape)}.",
+                "Add a batch dimension with video[None].",
+            )
+        out = self.module(self.preprocess(x))
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if hasattr(out, "logits") and not isinstance(out, (Tensor, np.ndarray)):
+            out = out.logits
+        if isinstance(out, np.ndarray):
+            out = torch.from_numpy(out)
+        if not isinstance(out, Tensor):
+            raise ModelError(
+                f"The model returned {type(out).__name__}; expected logits float[B, K] as a tensor.",
+                "Make the model return a tensor (or NumPy array) of shape [batch, classes].",
+            )
+        b = x.shape[0]
+        if out.dim() != 2 or out.shape[0] != b:
+            raise ModelError(
+                f"The model returned shape {tuple(out.shape)} for a batch of {b}; expected [{b}, K].",
+                "Return one row of class logits per clip (flatten extra dimensions in the model).",
+            )
+        if not torch.isfinite(out).all():
+            raise ModelError(
+                "The model returned NaN or infinite logits.",
+                "Check the input normalisation (mean/std/layout) and the model weights.",
+            )
+        self.n_forward += b
+        return out.float()
+
+    def num_classes(self, video: Tensor) -> int:
+        with torch.inference_mode():
+            return int(self(video[None]).shape[1])
+
+    def check_target(self, target: int | None, logits: Tensor) -> int:
+        """Resolve ``target`` (``None`` = top class) against logits ``[1, K]``."""
+        k = int(logits.shape[-1])
+        if target is None:
+            return int(logits[0].argmax().item())
+        if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+            if isinstance(target, str) and self.class_names and target in self.class_names:
+                return self.class_names.index(target)
+            raise TargetError(
+                f"target must be a class index (int) or None, got {target!r}.",
+                "Pass an int in [0, K) or None for the top class.",
+            )
+        if not 0 <= int(target) < k:
+            raise TargetError(
+                f"target {target} is out of range: the model has {k} classes (0..{k - 1}).",
+                "Pass a class index in range, or None for the top class.",
+            )
+        return int(target)
+
+    def __repr__(self) -> str:
+        return f"VideoClassifier({self.name}, layout={self.layout}, device={self.device})"
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    for p in module.parameters():
+        return p.device
+    for b in module.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _resize(x: Tensor, size: tuple[int, ...]) -> Tensor:
+    """Resize ``[B, T, H, W, C]`` to ``size`` ((T,H,W) or (H,W)); differentiable."""
+    b, t, h, w, c = x.shape
+    if len(size) == 3:
+        tt, hh, ww = size
+        if tt != t:
+            idx = torch.linspace(0, t - 1, tt, device=x.device).round().long()
+            x = x.index_select(1, idx)
+            t = tt
+    else:
+        hh, ww = size
+    if (hh, ww) != (h, w):
+        y = x.permute(0, 1, 4, 2, 3).reshape(b * t, c, h, w)
+        y = F.interpolate(y, size=(hh, ww), mode="bilinear", align_corners=False)
+        x = y.reshape(b, t, c, hh, ww).permute(0, 1, 3, 4, 2)
+    return x
+
+
+def as_classifier(model: Any) -> VideoClassifier:
+    """Wrap anything :meth:`Explainer.explain` accepts.
+
+    A :class:`VideoClassifier` is returned as is; an ``nn.Module`` is assumed to take
+    ``BCTHW`` with no normalisation; any other callable is assumed to take
+    ``float[B, T, H, W, C]`` and return logits ``[B, K]``.
+    """
+    if isinstance(model, VideoClassifier):
+        return model
+    if isinstance(model, nn.Module):
+        return VideoClassifier(model, layout="BCTHW")
+    if callable(model):
+        return VideoClassifier(model, layout="BTHWC")
+    raise ModelError(
+        f"Cannot explain a {type(model).__name__}: expected a VideoClassifier, an nn.Module "
+        "(BCTHW input) or a callable float[B,T,H,W,C] -> logits [B,K].",
+        "Wrap it: removalx.VideoClassifier(module, layout='BCTHW', mean=..., std=...).",
+    )
+
+
+def load_model(spec: str, weights: str | None = None, device: str | None = None) -> VideoClassifier:
+    """Build a :class:`VideoClassifier` from a spec string ``"<adapter>:<target>"``.
+
+    The adapter is a plugin of the ``model`` stage (``torchvision``, ``python``, ``zoo``,
+    or a third party's); ``target`` is what the adapter understands (an architecture name,
+    ``module:factory``, a zoo model name). A spec without a colon names a zoo model.
+
+    Parameters
+    ----------
+    spec : str
+        E.g. ``"torchvision:r3d_18"``, ``"python:my_models.py:make"``, ``"zoo:r3d_tiny"``.
+    weights : str, optional
+        Path to a weights file, or ``"none"`` for random weights (adapters that support it).
+    device : str, optional
+        Where to run the model.
+    """
+    from removalx.registry import get_registry
+
+    adapter, sep, target = spec.partition(":")
+    if not sep:
+        adapter, target = "zoo", spec
+    config: dict[str, Any] = {"target": target}
+    if weights is not None:
+        config["weights"] = weights
+    if device is not None:
+        config["device"] = device
+    reg = get_registry()
+    plugin = reg.get("model", adapter)
+    try:
+        model = plugin.make(config)
+    except ModelError:
+        raise
+    except Exception as exc:  # pydantic validation or adapter failure
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            raise ModelError(
+                f"Invalid options for model adapter {adapter!r}: {exc.errors()[0]['msg']}.",
+                f"See `removalx plugins` for the fields of model adapter {adapter!r}.",
+            ) from exc
+        raise
+    if not isinstance(model, VideoClassifier):
+        raise ModelError(
+            f"Model adapter {adapter!r} returned {type(model).__name__}, expected a VideoClassifier."
+        )
+    return model

@@ -1,0 +1,184 @@
+"""The interfaces a plugin of each stage implements.
+
+A plugin is a pydantic config class plus a factory ``factory(config) -> stage object``;
+the stage object implements the abstract class of its stage below. The stages follow the
+decomposition of "removal-based video explanations" (Sec. 3, Fig. 1, Table 2).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor
+
+from removalx.types import Attribution, FeatureSpace, SamplePlan
+
+if TYPE_CHECKING:
+    from removalx.models import VideoClassifier
+
+__all__ = [
+    "Behavior",
+    "Explainer",
+    "FeatureSelector",
+    "Metric",
+    "ModelConfig",
+    "PluginConfig",
+    "Removal",
+    "SampleSelector",
+    "Segmenter",
+    "Summary",
+    "Visualizer",
+]
+
+
+class PluginConfig(BaseModel):
+    """Base class of every plugin config: unknown keys are errors, configs are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(PluginConfig):
+    """Base config of model adapters (``removalx_register_models``).
+
+    Attributes
+    ----------
+    target : str
+        What follows the colon in a model spec (``torchvision:r3d_18`` -> ``r3d_18``).
+    weights : str or None
+        Weights file, ``"none"`` for random weights, ``None`` for the adapter's default.
+    device : str or None
+        Device to run on (default: CUDA when available, else CPU).
+    """
+
+    target: str = ""
+    weights: str | None = None
+    device: str | None = None
+
+
+class Segmenter(ABC):
+    """Segmentation: split a clip into interpretable features (paper Sec. 3.1)."""
+
+    @abstractmethod
+    def segment(self, video: Tensor, generator: torch.Generator) -> FeatureSpace:
+        """Build the feature space of ``video`` (``float32[T, H, W, C]`` in [0, 1])."""
+
+
+class FeatureSelector(ABC):
+    """Feature selection: which features each sample keeps (paper Sec. 3.2).
+
+    ``max_samples(F)`` is the number of distinct coalitions the selector can produce
+    (``None`` = unbounded), used by ``exhaustive`` sample selection.
+    """
+
+    @abstractmethod
+    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> SamplePlan:
+        """Return ``n_samples`` coalitions (``None`` = all the selector implies)."""
+
+    def max_samples(self, n_features: int) -> int | None:
+        return None
+
+
+class SampleSelector(ABC):
+    """Sample selection: how many samples to draw (paper Sec. 3.3)."""
+
+    @abstractmethod
+    def n_samples(self, n_features: int, selector: FeatureSelector) -> int | None:
+        """Number of samples for ``n_features`` features; ``None`` = what the selector implies."""
+
+
+class Removal(ABC):
+    """Feature removal: what replaces removed pixels (paper Sec. 3.4).
+
+    The perturbed clip is ``keep * video + (1 - keep) * fill``; :meth:`prepare` computes
+    whatever is shared by all samples (a blurred copy, region means) once per video.
+    """
+
+    def prepare(self, video: Tensor, space: FeatureSpace, seed: int) -> None:  # noqa: B027
+        """Precompute per-video state (default: nothing)."""
+
+    @abstractmethod
+    def fill(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
+        """Values for removed pixels: ``float[T,H,W,C]`` or ``float[B,T,H,W,C]``."""
+
+    def apply(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
+        """Perturbed batch ``float[B, T, H, W, C]`` for keep-masks ``float[B, T, H, W]``."""
+        fill = self.fill(video, keep, index)
+        k = keep.unsqueeze(-1)
+        return torch.lerp(fill.expand(keep.shape[0], *video.shape), video.expand(keep.shape[0], *video.shape), k)
+
+
+class Behavior(ABC):
+    """Model behavior: the scalar read from the model for each perturbed clip (Sec. 3.5)."""
+
+    #: True when :meth:`evaluate` needs gradients (no ``inference_mode``).
+    needs_grad: ClassVar[bool] = False
+
+    def begin(self, model: VideoClassifier, video: Tensor, target: int) -> None:  # noqa: B027
+        """Called once per explanation before any batch (default: nothing)."""
+
+    def evaluate(self, model: VideoClassifier, batch: Tensor, target: int) -> Tensor:
+        """``float[B]`` for a perturbed batch ``float[B, T, H, W, C]``."""
+        return self.score(model(batch), target)
+
+    @abstractmethod
+    def score(self, logits: Tensor, target: int) -> Tensor:
+        """Turn logits ``float[B, K]`` into ``float[B]``."""
+
+
+class Summary(ABC):
+    """Summary: turn (coalition, model output) pairs into an attribution (Sec. 3.6).
+
+    Streaming: :meth:`update` is called once per batch; memory must not grow with the
+    number of samples beyond ``S x F`` scalars.
+    """
+
+    #: Base cases the summary needs, a subset of ``{"full", "empty"}``.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: True when :meth:`update` uses the pixel keep-masks (else ``keep`` may be ``None``).
+    needs_keep: ClassVar[bool] = False
+    #: True when low values mean important (3D SOS's "prediction value").
+    lower_is_important: ClassVar[bool] = False
+
+    def begin(self, space: FeatureSpace, plan: SamplePlan, base: dict[str, float]) -> None:  # noqa: B027
+        """Called once before the first batch with the base-case outputs."""
+
+    @abstractmethod
+    def update(self, z: Tensor, keep: Tensor | None, y: Tensor, weights: Tensor | None) -> None:
+        """Accumulate one batch: ``z float[B,F]``, ``keep float[B,T,H,W]``, ``y float[B]``."""
+
+    @abstractmethod
+    def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor | None]:
+        """Return ``(values float[T,H,W], feature_values float[F] or None)``."""
+
+
+class Visualizer(ABC):
+    """Visualization: turn an attribution into RGB frames (Sec. 3.7)."""
+
+    @abstractmethod
+    def frames(self, video: Tensor, attribution: Attribution) -> Tensor:
+        """``uint8[T, H, W, 3]`` overlay frames."""
+
+
+class Explainer(ABC):
+    """A whole method that is not a removal pipeline (STEP, EP-3D, gradients)."""
+
+    @abstractmethod
+    def explain(
+        self, model: VideoClassifier, video: Tensor, target: int, generator: torch.Generator
+    ) -> Attribution:
+        """Return the attribution of ``target`` for ``video``."""
+
+
+class Metric(ABC):
+    """A score of an attribution (faithfulness, localisation, ...)."""
+
+    @abstractmethod
+    def score(
+        self, model: VideoClassifier, video: Tensor, attribution: Attribution, **context: Any
+    ) -> dict[str, Any]:
+        """Return a dict with at least ``"value"``."""
+
+

@@ -1,0 +1,228 @@
+"""Data contracts shared by every stage (DESIGN.md §2).
+
+* :class:`FeatureSpace` -- what segmentation returns: ``F`` features of a ``T x H x W`` clip,
+  a way to turn coalitions ``z`` into pixel keep-masks (``render``) and a way to spread
+  per-feature values back over pixels (``expand``).
+* :class:`SamplePlan` -- what feature + sample selection return: ``Z`` in ``{0,1}^{S x F}``
+  (1 = keep) and optional weights.
+* :class:`Attribution` -- what every method returns and what metrics / visualizers consume.
+
+The seven-stage decomposition follows "removal-based video explanations", Sec. 3, Fig. 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["Attribution", "FeatureSpace", "PartitionSpace", "SamplePlan"]
+
+
+class FeatureSpace(ABC):
+    """``F`` interpretable features over a ``T x H x W`` clip.
+
+    Subclasses implement :meth:`render` and :meth:`expand`. A *partition* (each pixel in
+    exactly one feature) should subclass :class:`PartitionSpace`, which implements both by
+    gather. Overlapping or soft spaces (sliding windows, RISE grids, flow tubes) compute
+    masks with tensor products or interpolation.
+
+    Attributes
+    ----------
+    n_features : int
+        Number of features ``F``.
+    shape : tuple of int
+        ``(T, H, W)`` of the clip the space was built for.
+    labels : Tensor or None
+        ``long[T, H, W]`` feature index per pixel for partitions, else ``None``.
+    meta : dict
+        Anything the segmenter wants to expose (e.g. SLIC parameters, tube trajectories).
+    """
+
+    n_features: int
+    shape: tuple[int, int, int]
+    labels: Tensor | None = None
+    meta: dict[str, Any]
+
+    @abstractmethod
+    def render(self, z: Tensor, index: Tensor | None = None) -> Tensor:
+        """Turn coalitions into pixel keep-masks.
+
+        Parameters
+        ----------
+        z : Tensor
+            ``float[B, F]`` in ``[0, 1]``; 1 keeps a feature, 0 removes it.
+        index : Tensor, optional
+            ``long[B]`` position of each row in the sample plan. Spaces whose rendering is
+            random per sample (RISE shifts) derive their randomness from it, so a sample
+            renders the same whatever batch it is in.
+
+        Returns
+        -------
+        Tensor
+            ``float[B, T, H, W]`` in ``[0, 1]`` on ``z``'s device.
+        """
+
+    @abstractmethod
+    def expand(self, values: Tensor) -> Tensor:
+        """Spread per-feature values ``float[F]`` over pixels: ``float[T, H, W]``."""
+
+    def to(self, device: torch.device | str) -> FeatureSpace:
+        """Return the space with its tensors on ``device`` (default: no tensors, itself)."""
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_features={self.n_features}, shape={self.shape})"
+
+
+class PartitionSpace(FeatureSpace):
+    """A partition of the clip: every pixel belongs to exactly one feature.
+
+    Rendering is a gather, ``keep[b, p] = z[b, labels[p]]``; expansion is ``values[labels]``.
+
+    Parameters
+    ----------
+    labels : Tensor
+        ``long[T, H, W]`` with values ``0 .. F-1``; every value must occur.
+    meta : dict, optional
+        Extra information exposed to users.
+    """
+
+    def __init__(self, labels: Tensor, meta: dict[str, Any] | None = None) -> None:
+        if labels.dim() != 3:
+            from removalx.errors import PluginError
+
+            raise PluginError(
+                f"PartitionSpace expects labels of shape [T, H, W], got {tuple(labels.shape)}.",
+                "Return one label per pixel from the segmenter.",
+            )
+        labels = labels.long()
+        uniq, inverse = torch.unique(labels, return_inverse=True)
+        if uniq.numel() == 0 or uniq[0] != 0 or uniq[-1] != uniq.numel() - 1:
+            labels = inverse.view(labels.shape)  # relabel to 0..F-1, no empty features
+        self.labels = labels
+        self.n_features = int(labels.max().item()) + 1
+        self.shape = (int(labels.shape[0]), int(labels.shape[1]), int(labels.shape[2]))
+        self.meta = dict(meta or {})
+        self._flat = labels.reshape(-1)
+
+    def render(self, z: Tensor, index: Tensor | None = None) -> Tensor:
+        flat = self._flat if self._flat.device == z.device else self._flat.to(z.device)
+        return z.index_select(1, flat).view(z.shape[0], *self.shape)
+
+    def expand(self, values: Tensor) -> Tensor:
+        return values.to(self.labels.device)[self.labels]
+
+    def sizes(self) -> Tensor:
+        """``long[F]`` number of pixels in each feature."""
+        return torch.bincount(self._flat, minlength=self.n_features)
+
+    def to(self, device: torch.device | str) -> PartitionSpace:
+        if self.labels.device == torch.device(device):
+            return self
+        return PartitionSpace(self.labels.to(device), self.meta)
+
+
+@dataclass
+class SamplePlan:
+    """The coalitions to evaluate (feature selection x sample selection).
+
+    Attributes
+    ----------
+    z : Tensor
+        ``float[S, F]`` in ``{0, 1}`` (1 = keep), on the CPU.
+    weights : Tensor or None
+        ``float[S]`` per-sample weights (e.g. Kernel SHAP kernel mass), or ``None``.
+    meta : dict
+        What the selector wants the summary to know (``p`` of Bernoulli sampling,
+        ``exhaustive``, the number of distinct coalitions, ...).
+    """
+
+    z: Tensor
+    weights: Tensor | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.z.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.z.shape[1])
+
+    def digest(self) -> str:
+        """A short hash of ``z`` and ``weights``: equal plans give equal digests."""
+        h = hashlib.sha256()
+        h.update(str(tuple(self.z.shape)).encode())
+        h.update(self.z.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
+        if self.weights is not None:
+            h.update(self.weights.detach().cpu().to(torch.float64).contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+@dataclass
+class Attribution:
+    """The result of any explanation method.
+
+    Attributes
+    ----------
+    values : Tensor
+        ``float32[T, H, W]`` on the CPU: the attribution of every pixel. Higher means more
+        important unless ``meta["lower_is_important"]`` is true (3D Sampled Occlusion
+        Sensitivity reports the prediction *with* the feature removed).
+    feature_values : Tensor or None
+        ``float32[F]`` per-feature values for feature-based methods.
+    target : int
+        Class explained.
+    space : FeatureSpace or None
+        The feature space the values refer to.
+    meta : dict
+        ``recipe``, ``seed``, ``timings`` (seconds per stage), ``n_forward`` (number of
+        clips passed through the model), and whatever the stages add.
+    """
+
+    values: Tensor
+    target: int
+    feature_values: Tensor | None = None
+    space: FeatureSpace | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lower_is_important(self) -> bool:
+        return bool(self.meta.get("lower_is_important", False))
+
+    def importance(self) -> Tensor:
+        """Values oriented so that higher always means more important."""
+        return -self.values if self.lower_is_important else self.values
+
+    def save(self, path: str | Path) -> Path:
+        """Save values, feature values, target and meta with :func:`torch.save`."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "values": self.values,
+            "feature_values": self.feature_values,
+            "target": self.target,
+            "labels": getattr(self.space, "labels", None),
+            "meta": self.meta,
+        }
+        torch.save(payload, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Attribution:
+        """Load an attribution written by :meth:`save` (the space is restored for partitions)."""
+        payload = torch.load(Path(path), weights_only=False)
+        space = PartitionSpace(payload["labels"]) if payload.get("labels") is not None else None
+        return cls(
+            values=payload["values"],
+            target=int(payload["target"]),
+            feature_values=payload.get("feature_values"),
+            space=space,
+            meta=payload.get("meta", {}),
+        )
