@@ -49,8 +49,19 @@ class Constant(Removal):
 
     def apply(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
         fill = self.fill(video, keep, index)
-        k = keep.unsqueeze(-1)
-        return (video - fill) * k + fill
+        if torch.is_grad_enabled() and (video.requires_grad or keep.requires_grad):
+            return (video - fill) * keep.unsqueeze(-1) + fill
+        # (video - fill) * keep + fill, written into a contiguous [B, T, H, W, C] tensor
+        # through a channel-first view: broadcasting keep over the trailing C axis is
+        # ~3x slower on CPU (no vectorisation over an inner axis of size 3). Same values.
+        diff = video - fill
+        out = torch.empty(
+            (keep.shape[0], *video.shape), dtype=torch.promote_types(diff.dtype, keep.dtype), device=video.device
+        )
+        torch.mul(diff.permute(3, 0, 1, 2), keep.unsqueeze(1), out=out.permute(0, 4, 1, 2, 3))
+        if any(v != 0.0 for v in self.value):
+            out.add_(fill)
+        return out
 
 
 @hookimpl

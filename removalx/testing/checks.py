@@ -110,7 +110,9 @@ def _check_stage_object(stage: str, name: str, obj: Any, make: Any, config: Any)
         if again.n_features != space.n_features:
             raise _fail(stage, name, "not deterministic for a fixed seed")
     elif stage == "feature_selection":
-        plans = [obj.plan(6, 10, torch.Generator().manual_seed(0)) for _ in range(2)]
+        cap = obj.max_samples(6)
+        n = 10 if cap is None or cap > 10 else None  # as `fixed` sample selection asks
+        plans = [obj.plan(6, n, torch.Generator().manual_seed(0)) for _ in range(2)]
         for p in plans:
             if not isinstance(p, SamplePlan) or p.z.dim() != 2 or p.z.shape[1] != 6:
                 raise _fail(stage, name, "plan() must return a SamplePlan with Z of shape [S, F]")

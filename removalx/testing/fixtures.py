@@ -1,0 +1,28 @@
+"""pytest fixtures for plugin authors (loaded automatically through the ``pytest11`` entry point)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from removalx.models import VideoClassifier
+from removalx.registry import Registry, get_registry
+from removalx.testing.data import ToyClassifier, tiny_video
+
+
+@pytest.fixture
+def rx_tiny_video() -> torch.Tensor:
+    """``float32[4, 16, 16, 3]`` clip with a bright square moving right."""
+    return tiny_video(frames=4, size=16)
+
+
+@pytest.fixture
+def rx_toy_model() -> VideoClassifier:
+    """A seeded 3-class tiny 3D CNN wrapped as a ``VideoClassifier``."""
+    return VideoClassifier(ToyClassifier(n_classes=3))
+
+
+@pytest.fixture
+def rx_registry() -> Registry:
+    """The registry of every installed plugin."""
+    return get_registry()
