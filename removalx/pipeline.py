@@ -211,6 +211,7 @@ class Explainer:
             space = space.to(device)
         with timer("selection"):
             fsel = self._make("feature_selection")
+            fsel.bind(space)
             n = self._make("sample_selection").n_samples(space.n_features, fsel)
             plan: SamplePlan = fsel.plan(space.n_features, n, gen)
             _check_plan(plan, space.n_features)
@@ -225,6 +226,7 @@ class Explainer:
         key = _cache_key(plan, self.recipe, target) if cache is not None else None
         cached = cache.get(key) if cache is not None and key is not None else None
         grad_ctx = nullcontext() if behavior.needs_grad else torch.inference_mode()
+        apply = removal.apply_expected if getattr(behavior, "expected_input", False) else removal.apply
 
         def run(z: Tensor, index: Tensor, y_known: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
             with timer("perturb"):
@@ -232,7 +234,7 @@ class Explainer:
             if y_known is not None:
                 return keep, y_known.to(device), None
             with timer("perturb"):
-                batch = removal.apply(clip_d, keep, index)
+                batch = apply(clip_d, keep, index)
             with timer("model"), grad_ctx:
                 y = behavior.evaluate(clf, batch, target)
             return keep, _check_output(y, z.shape[0]).detach(), batch
@@ -244,6 +246,26 @@ class Explainer:
             known = None if cached is None else cached["base"][case].reshape(1)
             base[case] = float(run(z, idx, known)[1][0])
         summary.begin(space, plan, base)
+
+        refined: Tensor | None = None
+        if cached is None and getattr(behavior, "refines", False):
+            # Behaviors that revise outputs once all are known (AOSA-approx's IQR step) see
+            # every y before the summary does; the summary then streams the revised values.
+            refined = torch.empty(plan.n_samples, dtype=torch.float32)
+            for start in range(0, plan.n_samples, bs):
+                stop = min(start + bs, plan.n_samples)
+                z = plan.z[start:stop].to(device, torch.float32)
+                refined[start:stop] = run(z, torch.arange(start, stop, device=device), None)[1].float().cpu()
+
+            def perturb(index: Tensor) -> Tensor:
+                index = index.to(device, torch.long)
+                with torch.no_grad():
+                    keep = space.render(plan.z[index.cpu()].to(device, torch.float32), index)
+                    return apply(clip_d, keep, index)
+
+            with timer("model"):
+                refined = _check_output(behavior.refine(clf, clip_d, target, refined, perturb), plan.n_samples)
+                refined = refined.detach().float().cpu()
 
         ys = torch.empty(plan.n_samples, dtype=torch.float32)
         bar = tqdm(
@@ -260,6 +282,8 @@ class Explainer:
                 idx = torch.arange(start, stop, device=device)
                 w = None if plan.weights is None else plan.weights[start:stop].to(device)
                 known = None if cached is None else cached["y"][start:stop]
+                if refined is not None:
+                    known = refined[start:stop]
                 keep, y, _ = run(z, idx, known)
                 with timer("summary"):
                     summary.update(z, keep if summary.needs_keep else None, y, w)
@@ -280,6 +304,8 @@ class Explainer:
             "lower_is_important": summary.lower_is_important,
             "cached_outputs": cached is not None,
         }
+        if isinstance(getattr(behavior, "meta", None), dict) and behavior.meta:
+            meta["behavior"] = dict(behavior.meta)
         return Attribution(values=values, feature_values=feature_values, target=target, space=space, meta=meta)
 
 

@@ -8,6 +8,7 @@ decomposition of "removal-based video explanations" (Sec. 3, Fig. 1, Table 2).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -80,6 +81,15 @@ class FeatureSelector(ABC):
     def max_samples(self, n_features: int) -> int | None:
         return None
 
+    def bind(self, space: FeatureSpace) -> None:  # noqa: B027
+        """See the video's feature space before :meth:`plan` (default: nothing).
+
+        The pipeline calls ``bind(space)`` once per explanation, before ``n_samples`` and
+        ``plan``. Selectors whose coalitions depend on the features themselves (AOSA's
+        co-occurrence of flow tubes) read what they need from ``space`` here; ``plan`` must
+        still work without a prior ``bind`` (as :func:`removalx.testing.check_plugin` calls it).
+        """
+
 
 class SampleSelector(ABC):
     """Sample selection: how many samples to draw (paper Sec. 3.3)."""
@@ -109,12 +119,35 @@ class Removal(ABC):
         k = keep.unsqueeze(-1)
         return torch.lerp(fill.expand(keep.shape[0], *video.shape), video.expand(keep.shape[0], *video.shape), k)
 
+    def expected_fill(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
+        """Expectation of :meth:`fill` over the removal's randomness (default: :meth:`fill`).
+
+        Random removals (conditional sampling) override it; a behavior that linearises the
+        model (AOSA-approx, Eq. 7) then evaluates ``E[fill] = mu`` in closed form.
+        """
+        return self.fill(video, keep, index)
+
+    def apply_expected(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
+        """Like :meth:`apply` with :meth:`expected_fill` in place of :meth:`fill`."""
+        if type(self).expected_fill is Removal.expected_fill:
+            return self.apply(video, keep, index)
+        fill = self.expected_fill(video, keep, index)
+        k = keep.unsqueeze(-1)
+        return torch.lerp(fill.expand(keep.shape[0], *video.shape), video.expand(keep.shape[0], *video.shape), k)
+
 
 class Behavior(ABC):
     """Model behavior: the scalar read from the model for each perturbed clip (Sec. 3.5)."""
 
     #: True when :meth:`evaluate` needs gradients (no ``inference_mode``).
     needs_grad: ClassVar[bool] = False
+    #: True when :meth:`evaluate` wants ``Removal.apply_expected`` batches (the removal's
+    #: expected fill instead of a random draw), e.g. a Taylor approximation (AOSA Eq. 7).
+    expected_input: bool = False
+    #: True when the pipeline must call :meth:`refine` on all outputs before the summary.
+    refines: bool = False
+    #: Anything the behavior reports; copied to ``Attribution.meta["behavior"]``.
+    meta: dict[str, Any]
 
     def begin(self, model: VideoClassifier, video: Tensor, target: int) -> None:  # noqa: B027
         """Called once per explanation before any batch (default: nothing)."""
@@ -126,6 +159,22 @@ class Behavior(ABC):
     @abstractmethod
     def score(self, logits: Tensor, target: int) -> Tensor:
         """Turn logits ``float[B, K]`` into ``float[B]``."""
+
+    def refine(
+        self,
+        model: VideoClassifier,
+        video: Tensor,
+        target: int,
+        y: Tensor,
+        perturb: Callable[[Tensor], Tensor],
+    ) -> Tensor:
+        """Revise all outputs ``y float[S]`` once every sample is evaluated (if :attr:`refines`).
+
+        ``perturb(index long[n]) -> float[n, T, H, W, C]`` rebuilds the perturbed clips of
+        plan rows ``index`` (as :meth:`evaluate` saw them). Called outside ``inference_mode``;
+        the default returns ``y`` unchanged.
+        """
+        return y
 
 
 class Summary(ABC):

@@ -1,0 +1,1 @@
+"""Built-in metric plugins (stage ``metric``), one module per metric family."""

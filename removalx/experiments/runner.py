@@ -1,0 +1,286 @@
+"""Dataset-scale runs: explain every clip with every method and score every explanation.
+
+The work loop behind ``evaluate``, ``compare`` and ``ablate`` (DESIGN.md §5): items x methods,
+each explanation and score committed to the :class:`~removalx.experiments.store.Store` as
+soon as it exists and skipped when already stored (key: dataset item, recipe hash, model,
+seed). Methods that share a sample plan (an ablation of removal, behavior or summary) run on
+one explainer cache per clip, so a variant that changes only the summary costs no forward
+pass (DESIGN.md §8.3).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from removalx.errors import ConfigError
+from removalx.experiments.datasets import Item
+from removalx.experiments.stats import mean_ci, paired_test
+from removalx.experiments.store import Store, config_hash
+from removalx.metrics import ensure_metric_plugins, reliability_alpha
+from removalx.models import VideoClassifier
+from removalx.registry import Registry
+
+__all__ = [
+    "RANDOM",
+    "Method",
+    "MetricSpec",
+    "aggregate",
+    "alpha_table",
+    "make_methods",
+    "paired_table",
+    "parse_metrics",
+    "run_items",
+]
+
+#: Label of the random-map baseline (uniform noise per pixel), the ``r`` of STEP Eq. 21.
+RANDOM = "random"
+
+
+@dataclass
+class Method:
+    """One explanation method of a run: a label, a validated recipe (``None`` = random maps)."""
+
+    label: str
+    recipe: Any | None
+    recipe_hash: str
+    seed: int
+    explainer: Any | None = None
+
+    def to_dict(self) -> dict[str, Any] | None:
+        return None if self.recipe is None else self.recipe.to_dict()
+
+
+@dataclass
+class MetricSpec:
+    """A metric to compute: a column label, the plugin name and its config."""
+
+    label: str
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        return config_hash({"label": self.label, "name": self.name, "config": self.config})
+
+
+def parse_metrics(spec: str, sets: Iterable[str] = (), registry: Registry | None = None) -> list[MetricSpec]:
+    """Parse ``--metrics a,b,alias=plugin`` and ``--metric-set label.key=value`` (YAML values)."""
+    reg = ensure_metric_plugins(registry)
+    out: dict[str, MetricSpec] = {}
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        label, _, name = part.partition("=")
+        label, name = label.strip(), (name or label).strip()
+        reg.get("metric", name)  # raises PluginNotFoundError listing the valid names
+        out[label] = MetricSpec(label, name)
+    if not out:
+        raise ConfigError("--metrics is empty.", "Pass e.g. --metrics deletion,insertion.")
+    for s in sets:
+        key, eq, value = s.partition("=")
+        label, dot, field_ = key.partition(".")
+        if not eq or not dot or label not in out:
+            raise ConfigError(
+                f"Bad --metric-set {s!r}; expected METRIC.KEY=VALUE with METRIC one of {', '.join(out)}.",
+                "E.g. --metric-set deletion.steps=28.",
+            )
+        out[label].config[field_.strip()] = yaml.safe_load(value)
+    for m in out.values():  # validate configs now, not after an hour of explaining
+        try:
+            reg.get("metric", m.name).make(m.config)
+        except Exception as exc:
+            raise ConfigError(f"Invalid config for metric {m.label!r} ({m.name}): {exc}",
+                              "Check the field names with `removalx plugins --stage metric`.") from exc
+    return list(out.values())
+
+
+def make_methods(
+    recipes: Iterable[tuple[str, str | Any, Mapping[str, Any]]],
+    seed: int | None,
+    registry: Registry | None = None,
+    batch_size: int | None = None,
+    random_baseline: bool = False,
+) -> list[Method]:
+    """Build :class:`Method` objects from ``(label, recipe, overrides)`` triples."""
+    from removalx.pipeline import Explainer
+
+    out: list[Method] = []
+    for label, recipe, overrides in recipes:
+        ex = Explainer.from_recipe(recipe, seed=seed, overrides=dict(overrides), registry=registry,
+                                   batch_size=batch_size, progress=False)
+        out.append(Method(label, ex.recipe, config_hash(ex.recipe.to_dict()), ex.seed, ex))
+    if random_baseline:
+        out.append(Method(RANDOM, None, "random-uniform-v1", 0 if seed is None else int(seed)))
+    labels = [m.label for m in out]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"Two methods have the same label: {labels}.", "Give each recipe a distinct name.")
+    return out
+
+
+def _random_attribution(video: torch.Tensor, target: int, seed: int, item: str) -> Any:
+    from removalx.types import Attribution
+
+    g = torch.Generator().manual_seed((seed * 1_000_003 + int(config_hash(item)[:8], 16)) % 2**63)
+    values = torch.rand(video.shape[:3], generator=g)
+    return Attribution(values=values, target=target, meta={"n_forward": 0, "timings": {"total": 0.0}})
+
+
+@dataclass
+class RunCounts:
+    """What a run did: explanations and scores computed vs. found in the store."""
+
+    explained: int = 0
+    explanations_skipped: int = 0
+    scored: int = 0
+    scores_skipped: int = 0
+
+
+def run_items(
+    store: Store,
+    items: Iterator[Item],
+    n_items: int,
+    methods: list[Method],
+    metrics: list[MetricSpec],
+    model: VideoClassifier,
+    model_key: str,
+    *,
+    run_id: int,
+    target_mode: str = "pred",
+    progress: bool = True,
+    registry: Registry | None = None,
+    item_delay: float = 0.0,
+) -> RunCounts:
+    """Explain and score every item with every method; store and commit as it goes.
+
+    Parameters
+    ----------
+    target_mode : {"pred", "label"}
+        Explain the model's top class, or the dataset label when known.
+    item_delay : float
+        Seconds to sleep after each (item, method) pair (throttling on a shared machine).
+    """
+    reg = ensure_metric_plugins(registry)
+    metric_objs = {m.label: reg.get("metric", m.name).make(m.config) for m in metrics}
+    counts = RunCounts()
+    bar = tqdm(total=n_items * len(methods), desc="videos x methods", unit="expl", disable=not progress)
+    with bar:
+        for item in items:
+            if not store.has_video(item.dataset, item.item):
+                store.put_video(item.dataset, item.item, item.video, item.label, item.source,
+                                item.evidence, item.evidence_frames)
+            cache: dict[str, Any] = {}  # model outputs shared by methods with the same plan
+            curve_cache: dict[str, Any] = {}
+            target: int | None = None
+            if target_mode == "label" and item.label is not None:
+                target = int(item.label)
+            for method in methods:
+                eid = store.find_explanation(item.dataset, item.item, method.recipe_hash, model_key, method.seed)
+                if eid is None:
+                    if target is None:
+                        with torch.inference_mode():
+                            target = int(model(item.video.to(model.device)[None]).argmax(1)[0])
+                    if method.recipe is None:
+                        attr = _random_attribution(item.video, target, method.seed, item.item)
+                    else:
+                        attr = method.explainer.explain(model, item.video, target, cache=cache, progress=False)
+                    eid = store.put_explanation(
+                        dataset=item.dataset, item=item.item, method=method.label, recipe_hash=method.recipe_hash,
+                        model=model_key, seed=method.seed, recipe=method.to_dict(), attribution=attr, run_id=run_id,
+                    )
+                    counts.explained += 1
+                else:
+                    counts.explanations_skipped += 1
+                    attr = None
+                for m in metrics:
+                    if store.has_score(eid, m.hash):
+                        counts.scores_skipped += 1
+                        continue
+                    if attr is None:
+                        attr = store.attribution(eid)
+                    context = {"evidence": item.evidence, "evidence_frames": item.evidence_frames,
+                               "label": item.label, "curve_cache": curve_cache}
+                    t0 = time.perf_counter()
+                    result = metric_objs[m.label].score(model, item.video, attr, **context)
+                    store.put_score(eid, m.label, m.hash, {"name": m.name, **m.config}, result,
+                                    time.perf_counter() - t0, run_id)
+                    counts.scored += 1
+                bar.update(1)
+                if item_delay:
+                    time.sleep(item_delay)
+    return counts
+
+
+# -- tables -------------------------------------------------------------------------------------
+def _scores_by(store: Store, methods: list[str], metrics: list[str]) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(method, metric): {item: value}}`` for the given labels."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for s in store.scores():
+        if s["method"] in methods and s["metric"] in metrics:
+            out.setdefault((s["method"], s["metric"]), {})[f"{s['dataset']}|{s['item']}"] = s["value"]
+    return out
+
+
+def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict[str, Any]]:
+    """Methods x metrics rows: mean, 95% CI, n, mean explanation time and forward passes."""
+    by = _scores_by(store, methods, metrics)
+    expl = store.explanations(methods)
+    rows: list[dict[str, Any]] = []
+    orient: dict[str, bool] = {}
+    for s in store.scores():
+        if s["metric"] in metrics and "higher_is_better" in s["details"]:
+            orient[s["metric"]] = bool(s["details"]["higher_is_better"])
+    for method in methods:
+        mine = [e for e in expl if e["method"] == method]
+        t = mean_ci([e["time_s"] for e in mine])
+        nf = mean_ci([e["n_forward"] for e in mine])
+        row: dict[str, Any] = {"method": method, "n_videos": len(mine), "time_s": t["mean"], "n_forward": nf["mean"]}
+        for metric in metrics:
+            stats = mean_ci(list(by.get((method, metric), {}).values()))
+            row[metric] = stats
+            row[metric]["higher_is_better"] = orient.get(metric)
+        rows.append(row)
+    return rows
+
+
+def alpha_table(store: Store, methods: list[str], metrics: list[str], random: str = RANDOM) -> dict[str, float]:
+    """STEP Eq. 20-21 ``alpha`` of every AUC metric (one with a curve) over the videos all methods share."""
+    by = _scores_by(store, [*methods, random], metrics)
+    out: dict[str, float] = {}
+    others = [m for m in methods if m != random]
+    curve_metrics = {s["metric"]: s["details"].get("higher_is_better", True)
+                     for s in store.scores() if s["metric"] in metrics and "curve" in s["details"]}
+    for metric, hib in curve_metrics.items():
+        if (random, metric) not in by or not others:
+            continue
+        items = set(by[(random, metric)])
+        for m in others:
+            items &= set(by.get((m, metric), {}))
+        items_l = sorted(items)
+        if len(items_l) < 2:
+            out[metric] = float("nan")
+            continue
+        a = [[by[(m, metric)][i] for m in others] for i in items_l]
+        r = [by[(random, metric)][i] for i in items_l]
+        out[metric] = float(reliability_alpha(a, r, higher_is_better=bool(hib)))  # type: ignore[arg-type]
+    return out
+
+
+def paired_table(store: Store, methods: list[str], metrics: list[str]) -> list[dict[str, Any]]:
+    """Each variant against the first (baseline) on the videos both have: paired tests per metric."""
+    by = _scores_by(store, methods, metrics)
+    rows = []
+    base = methods[0]
+    for m in methods[1:]:
+        for metric in metrics:
+            a, b = by.get((base, metric), {}), by.get((m, metric), {})
+            common = sorted(set(a) & set(b))
+            test = paired_test([a[i] for i in common], [b[i] for i in common])
+            rows.append({"baseline": base, "variant": m, "metric": metric, "n": len(common), **test})
+    return rows

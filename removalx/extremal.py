@@ -1,0 +1,380 @@
+"""Extremal-perturbation machinery shared by ``step`` and ``ep3d``.
+
+STEP (Li et al., "Spatio-Temporal Perturbations for Video Attribution", journal Sec. III) and
+EP-3D (the WACV version, Sec. 3) extend Fong et al.'s extremal perturbations (ICCV 2019,
+reference implementation TorchRay) to clips. This module holds, once:
+
+* :class:`SmoothMaxUpsampler` -- low-resolution seed masks ``Mbar`` (one per frame, ``H = 7 Hbar``)
+  upsampled with Fong et al.'s smooth-max kernel (journal Sec. V-A.3);
+* :class:`BlurPyramid` -- the blur perturbation of Eq. 2, ``M (.) X + (1 - M) (.) (k * X)``,
+  implemented as in TorchRay by interpolating a per-frame blur pyramid with the mask value;
+* :func:`area_loss` -- ``L_S^v`` of Eq. 6 on sorted mask values (mean instead of sum: the
+  ``1 / |M|`` is absorbed in lambda);
+* :func:`ellipsoid_kernel`, :func:`kernel_beta`, :func:`smoothness_loss` -- ``L_K`` of Eq. 7-10;
+* :class:`ExtremalConfig` and :func:`extremal_perturbation` -- the optimisation of Eq. 11
+  (Eq. 5 when ``lambda2 = 0``) over several areas at once, and the final heat map (sum of the
+  area masks blurred per frame with sigma = 10 px, Sec. V-A.3).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from torch import Tensor
+
+from removalx.errors import ConfigError
+from removalx.filters import blur_frames
+from removalx.stages import PluginConfig
+from removalx.types import Attribution
+
+if TYPE_CHECKING:
+    from removalx.models import VideoClassifier
+
+__all__ = [
+    "BlurPyramid",
+    "ExtremalConfig",
+    "SmoothMaxUpsampler",
+    "area_loss",
+    "ellipsoid_kernel",
+    "extremal_perturbation",
+    "kernel_beta",
+    "smoothness_loss",
+]
+
+
+# -- mask parameterisation -----------------------------------------------------------------
+class SmoothMaxUpsampler:
+    """Fong et al.'s smooth mask: ``m(u) = smax_i k(|u - u_i| / sigma) mbar_i`` per frame.
+
+    Seed points ``u_i`` lie on a grid of stride ``step`` (cell centres) covering the frame;
+    ``k(z) = exp(-2 max(z - 1/2, 0)^2)`` is TorchRay's flat-top kernel and
+    ``smax_i(v_i) = sum_i v_i softmax(c v)_i`` the smooth max with coldness ``c`` (TorchRay: 20;
+    ``c = inf`` is the hard max). Only seeds within ``1 + ceil(sigma / step)`` cells (a disc)
+    enter each pixel's smooth max, as in TorchRay's window.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Output ``(H, W)``.
+    step : int
+        Seed stride in pixels (journal: ``H = 7 Hbar``).
+    sigma : float
+        Kernel radius in pixels (TorchRay: 21 = 3 x step).
+    coldness : float
+        Smooth-max coldness ``c``.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        step: int,
+        sigma: float,
+        coldness: float = 20.0,
+        device: torch.device | str | None = None,
+    ) -> None:
+        h, w = shape
+        self.shape = (h, w)
+        self.seed_shape = (math.ceil(h / step), math.ceil(w / step))
+        self.coldness = coldness
+        sh, sw = self.seed_shape
+        r = 1 + math.ceil(sigma / step)
+        offs = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if dy * dy + dx * dx <= r * r]
+        uy = torch.arange(h, dtype=torch.float32)
+        ux = torch.arange(w, dtype=torch.float32)
+        cy = torch.div(torch.arange(h), step, rounding_mode="floor")
+        cx = torch.div(torch.arange(w), step, rounding_mode="floor")
+        idx, wts, valid = [], [], []
+        for dy, dx in offs:
+            iy = (cy + dy)[:, None].expand(h, w)
+            ix = (cx + dx)[None, :].expand(h, w)
+            ok = (iy >= 0) & (iy < sh) & (ix >= 0) & (ix < sw)
+            py = (iy.float() + 0.5) * step - 0.5
+            px = (ix.float() + 0.5) * step - 0.5
+            d = torch.sqrt((uy[:, None] - py) ** 2 + (ux[None, :] - px) ** 2) / sigma
+            wts.append(torch.exp(-2 * (d - 0.5).clamp_min(0) ** 2))
+            idx.append((iy.clamp(0, sh - 1) * sw + ix.clamp(0, sw - 1)))
+            valid.append(ok)
+        # [HW, K]
+        self.index = torch.stack(idx, -1).reshape(h * w, -1).to(device)
+        self.weight = (torch.stack(wts, -1) * torch.stack(valid, -1)).reshape(h * w, -1).to(device)
+        self.invalid = ~torch.stack(valid, -1).reshape(h * w, -1).to(device)
+
+    def to(self, device: torch.device | str) -> SmoothMaxUpsampler:
+        self.index, self.weight, self.invalid = (t.to(device) for t in (self.index, self.weight, self.invalid))
+        return self
+
+    def __call__(self, seed: Tensor) -> Tensor:
+        """``seed float[..., hbar, wbar] -> mask float[..., H, W]`` in [0, 1]."""
+        lead = seed.shape[:-2]
+        flat = seed.reshape(-1, seed.shape[-2] * seed.shape[-1])
+        v = flat[:, self.index] * self.weight  # [N, HW, K]
+        if math.isinf(self.coldness):
+            m = v.masked_fill(self.invalid, float("-inf")).amax(-1)
+        else:
+            logits = (self.coldness * v).masked_fill(self.invalid, float("-inf"))
+            m = (v * torch.softmax(logits, dim=-1)).sum(-1)
+        return m.clamp(0, 1).reshape(*lead, *self.shape)
+
+
+# -- perturbation ----------------------------------------------------------------------------
+class BlurPyramid:
+    """Blur perturbation of Eq. 2 via a per-frame blur pyramid (TorchRay's ``Perturbation``).
+
+    Level ``l = 0 .. L-1`` is the clip blurred per frame with ``sigma_l = (1 - l / (L-1))
+    max_blur``; a mask value ``m`` picks level ``m (L - 1)``, interpolating linearly between
+    the two nearest levels, so ``m = 1`` keeps the pixel and ``m = 0`` blurs it with
+    ``max_blur``.
+    """
+
+    def __init__(self, video: Tensor, levels: int = 8, max_blur: float = 20.0) -> None:
+        if levels < 2:
+            raise ConfigError(f"the blur pyramid needs at least 2 levels, got {levels}.", "Set levels >= 2.")
+        self.levels = levels
+        sig = [(1 - i / (levels - 1)) * max_blur for i in range(levels)]
+        pyr = torch.stack([blur_frames(video, s) for s in sig])  # [L, T, H, W, C]
+        self.shape = tuple(video.shape)
+        self.pyramid = pyr.reshape(levels, -1, video.shape[-1])  # [L, P, C]
+        self._pos = torch.arange(self.pyramid.shape[1], device=video.device)
+
+    def __call__(self, mask: Tensor) -> Tensor:
+        """``mask float[N, T, H, W] -> clips float[N, T, H, W, C]``."""
+        n = mask.shape[0]
+        w = mask.reshape(n, -1) * (self.levels - 1)
+        k = w.detach().floor().clamp(0, self.levels - 2).long()
+        frac = (w - k).unsqueeze(-1)
+        y0 = self.pyramid[k, self._pos]
+        y1 = self.pyramid[k + 1, self._pos]
+        return (y0 + frac * (y1 - y0)).reshape(n, *self.shape)
+
+
+# -- losses -----------------------------------------------------------------------------------
+def area_loss(mask: Tensor, areas: Sequence[float] | Tensor) -> Tensor:
+    """``L_S^v`` of Eq. 6 for each row: mean of ``(vecsort(M) - r_v)^2``.
+
+    Parameters
+    ----------
+    mask : Tensor
+        ``float[A, ...]``, one mask per area.
+    areas : sequence of float
+        ``v`` per row; the template ``r_v`` has ``round(v |M|)`` ones then zeros.
+
+    Returns
+    -------
+    Tensor
+        ``float[A]``.
+    """
+    flat = mask.reshape(mask.shape[0], -1)
+    n = flat.shape[1]
+    srt = flat.sort(dim=1, descending=True).values
+    ref = torch.zeros_like(srt)
+    for i, v in enumerate(torch.as_tensor(areas, dtype=torch.float64).tolist()):
+        ref[i, : int(round(v * n))] = 1.0
+    return ((srt - ref) ** 2).mean(dim=1)
+
+
+def ellipsoid_kernel(size: Sequence[int]) -> Tensor:
+    """The normalised 3D ellipsoid ``K`` of Eq. 9-10, ``float[T_K, H_K, W_K]`` summing to 1.
+
+    ``k[t,i,j] = 1`` iff ``(2t/(T_K-1) - 1)^2 + (2i/(H_K-1) - 1)^2 + (2j/(W_K-1) - 1)^2 <= 1``
+    (an axis of length 1 contributes 0), then ``K = k / sum(k)``.
+    """
+    axes = []
+    for n in size:
+        c = torch.arange(n, dtype=torch.float64)
+        axes.append((2 * c / (n - 1) - 1) ** 2 if n > 1 else torch.zeros(1, dtype=torch.float64))
+    d = axes[0][:, None, None] + axes[1][None, :, None] + axes[2][None, None, :]
+    k = (d <= 1 + 1e-12).double()
+    return (k / k.sum()).float()
+
+
+def kernel_beta(shape: Sequence[int], kernel_size: Sequence[int]) -> float:
+    """``beta = THW / ((T + T_K - 1)(H + H_K - 1)(W + W_K - 1))`` of Eq. 8."""
+    t, h, w = shape
+    tk, hk, wk = kernel_size
+    return t * h * w / ((t + tk - 1) * (h + hk - 1) * (w + wk - 1))
+
+
+def effective_kernel_size(shape: Sequence[int], kernel_size: Sequence[int]) -> tuple[int, int, int]:
+    """The kernel size used on a clip of ``shape``: each side clipped to the clip's side."""
+    return tuple(max(1, min(int(k), int(s))) for k, s in zip(kernel_size, shape))  # type: ignore[return-value]
+
+
+def smoothness_loss(
+    mask: Tensor, areas: Sequence[float], kernel: Tensor, stride: Sequence[int], beta: float
+) -> Tensor:
+    """``L_K^v(M) = L_S^{beta v}(M * K)`` of Eq. 7 (3D convolution with stride, no padding).
+
+    Parameters
+    ----------
+    mask : Tensor
+        ``float[A, T, H, W]``.
+    areas : sequence of float
+        ``v`` per mask.
+    kernel : Tensor
+        ``float[T_K, H_K, W_K]`` (:func:`ellipsoid_kernel`).
+    stride : (int, int, int)
+        Convolution stride (journal: 1 in time, 11 in space).
+    beta : float
+        Eq. 8.
+
+    Returns
+    -------
+    Tensor
+        ``float[A]``.
+    """
+    conv = F.conv3d(mask.unsqueeze(1), kernel[None, None].to(mask), stride=tuple(stride))
+    return area_loss(conv.reshape(mask.shape[0], -1), [beta * v for v in areas])
+
+
+# -- the optimisation -------------------------------------------------------------------------
+class ExtremalConfig(PluginConfig):
+    """Settings shared by ``ep3d`` and ``step`` (EP-3D = STEP without ``L_K``).
+
+    Defaults follow the journal (Sec. V-A.3) where it gives them and Fong et al.'s TorchRay
+    implementation (which the journal builds on) elsewhere.
+    """
+
+    areas: tuple[float, ...] = Field(
+        (0.05, 0.10, 0.15, 0.20),
+        description="preservation ratios v of Eq. 3/5, optimised as one batch (journal Sec. V-A.3)",
+    )
+    iterations: int = Field(800, gt=0, description="SGD iterations for Eq. 5/11 (TorchRay: 800)")
+    learning_rate: float = Field(0.01, gt=0, description="SGD step size (TorchRay: 0.01)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum and dampening (TorchRay: 0.9)")
+    lambda1: float = Field(300.0, gt=0, description="lambda_1, weight of the area loss L_S (Eq. 5/11; TorchRay: 300)")
+    lambda_growth: float = Field(
+        1.0035, ge=1, description="lambda_1 (and lambda_2) multiplied by this every iteration (TorchRay)"
+    )
+    step: int = Field(7, gt=0, description="seed-mask stride: H = 7 Hbar, W = 7 Wbar (journal Sec. V-A.3)")
+    sigma: float = Field(21.0, gt=0, description="smooth-max kernel radius in px (TorchRay: 3 x step)")
+    coldness: float = Field(20.0, gt=0, description="smooth-max coldness (TorchRay: 20; inf = max)")
+    levels: int = Field(8, ge=2, description="levels of the per-frame blur pyramid of Eq. 2 (TorchRay: 8)")
+    max_blur: float = Field(20.0, gt=0, description="sigma in px of the blur k of Eq. 2 (TorchRay: 20)")
+    reward: Literal["probability", "logit"] = Field(
+        "probability", description="Phi_c of Eq. 1: softmax probability (journal) or the logit (TorchRay)"
+    )
+    init: Literal["ones", "uniform"] = Field(
+        "ones", description="seed-mask init: all ones (TorchRay) or U(0,1) from the recipe generator"
+    )
+    jitter: bool = Field(False, description="flip frames horizontally every other iteration (TorchRay; not in STEP)")
+    smooth_sigma: float = Field(
+        10.0, ge=0, description="per-frame Gaussian sigma (px) on the summed masks (journal Sec. V-A.3: 10)"
+    )
+
+    @field_validator("areas")
+    @classmethod
+    def _areas_in_range(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(not 0 < a <= 1 for a in v):
+            raise ValueError("areas must be a non-empty list of preservation ratios in (0, 1]")
+        return v
+
+
+def extremal_perturbation(
+    model: VideoClassifier,
+    video: Tensor,
+    target: int,
+    cfg: ExtremalConfig,
+    generator: torch.Generator,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    kernel_stride: Sequence[int] = (1, 11, 11),
+    lambda2_ratio: float = 1.0,
+    lambda2_early_ratio: float = 0.0,
+    lambda2_warmup: float = 0.25,
+    method: str = "ep3d",
+) -> Attribution:
+    """Optimise Eq. 11 (Eq. 5 when ``kernel_size`` is None) for all ``cfg.areas`` at once.
+
+    ``lambda_2 = lambda2_early_ratio * lambda_1`` for the first ``lambda2_warmup`` fraction
+    of the iterations, then ``lambda2_ratio * lambda_1`` (journal Sec. III-B: "much smaller
+    than lambda_1 in the first few iterations ... comparable afterwards").
+
+    Returns
+    -------
+    Attribution
+        ``values``: the area masks summed and blurred per frame (sigma ``cfg.smooth_sigma``);
+        ``meta["masks"]`` (``float[A, T, H, W]``), ``meta["area_rewards"]`` (``Phi_c`` of each
+        preserved clip), ``meta["loss_history"]`` (total energy per iteration),
+        ``meta["reward_history"]`` (mean ``Phi_c`` per iteration) and counts.
+    """
+    t0 = time.perf_counter()
+    device = model.device
+    video = video.to(device, torch.float32)
+    t, h, w, _ = (int(s) for s in video.shape)
+    a = len(cfg.areas)
+    up = SmoothMaxUpsampler((h, w), cfg.step, cfg.sigma, cfg.coldness, device=device)
+    pyramid = BlurPyramid(video, cfg.levels, cfg.max_blur)
+    sh, sw = up.seed_shape
+    if cfg.init == "uniform":
+        seed0 = torch.rand(a, t, sh, sw, generator=generator)
+    else:
+        seed0 = torch.ones(a, t, sh, sw)
+    seed = seed0.to(device).requires_grad_(True)
+    opt = torch.optim.SGD([seed], lr=cfg.learning_rate, momentum=cfg.momentum, dampening=cfg.momentum)
+
+    kernel = None
+    beta = 1.0
+    ks: tuple[int, int, int] | None = None
+    if kernel_size is not None:
+        ks = effective_kernel_size((t, h, w), kernel_size)
+        kernel = ellipsoid_kernel(ks).to(device)
+        beta = kernel_beta((t, h, w), ks)
+
+    areas = list(cfg.areas)
+    lam1 = cfg.lambda1
+    warm = int(round(lambda2_warmup * cfg.iterations))
+    losses: list[float] = []
+    rewards: list[float] = []
+    n_f0, n_b0 = model.n_forward, model.n_backward
+    mask = None
+    for it in range(cfg.iterations):
+        mask = up(seed)  # [A, T, H, W]
+        x = pyramid(mask)
+        if cfg.jitter and it % 2 == 0:
+            x = torch.flip(x, dims=(3,))
+        logits = model(x)
+        score = torch.softmax(logits, 1)[:, target] if cfg.reward == "probability" else logits[:, target]
+        energy = lam1 * area_loss(mask, areas) - score
+        if kernel is not None:
+            lam2 = lam1 * (lambda2_early_ratio if it < warm else lambda2_ratio)
+            if lam2 > 0:
+                energy = energy + lam2 * smoothness_loss(mask, areas, kernel, kernel_stride, beta)
+        total = energy.sum()
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        model.n_backward += a
+        opt.step()
+        with torch.no_grad():
+            seed.clamp_(0, 1)
+        losses.append(float(total.detach()))
+        rewards.append(float(score.detach().mean()))
+        lam1 *= cfg.lambda_growth
+
+    with torch.no_grad():
+        mask = up(seed)
+        score = model(pyramid(mask))
+        score = torch.softmax(score, 1)[:, target] if cfg.reward == "probability" else score[:, target]
+        summed = mask.sum(0)
+        values = blur_frames(summed[..., None], cfg.smooth_sigma)[..., 0] if cfg.smooth_sigma > 0 else summed
+    meta: dict[str, Any] = {
+        "method": method,
+        "areas": areas,
+        "masks": mask.detach().cpu(),
+        "area_rewards": score.detach().cpu().tolist(),
+        "loss_history": losses,
+        "reward_history": rewards,
+        "n_forward_method": model.n_forward - n_f0,
+        "n_backward_method": model.n_backward - n_b0,
+        "iterations": cfg.iterations,
+        "seed_shape": (sh, sw),
+        "optimize_seconds": time.perf_counter() - t0,
+    }
+    if ks is not None:
+        meta.update(kernel_size=ks, beta=beta, kernel_stride=tuple(kernel_stride))
+    return Attribution(values=values.detach().cpu(), target=int(target), meta=meta)

@@ -1,0 +1,247 @@
+"""Shared machinery of the gradient-family explainers (STEP journal, Sec. V-B).
+
+Everything the gradient plugins in ``removalx_plugins.explainers`` have in common lives here,
+once:
+
+* :func:`require_differentiable` -- refuse black-box callables with a :class:`ModelError`;
+* :class:`CaptumForward` -- an ``nn.Module`` wrapper ``forward(x[B,T,H,W,C]) -> logits[B,K]``
+  around a :class:`~removalx.models.VideoClassifier` that Captum can attribute through, and
+  that counts backward passes into ``model.n_backward`` (``n_forward`` is counted by the
+  classifier itself);
+* :func:`reduce_channels` -- turn ``[T, H, W, C]`` input attributions into ``[T, H, W]``;
+* :func:`finish` -- build the :class:`~removalx.types.Attribution` with the signed map in meta;
+* :func:`input_gradients` -- batched gradients of the target at many inputs (SmoothGrad,
+  Blur IG and XRAI's IG use it), with the chosen output (logit or probability).
+
+The journal (Sec. V-B) does not say how channels are reduced; we default to the signed sum
+over RGB (which keeps Integrated Gradients' completeness, ``sum(map) = f(x) - f(baseline)``)
+and expose ``"abs_sum"`` and ``"max_abs"`` (Simonyan et al.'s saliency) as options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from removalx.errors import ModelError
+from removalx.stages import PluginConfig
+from removalx.types import Attribution
+
+if TYPE_CHECKING:
+    from removalx.models import VideoClassifier
+
+__all__ = [
+    "CaptumForward",
+    "GradientConfig",
+    "finish",
+    "input_gradients",
+    "output_of",
+    "reduce_channels",
+    "require_differentiable",
+]
+
+ChannelReduction = Literal["sum", "abs_sum", "max_abs"]
+Output = Literal["logit", "probability"]
+
+
+class GradientConfig(PluginConfig):
+    """Options every gradient explainer shares.
+
+    Attributes
+    ----------
+    channel_reduction : {"sum", "abs_sum", "max_abs"}
+        How ``[T, H, W, C]`` input attributions become a ``[T, H, W]`` map. The journal
+        (Sec. V-B) does not state it; ``"sum"`` keeps signs and IG completeness.
+    absolute : bool
+        Report ``|map|`` as ``values``; the signed map stays in ``meta["signed"]``.
+    output : {"logit", "probability"}
+        What is differentiated: the target logit, or its softmax probability ``Phi_c``
+        (Eq. 22-27 write ``Phi_c``, the softmax probability of Sec. III-A).
+    internal_batch_size : int
+        Clips per forward/backward pass for methods with many internal steps.
+    """
+
+    channel_reduction: ChannelReduction = Field(
+        "sum", description="reduce RGB attributions to one value per pixel (journal silent; sum keeps signs)"
+    )
+    absolute: bool = Field(False, description="report |map|; the signed map stays in meta['signed']")
+    output: Output = Field(
+        "probability", description="differentiate the softmax probability Phi_c (Sec. III-A) or the logit"
+    )
+    internal_batch_size: int = Field(16, gt=0, description="clips per forward/backward pass")
+
+
+def require_differentiable(model: VideoClassifier, method: str) -> None:
+    """Raise :class:`ModelError` unless gradients flow from ``model``'s logits to its input."""
+    if not getattr(model, "differentiable", False):
+        raise ModelError(
+            f"{method} needs gradients of the logits w.r.t. the input, but the model "
+            f"{getattr(model, 'name', model)!r} is a black-box callable (model.differentiable is False).",
+            "Pass the torch nn.Module itself (e.g. removalx.VideoClassifier(module, layout='BCTHW')), "
+            "or use a perturbation method such as the 'step', 'ep3d' or 'rise3d' recipes.",
+        )
+
+
+def output_of(logits: Tensor, target: int, output: str) -> Tensor:
+    """``float[B]`` target score: the logit or the softmax probability ``Phi_c``."""
+    if output == "probability":
+        return torch.softmax(logits, dim=1)[:, target]
+    return logits[:, target]
+
+
+class CaptumForward(nn.Module):
+    """``forward(x[B, T, H, W, C]) -> scores[B, K]`` around a :class:`VideoClassifier`.
+
+    ``output="probability"`` returns softmax probabilities (so Captum's ``target`` selects
+    ``Phi_c``), ``"logit"`` the logits. Every backward pass that reaches the output adds the
+    batch size to ``model.n_backward``.
+    """
+
+    def __init__(self, model: VideoClassifier, output: str = "logit") -> None:
+        super().__init__()
+        self.model = model
+        self.output = output
+        if model.is_module:
+            self.inner = model.module  # registered so Captum layer hooks see the layers
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.model(x)
+        if self.output == "probability":
+            out = torch.softmax(out, dim=1)
+        if out.requires_grad:
+            b = int(x.shape[0])
+
+            def _count(grad: Tensor) -> None:
+                self.model.n_backward += b
+
+            out.register_hook(_count)
+        return out
+
+
+def reduce_channels(attr: Tensor, how: str = "sum") -> Tensor:
+    """``[..., T, H, W, C] -> [..., T, H, W]`` by ``sum``, ``abs_sum`` or ``max_abs``."""
+    if how == "sum":
+        return attr.sum(-1)
+    if how == "abs_sum":
+        return attr.abs().sum(-1)
+    if how == "max_abs":
+        return attr.abs().amax(-1)
+    raise ValueError(f"unknown channel reduction {how!r}")  # pydantic prevents this
+
+
+def finish(
+    values: Tensor,
+    target: int,
+    config: GradientConfig | None,
+    method: str,
+    model: VideoClassifier,
+    n0: tuple[int, int],
+    **meta: Any,
+) -> Attribution:
+    """Attribution with ``values = |map|`` if ``config.absolute`` else the map; signed map in meta."""
+    signed = values.detach().float().cpu()
+    out = signed.abs() if (config is not None and config.absolute) else signed
+    info: dict[str, Any] = {
+        "method": method,
+        "signed": signed,
+        "n_forward_method": model.n_forward - n0[0],
+        "n_backward_method": model.n_backward - n0[1],
+    }
+    if config is not None:
+        info["channel_reduction"] = config.channel_reduction
+        info["output"] = config.output
+    info.update(meta)
+    return Attribution(values=out, target=int(target), meta=info)
+
+
+def input_gradients(
+    model: VideoClassifier,
+    inputs: Tensor | Callable[[int, int], Tensor],
+    n: int,
+    target: int,
+    output: str,
+    batch_size: int,
+    reduce: Callable[[Tensor, Tensor, int], Tensor],
+) -> Tensor:
+    """Sum over ``n`` clips of ``reduce(grad, x, start)``, in batches of ``batch_size``.
+
+    Parameters
+    ----------
+    model : VideoClassifier
+        Differentiable model.
+    inputs : Tensor or callable
+        ``float[n, T, H, W, C]`` or ``make(start, stop) -> float[stop-start, T, H, W, C]``
+        (built lazily so that ``n`` clips are never all in memory).
+    n : int
+        Number of clips.
+    target, output :
+        Class and what is differentiated (:func:`output_of`).
+    batch_size : int
+        Clips per forward/backward pass.
+    reduce : callable
+        ``reduce(grad[B,T,H,W,C], x[B,T,H,W,C], start) -> Tensor`` summed over batches.
+
+    Returns
+    -------
+    Tensor
+        The sum of ``reduce`` over all batches.
+    """
+    total: Tensor | None = None
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        x = inputs[start:stop] if isinstance(inputs, Tensor) else inputs(start, stop)
+        x = x.detach().to(model.device).requires_grad_(True)
+        with torch.enable_grad():
+            score = output_of(model(x), target, output).sum()
+            (grad,) = torch.autograd.grad(score, x)
+        model.n_backward += stop - start
+        part = reduce(grad, x.detach(), start)
+        total = part if total is None else total + part
+    assert total is not None  # n > 0 is guaranteed by the configs
+    return total
+
+
+def smoothgrad(
+    model: VideoClassifier,
+    video: Tensor,
+    target: int,
+    *,
+    n_samples: int,
+    noise_level: float,
+    squared: bool,
+    output: str,
+    batch_size: int,
+    generator: torch.Generator,
+) -> tuple[Tensor, float]:
+    """SmoothGrad (Eq. 25) or SmoothGrad-Squared (Eq. 26): ``[T, H, W, C]`` mean (squared) gradient.
+
+    ``X' = X + N(0, sigma^2)`` with ``sigma = noise_level * (max(X) - min(X))`` (Smilkov et
+    al.'s "noise level"). Each sample's noise comes from its own seed drawn from
+    ``generator``, so the result does not depend on ``batch_size``.
+
+    Returns
+    -------
+    (Tensor, float)
+        The mean over samples and the absolute ``sigma`` used.
+    """
+    sigma = float(noise_level * (video.max() - video.min()))
+    seeds = torch.randint(0, 2**62, (n_samples,), generator=generator).tolist()
+
+    def make(start: int, stop: int) -> Tensor:
+        noise = torch.stack(
+            [
+                torch.randn(video.shape, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float32)
+                for s in seeds[start:stop]
+            ]
+        ).to(video.device)
+        return video[None] + sigma * noise
+
+    def reduce(grad: Tensor, x: Tensor, start: int) -> Tensor:
+        return (grad * grad if squared else grad).sum(0)
+
+    total = input_gradients(model, make, n_samples, target, output, batch_size, reduce)
+    return total / n_samples, sigma
