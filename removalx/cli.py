@@ -194,9 +194,13 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     from removalx.recipe import builtin_recipes, load_recipe, recipe_model
 
     if args.action in (None, "list"):
+        from removalx.errors import RemovalxError
+
         for name, path in builtin_recipes().items():
-            r = load_recipe(path)
-            print(f"{name:<16} {r.reference}")
+            try:
+                print(f"{name:<16} {load_recipe(path).reference}")
+            except RemovalxError as exc:  # e.g. a plugin it needs is not installed
+                print(f"{name:<16} (unusable here: {exc.what.splitlines()[0]})")
         return EXIT_OK
     if args.action == "show":
         print(load_recipe(args.recipe, overrides=args.overrides).to_yaml(), end="")
