@@ -84,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     zt.add_argument("name")
     zt.add_argument("--seed", type=int, default=0)
     zt.add_argument("--out", help="folder for weights + metadata (default: the package's weights folder)")
+
+    from removalx.experiments.cli import add_subcommands
+
+    add_subcommands(sub)
     return p
 
 
@@ -232,7 +236,16 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"explain": cmd_explain, "plugins": cmd_plugins, "recipes": cmd_recipes, "zoo": cmd_zoo}
+def _commands() -> dict[str, Any]:
+    from removalx.experiments.cli import COMMANDS as EXPERIMENT_COMMANDS
+
+    return {
+        "explain": cmd_explain,
+        "plugins": cmd_plugins,
+        "recipes": cmd_recipes,
+        "zoo": cmd_zoo,
+        **EXPERIMENT_COMMANDS,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](args)
+        return _commands()[args.command](args)
     except RemovalxError as exc:
         print(f"removalx: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

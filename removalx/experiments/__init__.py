@@ -1,0 +1,12 @@
+"""Dataset-scale experiments: ``evaluate``, ``compare``, ``ablate`` and their HTML ``report``.
+
+Results live in a SQLite file (:class:`~removalx.experiments.store.Store`); runs commit after
+every explanation and score and skip stored work on rerun (DESIGN.md §5). See
+``docs/experiments.md``.
+"""
+
+from __future__ import annotations
+
+from removalx.experiments.store import Store
+
+__all__ = ["Store"]

@@ -1,0 +1,267 @@
+"""Subcommands ``evaluate``, ``compare``, ``ablate`` and ``report`` of the ``removalx`` CLI.
+
+Wired into :mod:`removalx.cli` through :func:`add_subcommands` and :data:`COMMANDS`; also
+runnable alone: ``python -m removalx.experiments.cli evaluate ...``. Exit codes as in
+``removalx``: 0 success, 2 usage error, 3 invalid input, 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from removalx.errors import ConfigError
+
+__all__ = ["COMMANDS", "add_subcommands", "main"]
+
+DEFAULT_MODEL = "zoo:r3d_tiny"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="zoo:synthetic",
+                   help="zoo:synthetic, zoo:synthetic-two-part or a folder of video files (default zoo:synthetic)")
+    p.add_argument("--n-videos", type=int, help="number of videos (default: 8 synthetic / all files)")
+    p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    p.add_argument("--size", type=int, default=112, help="frame size (default 112)")
+    p.add_argument("--data-seed", type=int, default=0, help="first seed of zoo:synthetic clips (default 0)")
+    p.add_argument("--metrics", default="deletion,insertion",
+                   help="comma-separated metric plugins, LABEL=PLUGIN for aliases (default deletion,insertion)")
+    p.add_argument("--metric-set", action="append", default=[], metavar="METRIC.KEY=VALUE",
+                   help="metric config, e.g. --metric-set deletion.steps=28 (repeatable)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe override applied to every recipe (repeatable)")
+    p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
+    p.add_argument("--weights", help="weights file for the model, or 'none'")
+    p.add_argument("--device", help="cpu, cuda, ...")
+    p.add_argument("--seed", type=int, help="recipe seed (default: each recipe's)")
+    p.add_argument("--target", choices=("pred", "label"), default="pred",
+                   help="explain the predicted class (default) or the dataset label")
+    p.add_argument("--batch-size", type=int, help="perturbed clips per forward pass")
+    p.add_argument("--db", required=True, help="SQLite results file (created; reruns skip stored work)")
+    p.add_argument("--name", help="experiment name in the database (default: derived from the command)")
+    p.add_argument("--export", help="write per-video scores and aggregates to FILE.csv or FILE.json")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--item-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Add ``evaluate``, ``compare``, ``ablate`` and ``report`` to an argparse subparsers object."""
+    e = subparsers.add_parser("evaluate", help="explain a dataset with one recipe and score it",
+                              description="Explain every video of a dataset with a recipe, score each "
+                              "explanation, store everything in --db; print per-metric mean and 95% CI.")
+    e.add_argument("--recipe", "-r", required=True, help="built-in recipe name or YAML file")
+    _common(e)
+    c = subparsers.add_parser("compare", help="several recipes on the same videos: methods x metrics",
+                              description="Methods x metrics table with time and forward passes, plus the "
+                              "reliability alpha of every AUC metric (STEP journal Eq. 20-21).")
+    c.add_argument("--recipes", required=True, help="comma-separated recipe names or YAML files")
+    c.add_argument("--no-random", action="store_true", help="do not add the random-map baseline (no alpha)")
+    _common(c)
+    a = subparsers.add_parser("ablate", help="vary one stage of a recipe, everything else fixed",
+                              description="Variants of a recipe that differ in one key (same seed, sample "
+                              "plan and videos); paired tests of each variant against the first.")
+    a.add_argument("--recipe", "-r", required=True, help="built-in recipe name or YAML file")
+    a.add_argument("--vary", required=True, metavar="KEY=V1,V2,...", help="e.g. removal.name=constant,blur,mean")
+    _common(a)
+    r = subparsers.add_parser("report", help="static HTML report of a results database",
+                              description="Write a self-contained HTML page (inline SVG, GIFs as data URIs).")
+    r.add_argument("db", help="SQLite results file")
+    r.add_argument("--out", "-o", default="report.html", help="HTML file (default report.html)")
+    r.add_argument("--max-videos", type=int, default=6, help="overlay GIFs for at most N videos per experiment")
+
+
+# -- shared ----------------------------------------------------------------------------------------
+def _run(args: argparse.Namespace, kind: str, triples: list[tuple[str, str, dict[str, Any]]],
+         random_baseline: bool) -> tuple[Any, list[str], list[str]]:
+    from removalx.experiments.datasets import dataset_items
+    from removalx.experiments.runner import make_methods, parse_metrics, run_items
+    from removalx.experiments.store import Store
+    from removalx.models import load_model
+    from removalx.recipe import parse_overrides
+
+    metrics = parse_metrics(args.metrics, args.metric_set)
+    common = parse_overrides(args.overrides)
+    triples = [(label, recipe, {**common, **ov}) for label, recipe, ov in triples]
+    methods = make_methods(triples, args.seed, batch_size=args.batch_size, random_baseline=random_baseline)
+    dataset, items, n = dataset_items(args.dataset, args.n_videos, frames=args.frames, size=args.size,
+                                      seed=args.data_seed)
+    model = load_model(args.model, weights=args.weights, device=args.device)
+    model_key = args.model if args.weights is None else f"{args.model}@{args.weights}"
+    labels = [m.label for m in methods]
+    name = args.name or f"{kind}: {', '.join(labels)}"
+    store = Store(args.db)
+    store.put_experiment(name, kind, labels, [m.label for m in metrics], dataset, vars(args))
+    run_id = store.start_run(kind, name, vars(args))
+    counts = run_items(store, items, n, methods, metrics, model, model_key, run_id=run_id,
+                       target_mode=args.target, progress=not args.quiet, item_delay=args.item_delay)
+    store.finish_run(run_id, counts.explained, counts.explanations_skipped)
+    if not args.quiet:
+        print(f"{kind}: {counts.explained} explanations computed, {counts.explanations_skipped} reused; "
+              f"{counts.scored} scores computed, {counts.scores_skipped} reused ({args.db})")
+    return store, labels, [m.label for m in metrics]
+
+
+def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
+    def cell(s: dict[str, Any]) -> str:
+        if not math.isfinite(s["mean"]):
+            return "-"
+        ci = "" if not math.isfinite(s["ci_low"]) else f" ±{(s['ci_high'] - s['ci_low']) / 2:.3f}"
+        return f"{s['mean']:.3f}{ci}"
+
+    header = ["method", "n", *metrics, "time_s", "n_forward"]
+    body = [[r["method"], str(r["n_videos"]), *(cell(r[m]) for m in metrics), f"{r['time_s']:.2f}",
+             f"{r['n_forward']:.0f}"] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    for line in [header, *body]:
+        print("  ".join(x.ljust(w) for x, w in zip(line, widths)))
+
+
+def _export(path: str, store: Any, methods: list[str], metrics: list[str], extra: dict[str, Any]) -> None:
+    from removalx.experiments.runner import aggregate
+
+    rows = [{k: s[k] for k in ("dataset", "item", "method", "metric", "value", "target", "n_forward", "time_s",
+                               "plan_digest", "seed", "model")}
+            for s in store.scores() if s["method"] in methods and s["metric"] in metrics]
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix.lower() == ".csv":
+        with open(p, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["method", "metric", "value"])
+            w.writeheader()
+            w.writerows(rows)
+    elif p.suffix.lower() == ".json":
+        data = {"scores": rows, "aggregate": aggregate(store, methods, metrics), **extra}
+        p.write_text(json.dumps(_clean(data), indent=2, default=str, allow_nan=False))
+    else:
+        raise ConfigError(f"--export {path}: unknown format {p.suffix!r}.", "Use a .csv or .json file name.")
+
+
+# -- commands ----------------------------------------------------------------------------------------
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``evaluate``: one recipe over a dataset; per-video scores and mean / 95% CI per metric."""
+    from removalx.experiments.runner import aggregate
+
+    store, methods, metrics = _run(args, "evaluate", [(_label(args.recipe), args.recipe, {})], False)
+    try:
+        if not args.quiet:
+            _print_table(aggregate(store, methods, metrics), metrics)
+        if args.export:
+            _export(args.export, store, methods, metrics, {})
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``compare``: several recipes (and random maps) on the same videos; alpha per AUC metric."""
+    from removalx.experiments.runner import aggregate, alpha_table
+
+    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    if not recipes:
+        raise ConfigError("--recipes is empty.", "Pass e.g. --recipes lime3d,rise3d.")
+    store, methods, metrics = _run(args, "compare", [(_label(r), r, {}) for r in recipes], not args.no_random)
+    try:
+        alphas = alpha_table(store, methods, metrics) if not args.no_random else {}
+        if not args.quiet:
+            _print_table(aggregate(store, methods, metrics), metrics)
+            for k, v in alphas.items():
+                print(f"reliability alpha of {k} (STEP Eq. 20-21): {v:.3f}")
+        if args.export:
+            _export(args.export, store, methods, metrics, {"alpha": alphas})
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    """``ablate``: variants of one recipe differing in one key; paired tests against the first."""
+    from removalx.experiments.runner import aggregate, paired_table
+
+    key, eq, values = args.vary.partition("=")
+    choices = [v.strip() for v in values.split(",") if v.strip()]
+    if not eq or not key.strip() or len(choices) < 2:
+        raise ConfigError(f"--vary {args.vary!r}: expected KEY=V1,V2[,...] with two values or more.",
+                          "E.g. --vary removal.name=constant,blur,mean,inpaint.")
+    import yaml
+
+    key = key.strip()
+    base = _label(args.recipe)
+    triples = [(f"{base}[{key}={v}]", args.recipe, {key: yaml.safe_load(v)}) for v in choices]
+    store, methods, metrics = _run(args, "ablate", triples, False)
+    try:
+        paired = paired_table(store, methods, metrics)
+        if not args.quiet:
+            _print_table(aggregate(store, methods, metrics), metrics)
+            for r in paired:
+                print(f"{r['variant']} vs {r['baseline']} on {r['metric']}: diff {r['diff_mean']:.4f} "
+                      f"(n={r['n']}), p_t={r['p_ttest']:.3g}, p_wilcoxon={r['p_wilcoxon']:.3g}")
+        if args.export:
+            _export(args.export, store, methods, metrics, {"paired": paired})
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``report``: a self-contained HTML page of a results database."""
+    from removalx.experiments.report import write_report
+
+    if not Path(args.db).exists():
+        raise ConfigError(f"No results database at {args.db}.", "Run evaluate/compare/ablate with --db first.")
+    out = write_report(args.db, args.out, max_videos=args.max_videos)
+    print(out)
+    return 0
+
+
+def _clean(o: Any) -> Any:
+    """JSON-safe copy: NaN / infinity become ``null``, tuple keys become strings."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def _label(recipe: str) -> str:
+    return Path(recipe).stem if recipe.endswith((".yaml", ".yml")) else recipe
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "evaluate": cmd_evaluate,
+    "compare": cmd_compare,
+    "ablate": cmd_ablate,
+    "report": cmd_report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one of the four subcommands alone (``python -m removalx.experiments.cli``)."""
+    from removalx.errors import RemovalxError
+
+    parser = argparse.ArgumentParser(prog="removalx-experiments")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_subcommands(sub)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except RemovalxError as exc:
+        print(f"removalx: error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("removalx: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
