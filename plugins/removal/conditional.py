@@ -13,8 +13,8 @@ the anchor and stays inside the region for ``s`` in ``[lo, hi]`` per axis, so fo
 that depends on the pixel only. It is computed once per clip (``prepare``) with two box
 filters per frame and channel, so the removal works under any segmentation (flow tubes,
 3D windows, superpixels). ``Sigma`` is taken diagonal (per pixel and channel). The noise of
-sample ``i`` is a hash of ``(seed, i, pixel)`` (:mod:`removalx.rng`), so it does not depend on
-batching. :meth:`expected_fill` returns ``mu``, which AOSA-approx uses in closed form (Eq. 7).
+sample ``i`` is a per-clip i.i.d. field rolled by an offset hashed from ``(seed, i)``
+(:mod:`removalx.rng`), so it does not depend on batching. :meth:`expected_fill` returns ``mu``, which AOSA-approx uses in closed form (Eq. 7).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from torch import Tensor
 
 from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
-from removalx.rng import hash_normal
+from removalx.rng import hash_normal, hash_uniform
 from removalx.stages import PluginConfig, Removal
 from removalx.types import FeatureSpace
 
@@ -88,7 +88,10 @@ def local_patch_stats(video: Tensor, patch: tuple[int, int], region: int) -> tup
     n = n.clamp_min(1.0)
     mu = s1 / n
     var = (s2 / n - mu * mu).clamp_min(0.0)
-    back = (lambda a: a.reshape(t, c, h, w).permute(0, 2, 3, 1).to(video.dtype).contiguous())
+
+    def back(a: Tensor) -> Tensor:
+        return a.reshape(t, c, h, w).permute(0, 2, 3, 1).to(video.dtype).contiguous()
+
     return back(mu), back(var)
 
 
@@ -107,9 +110,11 @@ class Conditional(Removal):
         self.seed = 0
         self.mu: Tensor | None = None
         self.sigma: Tensor | None = None
+        self._field: Tensor | None = None
 
     def prepare(self, video: Tensor, space: FeatureSpace, seed: int) -> None:
         self.seed = int(seed)
+        self._field = None
         patch = self.config.patch_size or _patch_size(space)
         mu, var = local_patch_stats(video, patch, self.config.region)
         self.mu, self.sigma = mu, var.sqrt()
@@ -120,12 +125,30 @@ class Conditional(Removal):
             self.mu, self.sigma = mu, var.sqrt()
         return self.mu.to(video.device), self.sigma.to(video.device)
 
+    def _noise(self, index: Tensor, video: Tensor) -> Tensor:
+        """``float[B, T, H, W, C]`` standard normal noise of samples ``index``.
+
+        One i.i.d. field per clip (hashed once) is rolled in space by a per-sample offset
+        hashed from ``(seed, index)``: every sample sees i.i.d. N(0, 1) pixels, samples see
+        different draws, and a sample's noise does not depend on its batch -- at the cost of
+        a gather instead of hashing ``B x T x H x W x C`` counters.
+        """
+        t, h, w, c = video.shape
+        if self._field is None or self._field.shape != video.shape:
+            pos = torch.zeros(1, dtype=torch.long, device=video.device)
+            self._field = hash_normal(self.seed, pos, (t, h, w, c), stream=31)[0].to(video.dtype)
+        field = self._field.to(video.device)
+        off = (hash_uniform(self.seed, index.to(video.device), (2,), stream=32) * torch.tensor(
+            [h, w], device=video.device)).long()
+        rows = (torch.arange(h, device=video.device)[None] + off[:, :1]) % h  # [B, H]
+        cols = (torch.arange(w, device=video.device)[None] + off[:, 1:]) % w  # [B, W]
+        return field[:, rows[:, :, None], cols[:, None, :]].permute(1, 0, 2, 3, 4)
+
     def fill(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
         mu, sigma = self._stats(video)
         if not self.config.sample:
             return mu
-        eps = hash_normal(self.seed, index, tuple(video.shape), stream=31).to(video.device, video.dtype)
-        out = mu + sigma * eps
+        out = mu + sigma * self._noise(index, video)
         return out.clamp_(0.0, 1.0) if self.config.clip else out
 
     def expected_fill(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:

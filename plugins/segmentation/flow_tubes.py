@@ -71,10 +71,7 @@ def farneback_flow(video: Tensor, config: FlowTubesConfig) -> Tensor:
         Farnebaeck parameters.
     """
     v = video.detach().float().cpu().numpy()
-    if v.shape[-1] == 3:
-        grey = v @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    else:
-        grey = v.mean(-1)
+    grey = v @ np.array([0.299, 0.587, 0.114], dtype=np.float32) if v.shape[-1] == 3 else v.mean(-1)
     grey = np.clip(np.rint(grey * 255.0), 0, 255).astype(np.uint8)
     t, h, w = grey.shape
     flow = np.zeros((max(t - 1, 0), h, w, 2), dtype=np.float32)

@@ -11,7 +11,9 @@ The trajectories come from the feature space through :meth:`FeatureSelector.bind
 ``flow_tubes`` space exposes ``trajectories float[F, T, 2]`` and ``alive bool[F, T]``).
 Displacements after a tube stopped (frame-out, Sec. 3.3) count as zero. Ties, and tubes
 that do not move (cosine undefined, taken as 0), are broken by the distance between the
-first-frame anchors, so a static scene integrates spatial neighbours.
+first-frame anchors, so a static scene integrates spatial neighbours. Tubes whose whole
+displacement vector is shorter than ``min_motion`` (default 0.5 px) count as static: on a
+still background Farnebaeck returns sub-pixel noise whose direction is meaningless.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ class CooccurrenceConfig(PluginConfig):
 
     k: int = Field(5, ge=0, description="K co-occurring tubes occluded with each tube (Sec. 3.2, Fig. 4: K = 5; 0 = AOSA_SGL)")
     min_motion: float = Field(
-        1e-3, ge=0, description="displacement norm (pixels) below which a tube counts as static (cosine := 0)"
+        0.5,
+        ge=0,
+        description="norm of the displacement vector (pixels) below which a tube is static and Eq. 1, "
+        "undefined for it, is taken as 0 (not in the paper: flow noise on a still background has no direction)",
     )
 
 
-def cooccurrence_matrix(trajectories: Tensor, alive: Tensor | None = None, min_motion: float = 1e-3) -> Tensor:
+def cooccurrence_matrix(trajectories: Tensor, alive: Tensor | None = None, min_motion: float = 0.5) -> Tensor:
     """Eq. 1 for all pairs: ``float[F, F]`` cosine similarity of displacement vectors.
 
     Parameters
