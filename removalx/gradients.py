@@ -39,6 +39,7 @@ __all__ = [
     "GradientConfig",
     "finish",
     "input_gradients",
+    "integrated_gradients",
     "output_of",
     "reduce_channels",
     "require_differentiable",
@@ -75,14 +76,15 @@ class GradientConfig(PluginConfig):
     internal_batch_size: int = Field(16, gt=0, description="clips per forward/backward pass")
 
 
-def require_differentiable(model: VideoClassifier, method: str) -> None:
+def require_differentiable(model: VideoClassifier, method: str, alternative: str | None = None) -> None:
     """Raise :class:`ModelError` unless gradients flow from ``model``'s logits to its input."""
     if not getattr(model, "differentiable", False):
+        alternative = alternative or "a removal recipe such as 'rise3d' or 'lime3d'"
         raise ModelError(
             f"{method} needs gradients of the logits w.r.t. the input, but the model "
             f"{getattr(model, 'name', model)!r} is a black-box callable (model.differentiable is False).",
             "Pass the torch nn.Module itself (e.g. removalx.VideoClassifier(module, layout='BCTHW')), "
-            "or use a perturbation method such as the 'step', 'ep3d' or 'rise3d' recipes.",
+            f"or use {alternative}, which needs forward passes only.",
         )
 
 
@@ -245,3 +247,36 @@ def smoothgrad(
 
     total = input_gradients(model, make, n_samples, target, output, batch_size, reduce)
     return total / n_samples, sigma
+
+
+def integrated_gradients(
+    model: VideoClassifier,
+    video: Tensor,
+    target: int,
+    *,
+    steps: int,
+    baseline: float,
+    method: str,
+    output: str,
+    batch_size: int,
+) -> tuple[Tensor, Tensor]:
+    """Integrated Gradients (STEP journal Eq. 24) with Captum: ``([T,H,W,C] attribution, delta)``.
+
+    ``method="riemann_right"`` is exactly Eq. 24's ``(1/m) sum_{k=1..m}``; the baseline is
+    the constant clip ``baseline`` (0 = black). ``delta`` is Captum's completeness error
+    ``sum(attr) - (f(x) - f(baseline))`` (two extra single-clip forward passes).
+    """
+    from captum.attr import IntegratedGradients
+
+    fwd = CaptumForward(model, output)
+    x = video[None].to(model.device)
+    attr, delta = IntegratedGradients(fwd).attribute(
+        x,
+        baselines=torch.full_like(x, baseline),
+        target=target,
+        n_steps=steps,
+        method=method,
+        internal_batch_size=batch_size,
+        return_convergence_delta=True,
+    )
+    return attr[0].detach(), delta.detach()

@@ -22,7 +22,13 @@ from pydantic import Field
 from torch import Tensor
 
 from removalx.filters import blur_frames
-from removalx.gradients import GradientConfig, finish, input_gradients, reduce_channels, require_differentiable
+from removalx.gradients import (
+    GradientConfig,
+    finish,
+    input_gradients,
+    reduce_channels,
+    require_differentiable,
+)
 from removalx.hookspecs import hookimpl
 from removalx.stages import Explainer
 from removalx.types import Attribution
@@ -39,7 +45,9 @@ class BlurIGConfig(GradientConfig):
     grad_step: float = Field(0.01, gt=0, description="finite-difference step for dg/dsigma (Xu et al.: 0.01)")
 
 
-def blur_integrated_gradients(model: VideoClassifier, video: Tensor, target: int, cfg: BlurIGConfig) -> Tensor:
+def blur_integrated_gradients(
+    model: VideoClassifier, video: Tensor, target: int, cfg: BlurIGConfig
+) -> Tensor:
     """``[T, H, W, C]`` Blur IG attribution (Eq. 27)."""
     m = cfg.steps
     sigmas = [k * cfg.max_sigma / m for k in range(m)]  # s_k = (k - 1) sigma_max / m, k = 1..m

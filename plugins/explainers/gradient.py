@@ -38,7 +38,7 @@ class Gradient(Explainer):
         require_differentiable(model, "gradient")
         n0 = (model.n_forward, model.n_backward)
         fwd = CaptumForward(model, self.config.output)
-        x = video[None].to(model.device)
+        x = video[None].to(model.device).clone().requires_grad_(True)
         grad = Saliency(fwd).attribute(x, target=target, abs=False)
         values = reduce_channels(grad[0].detach(), self.config.channel_reduction)
         return finish(values, target, self.config, "gradient", model, n0)

@@ -37,7 +37,7 @@ class GradientXInput(Explainer):
         require_differentiable(model, "gradient_x_input")
         n0 = (model.n_forward, model.n_backward)
         fwd = CaptumForward(model, self.config.output)
-        x = video[None].to(model.device)
+        x = video[None].to(model.device).clone().requires_grad_(True)
         attr = InputXGradient(fwd).attribute(x, target=target)
         values = reduce_channels(attr[0].detach(), self.config.channel_reduction)
         return finish(values, target, self.config, "gradient_x_input", model, n0)

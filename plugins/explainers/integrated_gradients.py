@@ -12,11 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import torch
-from captum.attr import IntegratedGradients as CaptumIG
 from pydantic import Field
 from torch import Tensor
 
-from removalx.gradients import CaptumForward, GradientConfig, finish, reduce_channels, require_differentiable
+from removalx.gradients import (
+    GradientConfig,
+    finish,
+    integrated_gradients,
+    reduce_channels,
+    require_differentiable,
+)
 from removalx.hookspecs import hookimpl
 from removalx.stages import Explainer
 from removalx.types import Attribution
@@ -29,29 +34,12 @@ class IGConfig(GradientConfig):
     """Integrated Gradients settings (Eq. 24)."""
 
     steps: int = Field(50, gt=1, description="m, the number of path points in Eq. 24 (journal: 50)")
-    baseline: float = Field(0.0, ge=0, le=1, description="Xbar of Eq. 24 as a constant pixel value (0 = black)")
-    method: Literal["riemann_right", "riemann_left", "riemann_middle", "riemann_trapezoid", "gausslegendre"] = (
-        Field("riemann_right", description="quadrature; riemann_right is Eq. 24's sum over k = 1..m")
+    baseline: float = Field(
+        0.0, ge=0, le=1, description="Xbar of Eq. 24 as a constant pixel value (0 = black)"
     )
-
-
-def integrated_gradients(
-    model: VideoClassifier, video: Tensor, target: int, config: IGConfig, baseline: float | None = None
-) -> tuple[Tensor, Tensor]:
-    """``([T,H,W,C] attribution, convergence delta)`` of Eq. 24 (shared with ``xrai``)."""
-    fwd = CaptumForward(model, config.output)
-    x = video[None].to(model.device)
-    b = torch.full_like(x, config.baseline if baseline is None else baseline)
-    attr, delta = CaptumIG(fwd).attribute(
-        x,
-        baselines=b,
-        target=target,
-        n_steps=config.steps,
-        method=config.method,
-        internal_batch_size=config.internal_batch_size,
-        return_convergence_delta=True,
-    )
-    return attr[0].detach(), delta.detach()
+    method: Literal[
+        "riemann_right", "riemann_left", "riemann_middle", "riemann_trapezoid", "gausslegendre"
+    ] = Field("riemann_right", description="quadrature; riemann_right is Eq. 24's sum over k = 1..m")
 
 
 class IntegratedGradients(Explainer):
@@ -65,7 +53,17 @@ class IntegratedGradients(Explainer):
     ) -> Attribution:
         require_differentiable(model, "integrated_gradients")
         n0 = (model.n_forward, model.n_backward)
-        attr, delta = integrated_gradients(model, video, target, self.config)
+        cfg = self.config
+        attr, delta = integrated_gradients(
+            model,
+            video,
+            target,
+            steps=cfg.steps,
+            baseline=cfg.baseline,
+            method=cfg.method,
+            output=cfg.output,
+            batch_size=cfg.internal_batch_size,
+        )
         values = reduce_channels(attr, self.config.channel_reduction)
         return finish(
             values, target, self.config, "integrated_gradients", model, n0, delta=float(delta.abs().max())

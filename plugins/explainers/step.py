@@ -42,7 +42,8 @@ class STEPConfig(ExtremalConfig):
     """STEP = EP-3D settings plus the smoothness loss ``L_K`` (Eq. 7-11)."""
 
     kernel_size: tuple[int, int, int] = Field(
-        (8, 11, 11), description="(T_K, H_K, W_K) of the ellipsoid K, Eq. 9 (journal: T_K = 8, Sec. V-D; 11 px)"
+        (8, 11, 11),
+        description="(T_K, H_K, W_K) of the ellipsoid K, Eq. 9 (journal: T_K = 8, Sec. V-D; 11 px)",
     )
     kernel_stride: tuple[int, int, int] = Field(
         (1, 11, 11), description="stride of the 3D convolution M * K in Eq. 7 (journal Sec. V-A.3), padding 0"
