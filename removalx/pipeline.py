@@ -304,8 +304,9 @@ class Explainer:
             "lower_is_important": summary.lower_is_important,
             "cached_outputs": cached is not None,
         }
-        if isinstance(getattr(behavior, "meta", None), dict) and behavior.meta:
-            meta["behavior"] = dict(behavior.meta)
+        for name, stage in (("behavior", behavior), ("summary", summary)):
+            if isinstance(getattr(stage, "meta", None), dict) and stage.meta:
+                meta[name] = dict(stage.meta)
         return Attribution(values=values, feature_values=feature_values, target=target, space=space, meta=meta)
 
 

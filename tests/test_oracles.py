@@ -219,6 +219,9 @@ def test_linear_equals_lime_base(video, toy, kernel_width):
         coef[j] = c
     assert np.abs(coef).max() > 1e-3
     np.testing.assert_allclose(attr.feature_values.numpy(), coef, rtol=1e-4, atol=1e-6)
+    # LIME's intercept and weighted R^2 ("score") come out of the same streamed statistics
+    assert attr.meta["summary"]["intercept"] == pytest.approx(intercept, rel=1e-4, abs=1e-6)
+    assert attr.meta["summary"]["r2"] == pytest.approx(score, rel=1e-4, abs=1e-6)
 
 
 # -- occlusion vs Captum --------------------------------------------------------------------
