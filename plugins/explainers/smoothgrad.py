@@ -36,13 +36,17 @@ class SmoothGradConfig(GradientConfig):
 class SmoothGrad(Explainer):
     """SmoothGrad (Eq. 25)."""
 
+    #: Registered name (used in messages and meta) and whether gradients are squared (Eq. 26).
+    name = "smoothgrad"
+    squared = False
+
     def __init__(self, config: SmoothGradConfig) -> None:
         self.config = config
 
     def explain(
         self, model: VideoClassifier, video: Tensor, target: int, generator: torch.Generator
     ) -> Attribution:
-        require_differentiable(model, "smoothgrad")
+        require_differentiable(model, self.name)
         cfg = self.config
         n0 = (model.n_forward, model.n_backward)
         attr, sigma = smoothgrad(
@@ -51,13 +55,13 @@ class SmoothGrad(Explainer):
             target,
             n_samples=cfg.n_samples,
             noise_level=cfg.noise_level,
-            squared=False,
+            squared=self.squared,
             output=cfg.output,
             batch_size=cfg.internal_batch_size,
             generator=generator,
         )
         values = reduce_channels(attr, cfg.channel_reduction)
-        return finish(values, target, cfg, "smoothgrad", model, n0, sigma=sigma)
+        return finish(values, target, cfg, self.name, model, n0, sigma=sigma)
 
 
 @hookimpl

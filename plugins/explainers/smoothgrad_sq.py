@@ -9,55 +9,19 @@ per sample), so a seed fixes the result whatever ``internal_batch_size``. Captum
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import torch
-from pydantic import Field
-from torch import Tensor
-
-from removalx.gradients import GradientConfig, finish, reduce_channels, require_differentiable, smoothgrad
 from removalx.hookspecs import hookimpl
-from removalx.stages import Explainer
-from removalx.types import Attribution
-
-if TYPE_CHECKING:
-    from removalx.models import VideoClassifier
+from removalx_plugins.explainers.smoothgrad import SmoothGrad, SmoothGradConfig
 
 
-class SmoothGradSquaredConfig(GradientConfig):
-    """SmoothGrad-Squared settings (Eq. 26)."""
-
-    n_samples: int = Field(50, gt=0, description="n, noisy samples in Eq. 26 (journal: 50)")
-    noise_level: float = Field(
-        0.15, ge=0, description="sigma of Eq. 25 as a fraction of (max X - min X) (Smilkov et al.: 0.10-0.20)"
-    )
+class SmoothGradSquaredConfig(SmoothGradConfig):
+    """SmoothGrad-Squared settings (Eq. 26; the same fields as SmoothGrad's Eq. 25)."""
 
 
-class SmoothGradSquared(Explainer):
-    """SmoothGrad-Squared (Eq. 26)."""
+class SmoothGradSquared(SmoothGrad):
+    """SmoothGrad-Squared (Eq. 26): the mean of the squared noisy gradients."""
 
-    def __init__(self, config: SmoothGradSquaredConfig) -> None:
-        self.config = config
-
-    def explain(
-        self, model: VideoClassifier, video: Tensor, target: int, generator: torch.Generator
-    ) -> Attribution:
-        require_differentiable(model, "smoothgrad_sq")
-        cfg = self.config
-        n0 = (model.n_forward, model.n_backward)
-        attr, sigma = smoothgrad(
-            model,
-            video,
-            target,
-            n_samples=cfg.n_samples,
-            noise_level=cfg.noise_level,
-            squared=True,
-            output=cfg.output,
-            batch_size=cfg.internal_batch_size,
-            generator=generator,
-        )
-        values = reduce_channels(attr, cfg.channel_reduction)
-        return finish(values, target, cfg, "smoothgrad_sq", model, n0, sigma=sigma)
+    name = "smoothgrad_sq"
+    squared = True
 
 
 @hookimpl

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 from pydantic import Field
-from removalx_plugins.segmentation.slic3d import Slic3D, Slic3DConfig
 from torch import Tensor
 
 from removalx.gradients import (
@@ -36,6 +35,7 @@ from removalx.gradients import (
 from removalx.hookspecs import hookimpl
 from removalx.stages import Explainer
 from removalx.types import Attribution
+from removalx_plugins.segmentation.slic3d import Slic3D, Slic3DConfig
 
 if TYPE_CHECKING:
     from removalx.models import VideoClassifier

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from removalx_plugins.removal.conditional import Conditional, ConditionalConfig, local_patch_stats
-from removalx_plugins.segmentation.flow_tubes import FlowTubes, FlowTubesConfig, track_anchors
-from removalx_plugins.selection.cooccurrence import cooccurrence_matrix, top_k_partners
 
 import removalx
 from removalx.testing import LinearVideoModel, ToyClassifier, check_plugin, tiny_video
 from removalx.zoo.data import make_clip
+from removalx_plugins.removal.conditional import Conditional, ConditionalConfig, local_patch_stats
+from removalx_plugins.segmentation.flow_tubes import FlowTubes, FlowTubesConfig, track_anchors
+from removalx_plugins.selection.cooccurrence import cooccurrence_matrix, top_k_partners
 
 
 def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
