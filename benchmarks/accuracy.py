@@ -79,9 +79,8 @@ def main() -> int:
     print(f"F = {n} features, exact Shapley values from all {2**n} coalitions; |phi| = {np.abs(exact).mean():.4f}")
     budgets = [int(b) for b in args.budgets.split(",")]
 
-    from captum.attr import KernelShap
-
     import shap
+    from captum.attr import KernelShap
 
     def forward_prob(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
