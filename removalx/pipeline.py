@@ -7,6 +7,7 @@ so memory does not grow with the number of samples.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -23,7 +24,7 @@ from removalx.io import validate_video
 from removalx.models import VideoClassifier, as_classifier
 from removalx.recipe import Recipe, load_recipe
 from removalx.registry import Registry, get_registry
-from removalx.stages import Behavior, Removal, Summary
+from removalx.stages import Behavior, Removal, Summary, channels_first_empty
 from removalx.types import Attribution, FeatureSpace, SamplePlan
 
 __all__ = ["Explainer", "default_batch_size"]
@@ -227,6 +228,9 @@ class Explainer:
         cached = cache.get(key) if cache is not None and key is not None else None
         grad_ctx = nullcontext() if behavior.needs_grad else torch.inference_mode()
         apply = removal.apply_expected if getattr(behavior, "expected_input", False) else removal.apply
+        # One output buffer serves every batch (fresh 10-100 MB tensors per batch cost page
+        # faults that dominate the framework's own time); removals without ``out`` allocate.
+        buffer = _BatchBuffer(clip_d, bs) if _accepts_out(apply) and not behavior.needs_grad else None
 
         def run(z: Tensor, index: Tensor, y_known: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
             with timer("perturb"):
@@ -234,7 +238,10 @@ class Explainer:
             if y_known is not None:
                 return keep, y_known.to(device), None
             with timer("perturb"):
-                batch = apply(clip_d, keep, index)
+                if buffer is None:
+                    batch = apply(clip_d, keep, index)
+                else:
+                    batch = apply(clip_d, keep, index, out=buffer.take(z.shape[0]))
             with timer("model"), grad_ctx:
                 y = behavior.evaluate(clf, batch, target)
             return keep, _check_output(y, z.shape[0]).detach(), batch
@@ -308,6 +315,28 @@ class Explainer:
             if isinstance(getattr(stage, "meta", None), dict) and stage.meta:
                 meta[name] = dict(stage.meta)
         return Attribution(values=values, feature_values=feature_values, target=target, space=space, meta=meta)
+
+
+class _BatchBuffer:
+    """A reusable ``[B, T, H, W, C]`` tensor (channel-first memory); ``take(n)`` gives ``n`` clips."""
+
+    def __init__(self, clip: Tensor, batch_size: int) -> None:
+        self._clip = clip
+        self._batch_size = batch_size
+        self._buf: Tensor | None = None
+
+    def take(self, n: int) -> Tensor:
+        if self._buf is None or self._buf.shape[0] < n:
+            shape = (max(n, self._batch_size), *self._clip.shape)
+            self._buf = channels_first_empty(shape, self._clip.dtype, self._clip.device)
+        return self._buf[:n]
+
+
+def _accepts_out(fn: Any) -> bool:
+    try:
+        return "out" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _cache_key(plan: SamplePlan, recipe: Recipe, target: int) -> str:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Behavior",
+    "blend",
+    "channels_first_empty",
     "Explainer",
     "FeatureSelector",
     "Metric",
@@ -113,11 +115,13 @@ class Removal(ABC):
     def fill(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
         """Values for removed pixels: ``float[T,H,W,C]`` or ``float[B,T,H,W,C]``."""
 
-    def apply(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
-        """Perturbed batch ``float[B, T, H, W, C]`` for keep-masks ``float[B, T, H, W]``."""
-        fill = self.fill(video, keep, index)
-        k = keep.unsqueeze(-1)
-        return torch.lerp(fill.expand(keep.shape[0], *video.shape), video.expand(keep.shape[0], *video.shape), k)
+    def apply(self, video: Tensor, keep: Tensor, index: Tensor, out: Tensor | None = None) -> Tensor:
+        """Perturbed batch ``float[B, T, H, W, C]`` for keep-masks ``float[B, T, H, W]``.
+
+        ``out``, when given, is a contiguous ``float[B, T, H, W, C]`` buffer to write the
+        batch into (the pipeline reuses one buffer for every batch instead of allocating).
+        """
+        return blend(video, keep, self.fill(video, keep, index), out)
 
     def expected_fill(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
         """Expectation of :meth:`fill` over the removal's randomness (default: :meth:`fill`).
@@ -127,13 +131,53 @@ class Removal(ABC):
         """
         return self.fill(video, keep, index)
 
-    def apply_expected(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
+    def apply_expected(self, video: Tensor, keep: Tensor, index: Tensor, out: Tensor | None = None) -> Tensor:
         """Like :meth:`apply` with :meth:`expected_fill` in place of :meth:`fill`."""
         if type(self).expected_fill is Removal.expected_fill:
-            return self.apply(video, keep, index)
-        fill = self.expected_fill(video, keep, index)
-        k = keep.unsqueeze(-1)
-        return torch.lerp(fill.expand(keep.shape[0], *video.shape), video.expand(keep.shape[0], *video.shape), k)
+            return self.apply(video, keep, index, out=out)
+        return blend(video, keep, self.expected_fill(video, keep, index), out)
+
+
+def channels_first_empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """An uninitialised ``[B, T, H, W, C]`` tensor whose memory is laid out as ``[B, C, T, H, W]``."""
+    b, t, h, w, c = shape
+    return torch.empty((b, c, t, h, w), dtype=dtype, device=device).movedim(1, -1)
+
+
+def blend(video: Tensor, keep: Tensor, fill: Tensor, out: Tensor | None = None) -> Tensor:
+    """``keep * video + (1 - keep) * fill`` as a contiguous ``float[B, T, H, W, C]`` batch.
+
+    Parameters
+    ----------
+    video : Tensor
+        ``float[T, H, W, C]``.
+    keep : Tensor
+        ``float[B, T, H, W]`` in [0, 1].
+    fill : Tensor
+        ``float[C]``, ``float[T, H, W, C]`` or ``float[B, T, H, W, C]``.
+    out : Tensor, optional
+        ``float[B, T, H, W, C]`` to write into (best made by :func:`channels_first_empty`).
+
+    Notes
+    -----
+    The batch has the logical shape ``[B, T, H, W, C]`` but is stored channel-first (see
+    :func:`channels_first_empty`): the arithmetic then runs on contiguous memory
+    (broadcasting ``keep`` over a trailing channel axis of size 3 does not vectorise on CPU),
+    and the ``BCTHW`` permute of video models is a free view instead of a copy.
+    """
+    shape = (keep.shape[0], *video.shape)
+    if torch.is_grad_enabled() and (video.requires_grad or keep.requires_grad or fill.requires_grad):
+        return torch.lerp(fill.expand(shape), video.expand(shape), keep.unsqueeze(-1))
+    if out is None:
+        out = channels_first_empty(shape, torch.promote_types(video.dtype, keep.dtype), video.device)
+    c = video.shape[-1]
+    fill_cf = fill.reshape(c, 1, 1, 1) if fill.dim() == 1 else fill.movedim(-1, -4)
+    diff = video.movedim(-1, 0) - fill_cf  # [C, T, H, W] or [B, C, T, H, W]
+    out_cf = out.movedim(-1, 1)
+    torch.mul(diff, keep.unsqueeze(1), out=out_cf)
+    if fill.dim() > 1 or bool(fill.any()):
+        out_cf.add_(fill_cf)
+    return out
 
 
 class Behavior(ABC):

@@ -42,26 +42,9 @@ class Constant(Removal):
         self._fill = torch.tensor(self.value, dtype=video.dtype, device=video.device).expand(c)
 
     def fill(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
-        if self._fill is None:
+        if self._fill is None or self._fill.device != video.device:
             self.prepare(video, None, 0)  # type: ignore[arg-type]
-        assert self._fill is not None
-        return self._fill
-
-    def apply(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
-        fill = self.fill(video, keep, index)
-        if torch.is_grad_enabled() and (video.requires_grad or keep.requires_grad):
-            return (video - fill) * keep.unsqueeze(-1) + fill
-        # (video - fill) * keep + fill, written into a contiguous [B, T, H, W, C] tensor
-        # through a channel-first view: broadcasting keep over the trailing C axis is
-        # ~3x slower on CPU (no vectorisation over an inner axis of size 3). Same values.
-        diff = video - fill
-        out = torch.empty(
-            (keep.shape[0], *video.shape), dtype=torch.promote_types(diff.dtype, keep.dtype), device=video.device
-        )
-        torch.mul(diff.permute(3, 0, 1, 2), keep.unsqueeze(1), out=out.permute(0, 4, 1, 2, 3))
-        if any(v != 0.0 for v in self.value):
-            out.add_(fill)
-        return out
+        return self._fill  # type: ignore[return-value]
 
 
 @hookimpl

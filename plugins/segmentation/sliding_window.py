@@ -49,15 +49,21 @@ class WindowSpace(FeatureSpace):
         self._window, self._stride = tuple(window), tuple(stride)
 
     def _spread(self, v: Tensor) -> Tensor:
-        """``[B, nt, nh, nw] -> [B, T, H, W]``: sum of window values covering each pixel."""
+        """``[B, nt, nh, nw] -> [B, T, H, W]``: sum of window values covering each pixel.
+
+        Three small matrix products (one per axis), the last one written straight into
+        the ``[B, T, H * W]`` layout, so no intermediate of the clip's size is permuted.
+        """
         a, b, c = self.axes
-        x = torch.einsum("bijk,kw->bijw", v, c)
-        x = torch.einsum("bijw,jh->bihw", x, b)
-        return torch.einsum("bihw,it->bthw", x, a)
+        n, (nt, nh, _) = v.shape[0], self.grid
+        t, h, w = self.shape
+        x = v @ c  # [B, nt, nh, W]
+        x = b.T @ x  # [B, nt, H, W]
+        return (a.T @ x.reshape(n, nt, h * w)).view(n, t, h, w)
 
     def render(self, z: Tensor, index: Tensor | None = None) -> Tensor:
         removed = self._spread((1.0 - z).view(z.shape[0], *self.grid))
-        return (1.0 - removed).clamp_(min=0.0)
+        return removed.clamp_(max=1.0).neg_().add_(1.0)  # 1 - min(count, 1), in place
 
     def expand(self, values: Tensor) -> Tensor:
         v = values.to(self.axes[0].device, torch.float32).view(1, *self.grid)
