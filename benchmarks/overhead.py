@@ -25,6 +25,7 @@ the minimum (and median) is reported.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -131,7 +132,7 @@ def r3d_overhead(video: torch.Tensor, n: int, bs: int, reps: int) -> list[dict[s
     module = r3d_18(weights=None).eval()
     clf = removalx.VideoClassifier(module, layout="BCTHW", mean=R3D_MEAN, std=R3D_STD, name="r3d_18")
     t, h, w, c = video.shape
-    win, stride, n_win = occlusion_grid((t, h, w), n)
+    win, stride, _ = occlusion_grid((t, h, w), n)
     overrides: dict[str, dict[str, Any]] = {
         "lime3d": {"sample_selection.n_samples": n},
         "kernelshap3d": {"sample_selection.n_samples": n},
@@ -409,10 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine   : {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}")
     print(f"software  : python {platform.python_version()}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"settings  : batch size {bs}, repeat {reps} (times are the minimum over repeats)")
-    try:
+    with contextlib.suppress(OSError):
         print(f"load avg  : {' '.join(f'{x:.2f}' for x in os.getloadavg())} (at start)")
-    except OSError:
-        pass
     sys.stdout.flush()
 
     if not args.skip_r3d:

@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Behavior",
-    "blend",
-    "channels_first_empty",
     "Explainer",
     "FeatureSelector",
     "Metric",
@@ -34,6 +32,8 @@ __all__ = [
     "Segmenter",
     "Summary",
     "Visualizer",
+    "blend",
+    "channels_first_empty",
 ]
 
 

@@ -55,7 +55,7 @@ class WindowSpace(FeatureSpace):
         the ``[B, T, H * W]`` layout, so no intermediate of the clip's size is permuted.
         """
         a, b, c = self.axes
-        n, (nt, nh, _) = v.shape[0], self.grid
+        n, nt = v.shape[0], self.grid[0]
         t, h, w = self.shape
         x = v @ c  # [B, nt, nh, W]
         x = b.T @ x  # [B, nt, H, W]
