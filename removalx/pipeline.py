@@ -232,11 +232,14 @@ class Explainer:
         # faults that dominate the framework's own time); removals without ``out`` allocate.
         buffer = _BatchBuffer(clip_d, bs) if _accepts_out(apply) and not behavior.needs_grad else None
 
-        def run(z: Tensor, index: Tensor, y_known: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        def run(z: Tensor, index: Tensor, y_known: Tensor | None) -> tuple[Tensor | None, Tensor]:
+            """Keep-masks (``None`` when known outputs make them unneeded) and outputs of a batch."""
+            if y_known is not None and not summary.needs_keep:
+                return None, y_known.to(device)
             with timer("perturb"):
                 keep = space.render(z, index)
             if y_known is not None:
-                return keep, y_known.to(device), None
+                return keep, y_known.to(device)
             with timer("perturb"):
                 if buffer is None:
                     batch = apply(clip_d, keep, index)
@@ -244,7 +247,7 @@ class Explainer:
                     batch = apply(clip_d, keep, index, out=buffer.take(z.shape[0]))
             with timer("model"), grad_ctx:
                 y = behavior.evaluate(clf, batch, target)
-            return keep, _check_output(y, z.shape[0]).detach(), batch
+            return keep, _check_output(y, z.shape[0]).detach()
 
         base: dict[str, float] = {}
         for i, case in enumerate(summary.requires):
@@ -291,7 +294,7 @@ class Explainer:
                 known = None if cached is None else cached["y"][start:stop]
                 if refined is not None:
                     known = refined[start:stop]
-                keep, y, _ = run(z, idx, known)
+                keep, y = run(z, idx, known)
                 with timer("summary"):
                     summary.update(z, keep if summary.needs_keep else None, y, w)
                 ys[start:stop] = y.float().cpu()
