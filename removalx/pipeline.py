@@ -177,7 +177,7 @@ class Explainer:
                 attr = explainer.explain(clf, clip_d, target, gen)
             attr.meta.setdefault("timings", {}).update(timer.times)
         else:
-            attr = self._run_pipeline(clf, clip, clip_d, target, gen, timer, batch_size, show, cache)
+            attr = self._run_pipeline(clf, clip, clip_d, logits, target, gen, timer, batch_size, show, cache)
         attr.values = attr.values.detach().float().cpu()
         if attr.feature_values is not None:
             attr.feature_values = attr.feature_values.detach().float().cpu()
@@ -199,6 +199,7 @@ class Explainer:
         clf: VideoClassifier,
         clip: Tensor,
         clip_d: Tensor,
+        clean_logits: Tensor,
         target: int,
         gen: torch.Generator,
         timer: Timer,
@@ -250,7 +251,13 @@ class Explainer:
             return keep, _check_output(y, z.shape[0]).detach()
 
         base: dict[str, float] = {}
+        # "full" keeps every pixel (a FeatureSpace contract, checked by check_plugin), so a
+        # behavior that only scores logits gets it from the clean pass: no second forward.
+        scores_logits = type(behavior).evaluate is Behavior.evaluate
         for i, case in enumerate(summary.requires):
+            if case == "full" and scores_logits:
+                base[case] = float(behavior.score(clean_logits, target)[0])
+                continue
             z = torch.full((1, space.n_features), 1.0 if case == "full" else 0.0, device=device)
             idx = torch.full((1,), -1 - i, dtype=torch.long, device=device)
             known = None if cached is None else cached["base"][case].reshape(1)

@@ -42,7 +42,7 @@ def test_explain_writes_outputs(tmp_path, clip_and_model, capsys):
     assert rc == EXIT_OK
     assert capsys.readouterr().out.strip() == str(out)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["n_forward"] == 10 and summary["recipe"]["name"] == "lime3d"
+    assert summary["n_forward"] == 9 and summary["recipe"]["name"] == "lime3d"  # clean pass + 8 samples
     values = np.load(out / "attribution.npy")
     assert values.shape == (4, 16, 16)
     assert (out / "overlay.gif").stat().st_size > 0 and (out / "overlay.mp4").stat().st_size > 0

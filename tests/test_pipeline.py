@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import removalx
@@ -16,8 +17,9 @@ def _model():
 
 def test_meta_counts_and_timings():
     a = removalx.Explainer.from_recipe("lime3d", overrides=SMALL, progress=False).explain(_model(), tiny_video())
-    # 1 clean pass for the target + 1 base case ("full") + 20 samples
-    assert a.meta["n_forward"] == 22
+    # 1 clean pass for the target (which also gives the "full" base case) + 20 samples
+    assert a.meta["n_forward"] == 21
+    assert a.meta["base"]["full"] == pytest.approx(float(_model()(tiny_video()[None]).softmax(-1).max()))
     assert a.meta["n_samples"] == 20 and a.meta["n_features"] == 8
     for k in ("segmentation", "selection", "perturb", "model", "summary", "total"):
         assert a.meta["timings"][k] >= 0
