@@ -186,3 +186,30 @@ def test_report_renders_in_headless_chromium(compare_db, tmp_path):
     subprocess.run([exe, *flags[:-1], f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}",
                     "--window-size=1200,1600", out.as_uri()], capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_evaluate_a_folder_of_videos_with_labels(tmp_path, model_spec):
+    import torch
+
+    from removalx.io import write_gif
+    from removalx.testing import tiny_video
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(2):
+        frames = (tiny_video(frames=4, size=16, seed=i) * 255).round().to(torch.uint8)
+        write_gif(frames, folder / f"clip{i}.gif", fps=4)
+    (folder / "labels.csv").write_text("file,label\nclip0.gif,2\nclip1,3\n")
+    (folder / "notes.txt").write_text("not a video")
+    db = tmp_path / "dir.db"
+    argv = ["evaluate", "--recipe", "lime3d", "--dataset", str(folder), "--model", model_spec, "--db", str(db),
+            "--frames", "4", "--size", "16", "--quiet", "--metrics", "deletion,insertion",
+            "--metric-set", "deletion.steps=4", "--metric-set", "insertion.steps=4", *GRID]
+    assert main(argv) == 0
+    videos = rows(db, "SELECT item, label FROM videos ORDER BY item")
+    assert [(item.split("-")[0], label) for item, label in videos] == [("clip0.gif", 2), ("clip1.gif", 3)]
+    assert len(rows(db, "SELECT * FROM explanations")) == 2
+    assert len(rows(db, "SELECT * FROM scores")) == 2 * 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*argv[:4], str(empty), *argv[5:]]) == 3
