@@ -67,7 +67,7 @@ def _bar_svg(title: str, rows: list[dict[str, Any]], metric: str, width: int = 3
     lo, hi = min([0.0, *pts]), max([0.0, *pts]) or 1.0
     if hi == lo:
         hi = lo + 1.0
-    pad_l, pad_b, pad_t = 48, 46, 24
+    pad_l, pad_b, pad_t = 48, 64, 24
     ph = height - pad_b - pad_t
     bw = (width - pad_l - 10) / max(len(vals), 1)
 
@@ -95,8 +95,9 @@ def _bar_svg(title: str, rows: list[dict[str, Any]], metric: str, width: int = 3
             for v in (s["ci_low"], s["ci_high"]):
                 parts.append(f'<line x1="{cx - 5:.1f}" y1="{y(v):.1f}" x2="{cx + 5:.1f}" y2="{y(v):.1f}" stroke="#000"/>')
         label = method if len(method) <= 16 else method[:15] + "…"
-        parts.append(f'<text x="{x0 + bw * 0.35:.1f}" y="{height - pad_b + 14}" text-anchor="middle" '
-                     f'font-size="10">{html.escape(label)}</text>')
+        lx, ly = x0 + bw * 0.35, height - pad_b + 10
+        parts.append(f'<text x="{lx:.1f}" y="{ly}" text-anchor="end" font-size="10" '
+                     f'transform="rotate(-35 {lx:.1f} {ly})">{html.escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
