@@ -17,35 +17,23 @@ Run: ``python benchmarks/aosa.py [--clips 20] [--timing-size 16 112] [--skip-tim
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 from pathlib import Path
 
 import torch
 
 import removalx
-from removalx.registry import Registry
+from removalx.registry import Registry, get_registry
 from removalx.testing import LinearVideoModel
 from removalx.zoo.data import make_clip
 
-AOSA_MODULES = (
-    "removalx_plugins.segmentation.flow_tubes",
-    "removalx_plugins.selection.cooccurrence",
-    "removalx_plugins.removal.conditional",
-    "removalx_plugins.behavior.taylor",
-    "removalx_plugins.summary.aosa_map",
-)
 POINTING = ["osa3d", "aosa_sgl", "aosa", "aosa_sgl_approx", "aosa_approx"]
 TIMING = ["osa3d", "aosa", "aosa_approx"]
 
 
 def registry() -> Registry:
-    """Installed plugins plus the AOSA modules (also before their entry points are installed)."""
-    reg = Registry()
-    reg.load_entry_points()
-    for name in AOSA_MODULES:
-        reg.register_module(importlib.import_module(name))
-    return reg
+    """The installed plugins (the AOSA stages register through entry points)."""
+    return get_registry()
 
 
 def pointing_hits(values: torch.Tensor, evidence: torch.Tensor, radius: float = 7.0) -> tuple[int, int]:
