@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 import torch
 from captum.attr import IntegratedGradients, Saliency
@@ -33,22 +31,8 @@ SMALL = {  # reduced internal steps for speed
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: thread start-up dominates on the shared 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="module")
-def reg() -> Registry:
-    r = Registry()
-    r.load_entry_points()
-    for m in MODULES:
-        r.register_module(importlib.import_module(f"removalx_plugins.explainers.{m}"))
-    return r
 
 
 def run(reg: Registry, name: str, model, video, target=0, seed=0, **cfg):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import itertools
 
 import pytest
@@ -19,7 +18,6 @@ from removalx.extremal import (
 )
 from removalx.filters import blur_frames
 from removalx.models import VideoClassifier
-from removalx.registry import Registry
 from removalx.testing.data import LinearVideoModel, ToyClassifier, square_evidence, tiny_video
 
 # Settings scaled to a 4 x 16 x 16 clip (the paper's are for 16 x 112 x 112).
@@ -34,21 +32,8 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="module")
-def reg() -> Registry:
-    r = Registry()
-    r.load_entry_points()
-    for m in ("step", "ep3d", "xrai"):
-        r.register_module(importlib.import_module(f"removalx_plugins.explainers.{m}"))
-    return r
 
 
 def square_model() -> VideoClassifier:
@@ -214,25 +199,10 @@ MY_RECIPES = {
 }
 
 
-def test_explainer_recipes_validate_and_run():
+def test_explainer_recipes_validate_and_run(reg):
     from removalx.recipe import builtin_recipes, load_recipe
 
-    r = Registry()
-    r.load_entry_points()
-    for m in (
-        "gradient",
-        "gradient_x_input",
-        "integrated_gradients",
-        "smoothgrad",
-        "smoothgrad_sq",
-        "blur_ig",
-        "grad_cam",
-        "random",
-        "step",
-        "ep3d",
-        "xrai",
-    ):
-        r.register_module(importlib.import_module(f"removalx_plugins.explainers.{m}"))
+    r = reg
     paths = builtin_recipes()
     video = tiny_video()
     model = VideoClassifier(ToyClassifier())
