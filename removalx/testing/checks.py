@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from removalx.models import VideoClassifier
 from removalx.registry import PIPELINE_STAGES, STAGES, Registry, get_registry
 from removalx.testing.data import ToyClassifier, tiny_video
-from removalx.types import Attribution, FeatureSpace, SamplePlan
+from removalx.types import Attribution, FeatureSpace, PartitionSpace, SamplePlan
 
 __all__ = ["check_plugin"]
 
@@ -119,7 +119,9 @@ def _check_stage_object(stage: str, name: str, obj: Any, make: Any, config: Any)
         if not torch.equal(plans[0].z, plans[1].z):
             raise _fail(stage, name, "plan() is not deterministic for a fixed generator seed")
     elif stage == "removal":
-        space = FeatureSpaceStub(t, h, w)
+        halves = torch.zeros(t, h, w, dtype=torch.long)
+        halves[:, h // 2 :] = 1
+        space = PartitionSpace(halves)  # two features: top and bottom halves
         obj.prepare(video, space, 0)
         keep = torch.ones(2, t, h, w)
         keep[1, :, : h // 2] = 0
@@ -139,24 +141,6 @@ def _check_stage_object(stage: str, name: str, obj: Any, make: Any, config: Any)
         frames = obj.frames(video, attr)
         if frames.shape != (t, h, w, 3) or frames.dtype != torch.uint8:
             raise _fail(stage, name, "frames() must return uint8 [T, H, W, 3]")
-
-
-class FeatureSpaceStub(FeatureSpace):
-    """A 2-feature partition (top/bottom halves) for removal checks."""
-
-    def __init__(self, t: int, h: int, w: int) -> None:
-        labels = torch.zeros(t, h, w, dtype=torch.long)
-        labels[:, h // 2 :] = 1
-        self.labels = labels
-        self.n_features = 2
-        self.shape = (t, h, w)
-        self.meta = {}
-
-    def render(self, z: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        return z[:, self.labels.reshape(-1)].view(z.shape[0], *self.shape)
-
-    def expand(self, values: torch.Tensor) -> torch.Tensor:
-        return values[self.labels]
 
 
 def _check_in_pipeline(stage: str, name: str, config: Any, registry: Registry) -> None:
