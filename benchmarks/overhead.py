@@ -228,33 +228,24 @@ def captum_comparison(video: torch.Tensor, n: int, bs: int, reps: int) -> tuple[
     def rx(ex: removalx.Explainer) -> Callable[[], float]:
         return lambda: explain_time(ex.explain(clf, video, target, batch_size=bs))
 
-    def captum_lime() -> float:
-        lime = Lime(near_free_prob, interpretable_model=SkLearnRidge(alpha=1.0))
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            lime.attribute(x, baselines=0.0, target=target, feature_mask=mask, n_samples=n, perturbations_per_eval=bs)
-        return time.perf_counter() - t0
+    def captum_time(method: Any, **kwargs: Any) -> Callable[[], float]:
+        """Seconds of one ``method.attribute(x, baselines=0, target, ..., perturbations_per_eval=bs)``."""
 
-    def captum_kernelshap() -> float:
-        ks = KernelShap(near_free_prob)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            ks.attribute(x, baselines=0.0, target=target, feature_mask=mask, n_samples=n, perturbations_per_eval=bs)
-        return time.perf_counter() - t0
+        def run() -> float:
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                method.attribute(x, baselines=0.0, target=target, perturbations_per_eval=bs, **kwargs)
+            return time.perf_counter() - t0
 
-    def captum_occlusion() -> float:
-        occ = Occlusion(near_free_prob)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            occ.attribute(
-                x,
-                sliding_window_shapes=(*win, c),
-                strides=(*stride, c),
-                baselines=0.0,
-                target=target,
-                perturbations_per_eval=bs,
-            )
-        return time.perf_counter() - t0
+        return run
+
+    captum_lime = captum_time(
+        Lime(near_free_prob, interpretable_model=SkLearnRidge(alpha=1.0)), feature_mask=mask, n_samples=n
+    )
+    captum_kernelshap = captum_time(KernelShap(near_free_prob), feature_mask=mask, n_samples=n)
+    captum_occlusion = captum_time(
+        Occlusion(near_free_prob), sliding_window_shapes=(*win, c), strides=(*stride, c)
+    )
 
     pairs = [
         ("lime3d vs Lime", rx(lime_ex), captum_lime),
