@@ -164,7 +164,7 @@ class Explainer:
         device = clf.device
         timer = Timer(device)
         clip_d = clip.to(device)
-        n0 = clf.n_forward
+        n0, b0 = clf.n_forward, clf.n_backward
         with torch.inference_mode(), timer("model"):
             logits = clf(clip_d[None])
         target = clf.check_target(target, logits)
@@ -185,7 +185,7 @@ class Explainer:
             recipe=self.recipe.to_dict(),
             seed=self.seed,
             n_forward=clf.n_forward - n0,
-            n_backward=clf.n_backward,
+            n_backward=clf.n_backward - b0,
             target_name=clf.class_names[target] if clf.class_names else None,
             model=clf.name,
             device=str(device),

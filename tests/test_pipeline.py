@@ -92,3 +92,12 @@ def test_value_summary_is_lower_is_important():
         _model(), tiny_video())
     assert a.lower_is_important
     torch.testing.assert_close(a.importance(), -a.values)
+
+
+def test_pass_counts_are_per_explanation():
+    model = _model()
+    ex = removalx.Explainer.from_recipe("ig", overrides={"explainer.steps": 4}, progress=False)
+    first = ex.explain(model, tiny_video(), target=0)
+    second = ex.explain(model, tiny_video(), target=0)
+    assert first.meta["n_backward"] > 0
+    assert (second.meta["n_forward"], second.meta["n_backward"]) == (first.meta["n_forward"], first.meta["n_backward"])
