@@ -27,6 +27,7 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "behavior": {"name": "probability"},
     "visualization": {"name": "heatmap"},
 }
+FIX_INVALID_KEYS = "Correct the keys above; `removalx plugins` lists every plugin with its config fields."
 #: Stages a pipeline recipe must name.
 REQUIRED_STAGES = ("segmentation", "feature_selection", "sample_selection", "summary")
 RECIPE_STAGES = (*PIPELINE_STAGES, "explainer")
@@ -271,7 +272,7 @@ def load_recipe(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise RecipeError(_format_errors(exc, data, where, registry), _fix_hint(exc)) from None
+        raise RecipeError(_format_errors(exc, data, where, registry), FIX_INVALID_KEYS) from None
 
 
 def _format_errors(exc: ValidationError, data: dict[str, Any], where: str, registry: Registry) -> str:
@@ -296,7 +297,3 @@ def _format_errors(exc: ValidationError, data: dict[str, Any], where: str, regis
             msg = f"{msg} (got {err.get('input')!r})"
         lines.append(f"  {dotted}: {msg}")
     return "\n".join(lines)
-
-
-def _fix_hint(exc: ValidationError) -> str:
-    return "Correct the keys above; `removalx plugins` lists every plugin with its config fields."
