@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from removalx.errors import VideoError
+from removalx.errors import VideoError, short_repr
 
 __all__ = [
     "FRAME_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "VideoInfo",
+    "probe_video",
     "read_video",
     "sample_indices",
     "validate_video",
@@ -97,9 +99,12 @@ def sample_indices(
         Step between consecutive frames (default 1). Not allowed with ``uniform``.
     start : int
         First frame.
-    uniform : bool
-        Spread ``frames`` frames evenly over ``[start, n_total - 1]`` (first and last
-        included) instead of taking consecutive ones.
+    uniform : bool or {"endpoints", "centers"}
+        Spread ``frames`` frames evenly over ``[start, n_total - 1]`` instead of taking
+        consecutive ones. ``True`` or ``"endpoints"``: the first and last frames are included.
+        ``"centers"``: the window is cut into ``frames`` equal segments and the middle frame
+        of each is taken (one frame per segment, as TSN-style samplers do), so a fade-in or
+        fade-out at either end of the video is not in the clip.
     source : str
         Name of the video, used in error messages.
 
@@ -127,6 +132,11 @@ def sample_indices(
             f"{source} has {n_total} frames (0..{n_total - 1}); start={start} is beyond the end.",
             f"Pass start < {n_total}.",
         )
+    if uniform not in (False, True, "endpoints", "centers"):
+        raise VideoError(
+            f"{source}: uniform must be True, False, 'endpoints' or 'centers', got {short_repr(uniform)}.",
+            "Pass uniform='centers' (one frame per segment) or uniform=True (first and last included).",
+        )
     if uniform:
         if stride is not None:
             raise VideoError(
@@ -146,6 +156,8 @@ def sample_indices(
                 "frames uniformly.",
                 f"Pass frames <= {available}.",
             )
+        if uniform == "centers":
+            return [start + ((2 * i + 1) * available) // (2 * frames) for i in range(frames)]
         if frames == 1:
             return [start + (available - 1) // 2]
         return [start + round(i * (available - 1) / (frames - 1)) for i in range(frames)]
@@ -162,6 +174,59 @@ def sample_indices(
             "over the whole video.",
         )
     return list(range(start, last + 1, step))
+
+
+#: ``pick(n_total, fps, source) -> frame indices``: the clip of a video once its length is known.
+Picker = Callable[[int, "float | None", str], list[int]]
+
+
+def _picker(
+    frames: int | None,
+    stride: int | None,
+    start: int,
+    uniform: bool | str,
+    start_time: float | None,
+    duration: float | None,
+) -> Picker:
+    """The frame picker of :func:`read_video` (a window in seconds becomes frame indices)."""
+    for name, value in (("start_time", start_time), ("duration", duration)):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise VideoError(
+                f"{name} must be a number of seconds >= 0, got {short_repr(value)}.", f"Pass e.g. {name}=2.5."
+            )
+    if duration is not None and duration <= 0:
+        raise VideoError(f"duration must be > 0 seconds, got {duration}.", "Pass e.g. duration=4.")
+    if start_time is not None and start:
+        raise VideoError(
+            f"start={start} (a frame index) and start_time={start_time} (seconds) were both given.",
+            "Give the start of the clip one way: start_time in seconds or start as a frame index.",
+        )
+
+    def pick(n_total: int, fps: float | None, source: str) -> list[int]:
+        first, stop = start, n_total
+        if start_time is not None or duration is not None:
+            if fps is None:
+                raise VideoError(
+                    f"{source} has no frame rate, so a window in seconds (start/duration) cannot be used.",
+                    "Give the clip in frames instead: --start-frame N and --frames N (or --stride).",
+                )
+            first = round((start_time or 0.0) * fps)
+            if first >= n_total:
+                raise VideoError(
+                    f"{source} is {n_total / fps:.2f} s long ({n_total} frames at {fps:g} fps); the window "
+                    f"starts at {start_time} s, beyond the end.",
+                    f"Pass a start below {n_total / fps:.2f} s.",
+                )
+            if duration is not None:
+                stop = min(n_total, first + max(1, round(duration * fps)))
+        return sample_indices(stop, frames, stride, first, uniform, source=source)
+
+    return pick
 
 
 def _target_size(size: tuple[int, int] | int | None) -> tuple[int, int] | int | None:
@@ -238,7 +303,7 @@ def _to_rgb(frame: np.ndarray) -> np.ndarray:
 
 
 def _read_folder(
-    path: Path, frames: int | None, stride: int | None, start: int, uniform: bool, size: Any, crop: str
+    path: Path, pick: Picker, size: Any, crop: str
 ) -> tuple[list[np.ndarray], float | None, int, tuple[int, int], list[int]]:
     from PIL import Image
 
@@ -251,7 +316,7 @@ def _read_folder(
             "per frame, sorted by name.",
             "Point to a folder of frame images, or extract them with `ffmpeg -i video.mp4 frames/%05d.png`.",
         )
-    indices = sample_indices(len(files), frames, stride, start, uniform, source=f"Folder {path}")
+    indices = pick(len(files), None, f"Folder {path}")
     out: list[np.ndarray] = []
     original: tuple[int, int] | None = None
     for i in indices:
@@ -278,7 +343,7 @@ def _read_folder(
 
 
 def _read_gif(
-    path: Path, frames: int | None, stride: int | None, start: int, uniform: bool, size: Any, crop: str
+    path: Path, pick: Picker, size: Any, crop: str
 ) -> tuple[list[np.ndarray], float | None, int, tuple[int, int], list[int]]:
     from PIL import Image
 
@@ -291,7 +356,7 @@ def _read_gif(
         duration = im.info.get("duration")
         fps = 1000.0 / float(duration) if duration else None
         original = (int(im.height), int(im.width))
-        indices = sample_indices(n_total, frames, stride, start, uniform, source=f"GIF {path}")
+        indices = pick(n_total, fps, f"GIF {path}")
         out: list[np.ndarray] = []
         try:
             for i in indices:
@@ -320,7 +385,7 @@ def _cv2_count(path: Path) -> int:
 
 
 def _read_cv2(
-    path: Path, frames: int | None, stride: int | None, start: int, uniform: bool, size: Any, crop: str
+    path: Path, pick: Picker, size: Any, crop: str
 ) -> tuple[list[np.ndarray], float | None, int, tuple[int, int], list[int]]:
     import cv2
 
@@ -341,7 +406,7 @@ def _read_cv2(
         source = f"Video {path}"
         if n_total <= 0:
             raise VideoError(f"Video {path} has zero frames.", _CONVERT_HINT.format(name=path.name))
-        indices = sample_indices(n_total, frames, stride, start, uniform, source=source)
+        indices = pick(n_total, fps, source)
         wanted = set(indices)
         last = max(indices)
         got: dict[int, np.ndarray] = {}
@@ -366,15 +431,9 @@ def _read_cv2(
             _CONVERT_HINT.format(name=path.name),
         )
     if len(got) < len(indices):
-        # The container's frame count was wrong: the stream ended after `i` frames.
-        n_true = i
-        if uniform or frames is None:
-            # Indices depend on the length: sample again with the true count.
-            return _read_cv2_exact(path, n_true, frames, stride, start, uniform, size, crop, fps)
-        sample_indices(n_true, frames, stride, start, uniform, source=f"Video {path}")  # raises
-        raise VideoError(  # pragma: no cover - sample_indices raised above
-            f"Video {path} ended after {n_true} frames.", _CONVERT_HINT.format(name=path.name)
-        )
+        # The container's frame count was wrong: the stream ended after `i` frames. Sample
+        # again with the true count (which raises when a consecutive clip no longer fits).
+        return _read_cv2_exact(path, i, pick, size, crop, fps)
     assert original is not None
     return [got[k] for k in indices], fps, n_total, original, indices
 
@@ -382,17 +441,14 @@ def _read_cv2(
 def _read_cv2_exact(
     path: Path,
     n_true: int,
-    frames: int | None,
-    stride: int | None,
-    start: int,
-    uniform: bool,
+    pick: Picker,
     size: Any,
     crop: str,
     fps: float | None,
 ) -> tuple[list[np.ndarray], float | None, int, tuple[int, int], list[int]]:
     import cv2
 
-    indices = sample_indices(n_true, frames, stride, start, uniform, source=f"Video {path}")
+    indices = pick(n_true, fps, f"Video {path}")
     wanted = set(indices)
     got: dict[int, np.ndarray] = {}
     original: tuple[int, int] | None = None
@@ -424,9 +480,11 @@ def read_video(
     frames: int | None = None,
     stride: int | None = None,
     start: int = 0,
-    uniform: bool = False,
+    uniform: bool | str = False,
     size: tuple[int, int] | int | None = None,
     crop: str = "center",
+    start_time: float | None = None,
+    duration: float | None = None,
 ) -> tuple[Tensor, VideoInfo]:
     """Read a clip as ``float32[T, H, W, 3]`` in [0, 1].
 
@@ -442,9 +500,11 @@ def read_video(
         Take every ``stride``-th frame (default 1).
     start : int
         Index of the first frame.
-    uniform : bool
-        Spread ``frames`` frames evenly over the video (from ``start`` to the last frame,
-        both included) instead of taking consecutive frames.
+    uniform : bool or {"endpoints", "centers"}
+        Spread ``frames`` frames evenly over the video (or the window) instead of taking
+        consecutive frames: ``True``/``"endpoints"`` includes the window's first and last
+        frames, ``"centers"`` takes the middle frame of each of ``frames`` equal segments
+        (see :func:`sample_indices`).
     size : int or (H, W), optional
         Output size. With ``crop="center"``: resize keeping the aspect ratio so the frame
         covers ``(H, W)`` (for a square ``size`` this resizes the short side), then
@@ -452,6 +512,10 @@ def read_video(
         keeps the aspect ratio; ``(H, W)`` resizes to exactly that size.
     crop : {"center", "none"}
         See ``size``.
+    start_time, duration : float, optional
+        A window of the video in seconds (needs the file's frame rate): the clip is taken
+        from ``[start_time, start_time + duration)`` instead of the whole video. Not
+        combined with ``start``.
 
     Returns
     -------
@@ -476,11 +540,12 @@ def read_video(
             f"crop must be 'center' or 'none', got {crop!r}.", "Pass crop='center' or crop='none'."
         )
     tsize = _target_size(size)
+    pick = _picker(frames, stride, start, uniform, start_time, duration)
     if not p.exists():
         hint = f"Check the path (relative paths start from the current directory: {Path.cwd()})."
         raise VideoError(f"Video {p} does not exist.", hint)
     if p.is_dir():
-        out, fps, n_total, original, indices = _read_folder(p, frames, stride, start, uniform, tsize, crop)
+        out, fps, n_total, original, indices = _read_folder(p, pick, tsize, crop)
     else:
         ext = p.suffix.lower()
         if ext not in VIDEO_EXTENSIONS:
@@ -492,10 +557,34 @@ def read_video(
         if p.stat().st_size == 0:
             raise VideoError(f"Video {p} is empty (0 bytes).", "Re-export or re-download the file.")
         reader = _read_gif if ext == ".gif" else _read_cv2
-        out, fps, n_total, original, indices = reader(p, frames, stride, start, uniform, tsize, crop)
+        out, fps, n_total, original, indices = reader(p, pick, tsize, crop)
     video = torch.from_numpy(np.stack(out)).to(torch.float32).div_(255.0)
     info = VideoInfo(path=p, fps=fps, n_frames=int(n_total), original=original, indices=tuple(indices))
     return video, info
+
+
+def probe_video(path: str | Path) -> tuple[int, tuple[int, int]]:
+    """Frame count (as the container reports it) and ``(H, W)`` of a video, without decoding it all.
+
+    Raises
+    ------
+    VideoError
+        What :func:`read_video` raises for a missing, unsupported or unreadable source.
+    """
+    p = Path(path).expanduser()
+    if p.is_file() and p.suffix.lower() in CV2_EXTENSIONS:
+        import cv2
+
+        cap = cv2.VideoCapture(str(p))
+        try:
+            h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        finally:
+            cap.release()
+        if h > 0 and w > 0:
+            return n, (h, w)
+    _, info = read_video(p, frames=1)
+    return info.n_frames, info.original
 
 
 # ---------------------------------------------------------------------------------------

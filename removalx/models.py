@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from removalx.errors import ModelError, TargetError
+from removalx.devices import resolve_device
+from removalx.errors import ModelError, RemovalxError, TargetError, truncate
 
 __all__ = ["VideoClassifier", "as_classifier"]
 
@@ -43,6 +44,10 @@ class VideoClassifier:
         Names of the ``K`` classes.
     name : str, optional
         Shown in reports.
+    clip_size : sequence of int, optional
+        ``(T, H, W)`` or ``(H, W)`` at which to read clips for this model (``removalx explain``
+        reads videos at this size unless ``--size``/``--frames`` say otherwise). Default:
+        ``input_size``. Zoo and torchvision adapters set it to the model's native size.
 
     Attributes
     ----------
@@ -60,6 +65,7 @@ class VideoClassifier:
         device: str | torch.device | None = None,
         class_names: Sequence[str] | None = None,
         name: str | None = None,
+        clip_size: Sequence[int] | None = None,
     ) -> None:
         if isinstance(module, VideoClassifier):
             raise ModelError("VideoClassifier got a VideoClassifier.", "Pass the inner module.")
@@ -79,7 +85,7 @@ class VideoClassifier:
         self.is_module = isinstance(module, nn.Module)
         if device is None:
             device = _module_device(module) if self.is_module else torch.device("cpu")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         if self.is_module:
             module.to(self.device)  # type: ignore[union-attr]
             module.eval()  # type: ignore[union-attr]
@@ -90,10 +96,17 @@ class VideoClassifier:
         self.input_size = None if input_size is None else tuple(int(s) for s in input_size)
         if self.input_size is not None and len(self.input_size) not in (2, 3):
             raise ModelError(f"input_size must be (T, H, W) or (H, W), got {self.input_size}.")
+        self.clip_size = tuple(int(s) for s in clip_size) if clip_size is not None else self.input_size
+        if self.clip_size is not None and (len(self.clip_size) not in (2, 3) or min(self.clip_size) < 1):
+            raise ModelError(f"clip_size must be (T, H, W) or (H, W) of positive ints, got {self.clip_size}.")
         self.class_names = list(class_names) if class_names is not None else None
-        self.name = name or (type(module).__name__ if self.is_module else getattr(module, "__name__", "model"))
+        self.name = name or (
+            type(module).__name__ if self.is_module else getattr(module, "__name__", "model")
+        )
         self.n_forward = 0
         self.n_backward = 0
+        #: Number of classes seen on the first call; every later call must return as many.
+        self.n_classes: int | None = None
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -128,7 +141,7 @@ class VideoClassifier:
                 f"VideoClassifier expects a batch float[B, T, H, W, C], got shape {tuple(x.shape)}.",
                 "Add a batch dimension with video[None].",
             )
-        out = self.module(self.preprocess(x))
+        out = self._forward(self.preprocess(x))
         if isinstance(out, (tuple, list)):
             out = out[0]
         if hasattr(out, "logits") and not isinstance(out, (Tensor, np.ndarray)):
@@ -151,8 +164,39 @@ class VideoClassifier:
                 "The model returned NaN or infinite logits.",
                 "Check the input normalisation (mean/std/layout) and the model weights.",
             )
+        k = int(out.shape[1])
+        if self.n_classes is None:
+            self.n_classes = k
+        elif k != self.n_classes:
+            raise ModelError(
+                f"Model {self.name} returned {k} classes for a batch of {b}, but {self.n_classes} on its "
+                "first call: the number of classes must not change between calls.",
+                "Make the model return the same class dimension for every input (no data-dependent heads).",
+            )
         self.n_forward += b
         return out.float()
+
+    def _forward(self, inputs: Tensor) -> Any:
+        """Call the module; an exception inside it becomes a :class:`ModelError` naming the batch."""
+        try:
+            return self.module(inputs)
+        except RemovalxError:
+            raise
+        except Exception as exc:
+            shape = "x".join(str(s) for s in inputs.shape)
+            out_of_memory = isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+            fix = (
+                "Lower the batch size (--batch-size, or batch_size= in Python); a batch of "
+                f"{inputs.shape[0]} clips did not fit."
+                if out_of_memory
+                else "Check that the model accepts this input (layout, size, dtype), or lower the batch "
+                "size (--batch-size) if it only fails on large batches."
+            )
+            raise ModelError(
+                f"Model {self.name} raised {type(exc).__name__} on an input batch of shape {shape} "
+                f"(layout {self.layout}, device {self.device}): {truncate(str(exc), 300)}",
+                fix,
+            ) from exc
 
     def num_classes(self, video: Tensor) -> int:
         with torch.inference_mode():
@@ -252,13 +296,19 @@ def load_model(spec: str, weights: str | None = None, device: str | None = None)
     if weights is not None:
         config["weights"] = weights
     if device is not None:
-        config["device"] = device
+        config["device"] = str(resolve_device(device))
     reg = get_registry()
     plugin = reg.get("model", adapter)
     try:
         model = plugin.make(config)
-    except ModelError:
+    except RemovalxError:
         raise
+    except SystemExit as exc:  # a model file that exits on import must not end removalx silently
+        raise ModelError(
+            f"Loading model {truncate(spec, 120)!r} called sys.exit({truncate(repr(exc.code), 40)}): "
+            "the model's code tried to end the program.",
+            "Remove the exit call from the model file (guard script code with `if __name__ == '__main__':`).",
+        ) from None
     except Exception as exc:  # pydantic validation or adapter failure
         from pydantic import ValidationError
 
@@ -267,7 +317,11 @@ def load_model(spec: str, weights: str | None = None, device: str | None = None)
                 f"Invalid options for model adapter {adapter!r}: {exc.errors()[0]['msg']}.",
                 f"See `removalx plugins` for the fields of model adapter {adapter!r}.",
             ) from exc
-        raise
+        raise ModelError(
+            f"Model adapter {adapter!r} failed to load {truncate(target, 120)!r}: "
+            f"{type(exc).__name__}: {truncate(str(exc), 300)}",
+            "Check the model spec and weights file; `removalx plugins --stage model` lists the adapters.",
+        ) from exc
     if not isinstance(model, VideoClassifier):
         raise ModelError(
             f"Model adapter {adapter!r} returned {type(model).__name__}, expected a VideoClassifier."

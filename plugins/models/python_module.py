@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import field_validator
 from torch import nn
 
-from removalx.errors import ModelError
+from removalx.errors import ModelError, truncate
 from removalx.hookspecs import hookimpl
 from removalx.models import LAYOUTS, VideoClassifier
 from removalx.stages import ModelConfig
@@ -104,6 +104,13 @@ def _load_file(path: Path) -> ModuleType:
         sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:
+        sys.modules.pop(mod_name, None)
+        raise ModelError(
+            f"Importing model file {path} called sys.exit({truncate(repr(exc.code), 40)}): the file ends the program when "
+            "it is imported.",
+            "Guard the file's script code with `if __name__ == '__main__':`.",
+        ) from None
     except Exception as exc:
         sys.modules.pop(mod_name, None)
         raise ModelError(
@@ -155,6 +162,11 @@ def make_python_model(config: PythonModelConfig) -> VideoClassifier:
         )
     try:
         model = factory()
+    except SystemExit as exc:
+        raise ModelError(
+            f"The model factory {source}:{attr}() called sys.exit({truncate(repr(exc.code), 40)}).",
+            "Return the model from the factory instead of exiting.",
+        ) from None
     except Exception as exc:
         raise ModelError(
             f"The model factory {source}:{attr}() raised {type(exc).__name__}: {exc}.",

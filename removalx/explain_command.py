@@ -1,0 +1,180 @@
+"""``removalx explain``: one video, one recipe, one model -> attribution files and an overlay.
+
+Everything a user can get wrong is checked before the long work starts (the output folder,
+the formats, the recipe, the device, the model, the video), and the results are written
+into ``--out`` only once all of them exist, so a failed or interrupted run leaves the folder
+as it was. Defaults fit real files: the clip is spread over the whole video at the model's
+native size (see ``docs/cli.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from removalx.errors import ConfigError, truncate
+from removalx.outputs import StagedOutput, check_output_dir
+
+__all__ = ["clip_options", "run_explain"]
+
+#: Overlay formats ``--format`` accepts.
+FORMATS = ("gif", "mp4", "png")
+
+
+def _formats(text: str) -> list[str]:
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ConfigError(
+            f"--format takes a comma-separated list of {', '.join(FORMATS)}; got {truncate(text, 60)!r}.",
+            "Write e.g. --format gif,mp4.",
+        )
+    return list(dict.fromkeys(formats))
+
+
+def clip_options(
+    args: argparse.Namespace, clip_size: tuple[int, ...] | None, original: tuple[int, int]
+) -> dict[str, Any]:
+    """Keyword arguments of :func:`removalx.io.read_video` for the ``explain`` flags.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``explain`` flags.
+    clip_size : tuple of int or None
+        The model's native clip, ``(T, H, W)`` or ``(H, W)`` (``VideoClassifier.clip_size``).
+    original : (int, int)
+        ``(H, W)`` of the video's frames.
+
+    Notes
+    -----
+    ``--size S`` (or the model's native side S): the short side is resized to S and the centre
+    S x S crop is kept. A model without a native size gets the frames as they are, shrunk
+    (aspect ratio kept) when the short side exceeds 112 px. Frames: ``--frames``, else the
+    model's native length, else 16, spread over the whole video (or the ``--start/--duration``
+    window), one from the middle of each equal segment, unless ``--stride`` asks for
+    consecutive frames.
+    """
+    from removalx.cli import DEFAULT_FRAMES, DEFAULT_SIZE
+
+    native_t = clip_size[0] if clip_size is not None and len(clip_size) == 3 else None
+    native_side = min(clip_size[-2:]) if clip_size is not None else None
+    side = args.size or native_side
+    options: dict[str, Any] = {
+        "frames": args.frames or native_t or DEFAULT_FRAMES,
+        "start": args.start_frame,
+        "start_time": args.start,
+        "duration": args.duration,
+    }
+    if side is not None:
+        options["size"] = (side, side)
+    elif min(original) > DEFAULT_SIZE:
+        options["size"], options["crop"] = DEFAULT_SIZE, "none"
+    if args.stride is None:
+        options["uniform"] = "centers"
+    else:
+        options["stride"] = args.stride
+    return options
+
+
+def _domain_note(model_spec: str, video: str) -> str | None:
+    """A one-line warning when a zoo demo model explains a file other than the bundled demo."""
+    from removalx.zoo.data import DEMO_PATH
+
+    adapter, sep, _ = model_spec.partition(":")
+    if sep and adapter != "zoo":
+        return None
+    try:
+        if Path(video).expanduser().resolve() == DEMO_PATH.resolve():
+            return None
+    except OSError:
+        pass
+    return (
+        f"note: {model_spec} is a demo model trained on synthetic clips of a moving ring (classes "
+        "moves_left/right/up/down); its explanation of another video shows what that toy model reacts to, "
+        "not what a real classifier would. Pass your own model, e.g. --model torchvision:r3d_18 "
+        "--weights r3d_18.pth (docs/models.md)."
+    )
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Run ``removalx explain`` with parsed ``args``; returns the exit code."""
+    import numpy as np
+
+    from removalx.io import probe_video, read_video
+    from removalx.models import load_model
+    from removalx.pipeline import Explainer
+    from removalx.visualize import render, save_overlays, side_by_side
+
+    # 1. everything that can be checked without computing
+    out = check_output_dir(args.out, what="--out")
+    formats = _formats(args.format)
+    explainer = Explainer.from_recipe(
+        args.recipe,
+        seed=args.seed,
+        overrides=args.overrides,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    model = load_model(args.model, weights=args.weights, device=args.device)
+    clip: dict[str, Any] = {}
+    if args.video is None:
+        from removalx.zoo.data import demo_clip
+
+        video, source, fps = demo_clip().video, "bundled demo clip", 8.0
+    else:
+        _, original = probe_video(args.video)
+        video, info = read_video(args.video, **clip_options(args, model.clip_size, original))
+        source, fps = str(args.video), float(info.fps or 8.0)
+        clip = {"indices": list(info.indices), "n_frames": info.n_frames, "original_size": list(info.original)}
+        if not args.quiet:
+            t, h, w = (int(s) for s in video.shape[:3])
+            span = f"frames {info.indices[0]}..{info.indices[-1]} of {info.n_frames}"
+            print(
+                f"clip: {t} frames ({span}), {info.original[0]}x{info.original[1]} -> {h}x{w}",
+                file=sys.stderr,
+            )
+            note = _domain_note(args.model, source)
+            if note:
+                print(note, file=sys.stderr)
+
+    # 2. the work
+    attr = explainer.explain(model, video, target=args.target)
+
+    # 3. all outputs staged, then moved into --out together
+    with StagedOutput(out) as stage:
+        attr.save(stage.path / "attribution.npz")
+        np.save(stage.path / "attribution.npy", attr.values.numpy())
+        frames = render(video, attr)
+        written = save_overlays(side_by_side(video, frames), stage.path, formats, fps=min(fps, 12.0))
+        names = [str(p.relative_to(stage.path)) for p in written[:3]]
+        summary: dict[str, Any] = {
+            "video": source,
+            "clip": {**clip, "size": list(video.shape[:3])},
+            "model": args.model,
+            "recipe": attr.meta["recipe"],
+            "target": attr.target,
+            "target_name": attr.meta.get("target_name"),
+            "n_forward": attr.meta["n_forward"],
+            "n_features": attr.meta.get("n_features"),
+            "timings": attr.meta["timings"],
+            "lower_is_important": attr.lower_is_important,
+            "values_range": [float(attr.values.min()), float(attr.values.max())],
+            "files": ["attribution.npz", "attribution.npy", *names],
+        }
+        (stage.path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if args.quiet:
+        print(out)
+    else:
+        t = attr.meta["timings"]
+        name = f" ({attr.meta['target_name']})" if attr.meta.get("target_name") else ""
+        print(
+            f"explained class {attr.target}{name} of {source} with {explainer.recipe.name}: "
+            f"{attr.meta['n_forward']} forward passes, {t['total']:.2f} s"
+        )
+        for p in [out / "summary.json", *(out / n for n in names)]:
+            print(f"  wrote {p}")
+    return 0
