@@ -16,7 +16,9 @@ from removalx.errors import (
     ConfigError,
     ModelError,
     PluginError,
+    PluginLoadWarning,
     PluginNotFoundError,
+    PluginUnavailableError,
     RecipeError,
     RemovalxError,
     TargetError,
@@ -26,7 +28,7 @@ from removalx.hookspecs import hookimpl
 from removalx.models import VideoClassifier, load_model
 from removalx.pipeline import Explainer
 from removalx.recipe import Recipe, builtin_recipes, load_recipe
-from removalx.registry import get_registry
+from removalx.registry import PluginFailure, get_registry
 from removalx.stages import PluginConfig
 from removalx.types import Attribution, FeatureSpace, PartitionSpace, SamplePlan
 
@@ -41,7 +43,10 @@ __all__ = [
     "PartitionSpace",
     "PluginConfig",
     "PluginError",
+    "PluginFailure",
+    "PluginLoadWarning",
     "PluginNotFoundError",
+    "PluginUnavailableError",
     "Recipe",
     "RecipeError",
     "RemovalxError",

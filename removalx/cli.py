@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+
+from removalx.cli_types import non_negative_float, positive_float, positive_int
+from removalx.errors import truncate
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
 DEFAULT_MODEL = "zoo:r3d_tiny"
 DEFAULT_RECIPE = "lime3d"
+#: Clip size of ``removalx explain`` for a model that does not declare its native size.
+DEFAULT_SIZE = 112
+DEFAULT_FRAMES = 16
 
 EPILOG = """exit codes: 0 success, 2 usage error, 3 invalid input (recipe, plugin, video, model,
 target), 1 internal error. Docs: docs/cli.md"""
@@ -29,13 +35,22 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=_version())
+    p.add_argument(
+        "--strict-plugins",
+        action="store_true",
+        help="fail (exit 3) when an installed plugin fails to load instead of skipping it "
+        "with a warning (same as REMOVALX_STRICT_PLUGINS=1)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     e = sub.add_parser(
         "explain",
         help="explain one video with a recipe",
-        description="Explain a video clip: writes attribution.pt / .npy, an overlay GIF (and MP4/PNG "
-        "on request) and summary.json into --out.",
+        description="Explain a video clip: writes attribution.npz / .npy, an overlay GIF (and MP4/PNG "
+        "on request) and summary.json into --out.\n\nThe clip: --frames frames spread evenly over the whole "
+        "video (one from the middle of each equal segment), or over the --start/--duration window, read at "
+        "the model's native size (--size). --stride takes consecutive frames instead. Paths, devices and "
+        "formats are checked before any work.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -47,14 +62,25 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--model", "-m", default=DEFAULT_MODEL,
                    help=f"model spec: zoo:NAME, torchvision:ARCH, python:MODULE_OR_FILE:FACTORY (default {DEFAULT_MODEL})")
     e.add_argument("--weights", help="weights file for the model, or 'none' for random weights")
-    e.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
+    e.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: CUDA if available, else the CPU)")
     e.add_argument("--target", type=int, help="class index to explain (default: the top class)")
     e.add_argument("--seed", type=int, help="seed (default: the recipe's)")
-    e.add_argument("--batch-size", type=int, help="perturbed clips per forward pass (default: from free memory)")
-    e.add_argument("--frames", type=int, default=16, help="frames to read (default 16)")
-    e.add_argument("--stride", type=int, default=1, help="read every N-th frame (default 1)")
-    e.add_argument("--start", type=int, default=0, help="first frame to read (default 0)")
-    e.add_argument("--size", type=int, help="resize the short side and centre-crop to SIZE x SIZE")
+    e.add_argument("--batch-size", type=positive_int,
+                   help="perturbed clips per forward pass (default: from free memory, at most 32)")
+    e.add_argument("--frames", type=positive_int,
+                   help="frames of the clip (default: the model's native clip length, 16 when unknown)")
+    e.add_argument("--start", type=non_negative_float, metavar="SECONDS",
+                   help="start of the window the clip is taken from, in seconds (default: the whole video)")
+    e.add_argument("--duration", type=positive_float, metavar="SECONDS",
+                   help="length of that window in seconds (default: to the end of the video)")
+    e.add_argument("--start-frame", type=int, default=0, metavar="N",
+                   help="start of the window as a frame index (for videos without a frame rate)")
+    e.add_argument("--stride", type=positive_int,
+                   help="take consecutive frames, every N-th, from the start of the window, instead of "
+                   "spreading the clip over the window")
+    e.add_argument("--size", type=positive_int,
+                   help="resize the short side and centre-crop to SIZE x SIZE (default: the model's native "
+                   f"input size, {DEFAULT_SIZE} when unknown)")
     e.add_argument("--format", default="gif", help="overlay formats, comma-separated: gif,mp4,png (default gif)")
     e.add_argument("--out", "-o", default="removalx-out", help="output folder (default ./removalx-out)")
     e.add_argument("--quiet", "-q", action="store_true", help="no progress bar, print only the output folder")
@@ -99,57 +125,9 @@ def _version() -> str:
 
 # -- commands ---------------------------------------------------------------------------
 def cmd_explain(args: argparse.Namespace) -> int:
-    import numpy as np
+    from removalx.explain_command import run_explain
 
-    from removalx.io import read_video
-    from removalx.models import load_model
-    from removalx.pipeline import Explainer
-    from removalx.visualize import render, save_overlays, side_by_side
-
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    explainer = Explainer.from_recipe(
-        args.recipe, seed=args.seed, overrides=args.overrides, batch_size=args.batch_size, progress=not args.quiet
-    )
-    model = load_model(args.model, weights=args.weights, device=args.device)
-    if args.video is None:
-        from removalx.zoo.data import demo_clip
-
-        video, source, fps = demo_clip().video, "bundled demo clip", 8.0
-    else:
-        size = None if args.size is None else (args.size, args.size)
-        video, info = read_video(args.video, frames=args.frames, stride=args.stride, start=args.start, size=size)
-        source, fps = str(args.video), float(info.fps or 8.0)
-    attr = explainer.explain(model, video, target=args.target)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    attr.save(out / "attribution.pt")
-    np.save(out / "attribution.npy", attr.values.numpy())
-    frames = render(video, attr)
-    written = save_overlays(side_by_side(video, frames), out, formats, fps=min(fps, 12.0))
-    summary: dict[str, Any] = {
-        "video": source,
-        "model": args.model,
-        "recipe": attr.meta["recipe"],
-        "target": attr.target,
-        "target_name": attr.meta.get("target_name"),
-        "n_forward": attr.meta["n_forward"],
-        "n_features": attr.meta.get("n_features"),
-        "timings": attr.meta["timings"],
-        "lower_is_important": attr.lower_is_important,
-        "values_range": [float(attr.values.min()), float(attr.values.max())],
-        "files": ["attribution.pt", "attribution.npy", *[str(p.relative_to(out)) for p in written[:3]]],
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    if args.quiet:
-        print(out)
-    else:
-        t = attr.meta["timings"]
-        name = f" ({attr.meta['target_name']})" if attr.meta.get("target_name") else ""
-        print(f"explained class {attr.target}{name} of {source} with {explainer.recipe.name}: "
-              f"{attr.meta['n_forward']} forward passes, {t['total']:.2f} s")
-        for p in [out / "summary.json", *written[:3]]:
-            print(f"  wrote {p}")
-    return EXIT_OK
+    return run_explain(args)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -157,16 +135,44 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     reg = get_registry()
     stages = [args.stage] if args.stage else list(STAGES)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for stage in stages:
         for spec in reg.specs(stage):
             fields = {
                 k: {"type": _type_name(f.annotation), "default": _jsonable(f.default)}
                 for k, f in spec.config.model_fields.items()
             }
-            rows.append({"stage": stage, "name": spec.name, "source": spec.source, "module": spec.module,
-                         "summary": spec.summary, "fields": fields})
+            rows.append(
+                {
+                    "stage": stage,
+                    "name": spec.name,
+                    "status": "ok",
+                    "source": spec.source,
+                    "module": spec.module,
+                    "summary": spec.summary,
+                    "fields": fields,
+                }
+            )
+    # plugins that failed to load: all of them, or those known to provide a plugin of --stage
+    failed = [
+        f
+        for f in reg.failures
+        if not args.stage or not f.provides or any(s == args.stage for s, _ in f.provides)
+    ]
     if args.json:
+        rows += [
+            {
+                "stage": None,
+                "name": None,
+                "status": "failed",
+                "source": f.distribution,
+                "module": f.value,
+                "summary": f"failed to load: {f.error}",
+                "fields": {},
+                **f.to_dict(),
+            }
+            for f in failed
+        ]
         print(json.dumps(rows, indent=2, default=str))
         return EXIT_OK
     current = None
@@ -177,6 +183,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"  {row['name']:<16} [{row['source']}] {row['summary']}")
         for k, f in row["fields"].items():
             print(f"      {k}: {f['type']} = {f['default']!r}")
+    if failed:
+        print("\nfailed to load:")
+        for failure in failed:
+            print(f"  {failure.entry_point} = {failure.value} [{failure.distribution}]")
+            print(f"      {failure.reason}")
+            if failure.provides:
+                print(f"      provides: {', '.join(f'{s} {n}' for s, n in failure.provides)}")
     return EXIT_OK
 
 
@@ -211,7 +224,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.action == "validate":
         r = load_recipe(args.recipe, overrides=args.overrides)
-        print(f"{args.recipe}: valid recipe {r.name!r}")
+        print(f"{truncate(str(args.recipe), 200)}: valid recipe {truncate(r.name, 80)!r}")
         return EXIT_OK
     if args.action == "schema":
         print(json.dumps(recipe_model().model_json_schema(), indent=2))
@@ -257,7 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    strict_env = _strict_plugins_on() if args.strict_plugins else None
     try:
+        _check_plugins_if_strict()
         return _commands()[args.command](args)
     except RemovalxError as exc:
         print(f"removalx: error: {exc}", file=sys.stderr)
@@ -265,6 +280,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("removalx: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if args.strict_plugins:
+            _strict_plugins_restore(strict_env)
+
+
+def _strict_plugins_on() -> str | None:
+    """Turn strict plugin loading on for this command; returns the previous variable's value."""
+    from removalx.registry import STRICT_ENV
+
+    previous = os.environ.get(STRICT_ENV)
+    os.environ[STRICT_ENV] = "1"  # read by get_registry(), also by worker processes
+    return previous
+
+
+def _check_plugins_if_strict() -> None:
+    """In strict mode, fail every command (not only those that use plugins) if one failed to load."""
+    from removalx.registry import get_registry, strict_plugins
+
+    if strict_plugins():
+        get_registry()  # raises PluginError naming the broken plugins
+
+
+def _strict_plugins_restore(previous: str | None) -> None:
+    from removalx.registry import STRICT_ENV
+
+    if previous is None:
+        os.environ.pop(STRICT_ENV, None)
+    else:
+        os.environ[STRICT_ENV] = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

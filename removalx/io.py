@@ -82,7 +82,7 @@ def sample_indices(
     frames: int | None = None,
     stride: int | None = None,
     start: int = 0,
-    uniform: bool = False,
+    uniform: bool | str = False,
     *,
     source: str = "the video",
 ) -> list[int]:
@@ -809,7 +809,7 @@ def _write_cv2(frames: Any, path: str | Path, fps: float, ext: str, func: str) -
         )
     fourcc = _FOURCC[ext]
     t, h, w, _ = arr.shape
-    writer = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    writer = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))  # type: ignore[attr-defined]
     if not writer.isOpened():
         writer.release()
         raise VideoError(

@@ -84,11 +84,11 @@ class VideoClassifier:
         self.layout = layout
         self.is_module = isinstance(module, nn.Module)
         if device is None:
-            device = _module_device(module) if self.is_module else torch.device("cpu")
+            device = _module_device(module) if isinstance(module, nn.Module) else torch.device("cpu")
         self.device = resolve_device(device)
-        if self.is_module:
-            module.to(self.device)  # type: ignore[union-attr]
-            module.eval()  # type: ignore[union-attr]
+        if isinstance(module, nn.Module):
+            module.to(self.device)
+            module.eval()
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32, device=self.device)
         self.std = None if std is None else torch.tensor(std, dtype=torch.float32, device=self.device)
         if self.std is not None and bool((self.std == 0).any()):
