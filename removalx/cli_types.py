@@ -11,22 +11,31 @@ import math
 
 from removalx.errors import truncate
 
-__all__ = ["non_negative_float", "positive_float", "positive_int"]
+__all__ = ["non_negative_float", "non_negative_int", "positive_float", "positive_int"]
 
 
 def _shown(text: str) -> str:
     return repr(truncate(text, 40))
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (``--batch-size``, ``--frames``, ``--n-videos`` ...)."""
+def _whole(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {_shown(text)}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {_shown(text)}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (``--batch-size``, ``--frames``, ``--n-videos`` ...)."""
+    return _whole(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (``--max-videos``)."""
+    return _whole(text, 0)
 
 
 def _finite(text: str, what: str) -> float:

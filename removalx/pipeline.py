@@ -1,8 +1,9 @@
 """The streaming removal pipeline and the public :class:`Explainer` (DESIGN.md §5).
 
 plan -> batches of keep-masks rendered on the model's device -> perturbed clips ->
-model behavior -> streaming summary. Only one batch of perturbed clips exists at a time,
-so memory does not grow with the number of samples.
+model behavior -> streaming summary. The plan is read in chunks of the batch size and only
+one batch of perturbed clips exists at a time, so memory does not grow with the number of
+samples (up to the ``O(S)`` output buffer kept for a ``cache`` or a refining behavior).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,15 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from removalx.errors import ModelError, PluginError
+from removalx.errors import ConfigError, ModelError, PluginError
 from removalx.io import validate_video
 from removalx.models import VideoClassifier, as_classifier
+from removalx.plans import ChunkedPlan, PlanChunk, SamplePlan
+from removalx.progress import FirstBatchEstimate, preflight_line, write_line
 from removalx.recipe import Recipe, load_recipe
 from removalx.registry import Registry, get_registry
-from removalx.stages import Behavior, Removal, Summary, channels_first_empty
-from removalx.types import Attribution, FeatureSpace, SamplePlan
+from removalx.stages import MAX_SAMPLES, Behavior, Removal, Summary, channels_first_empty
+from removalx.types import Attribution, FeatureSpace
 
 __all__ = ["Explainer", "default_batch_size"]
 
@@ -77,7 +80,9 @@ class Explainer:
     batch_size : int, optional
         Perturbed clips per forward pass (default: the recipe's, else chosen from memory).
     progress : bool
-        Show a progress bar over forward passes.
+        Show a progress bar over forward passes, a line on stderr saying what will run
+        (recipe, features, forward passes, batch size, device) and, after the first batch,
+        an estimate of the remaining time.
 
     Examples
     --------
@@ -176,6 +181,12 @@ class Explainer:
             with timer("explain"):
                 attr = explainer.explain(clf, clip_d, target, gen)
             attr.meta.setdefault("timings", {}).update(timer.times)
+            if logits.shape[-1] == 1 and bool((attr.values == attr.values.flatten()[0]).all()):
+                raise ModelError(
+                    f"Model {clf.name} returns a single class and explainer {self.recipe.name!r} gave a constant "
+                    "map: a softmax over one class is 1 whatever the input, so there is nothing to explain.",
+                    _ONE_CLASS_FIX,
+                )
         else:
             attr = self._run_pipeline(clf, clip, clip_d, logits, target, gen, timer, batch_size, show, cache)
         attr.values = attr.values.detach().float().cpu()
@@ -215,17 +226,20 @@ class Explainer:
             fsel = self._make("feature_selection")
             fsel.bind(space)
             n = self._make("sample_selection").n_samples(space.n_features, fsel)
-            plan: SamplePlan = fsel.plan(space.n_features, n, gen)
+            _check_sample_count(n, "The sample selection")
+            plan: ChunkedPlan = fsel.plan(space.n_features, n, gen)
             _check_plan(plan, space.n_features)
+            digest = plan.digest()
         removal: Removal = self._make("removal")
         behavior: Behavior = self._make("behavior")
+        _check_behavior_sees_the_model(behavior, clean_logits, target, clf.name)
         summary: Summary = self._make("summary")
         with timer("perturb"):
             removal.prepare(clip_d, space, self.seed)
         behavior.begin(clf, clip_d, target)
 
         bs = batch_size or self.batch_size or default_batch_size(clip, device)
-        key = _cache_key(plan, self.recipe, target) if cache is not None else None
+        key = _cache_key(digest, self.recipe, target) if cache is not None else None
         cached = cache.get(key) if cache is not None and key is not None else None
         grad_ctx = nullcontext() if behavior.needs_grad else torch.inference_mode()
         apply = removal.apply_expected if getattr(behavior, "expected_input", False) else removal.apply
@@ -254,6 +268,10 @@ class Explainer:
         # "full" keeps every pixel (a FeatureSpace contract, checked by check_plugin), so a
         # behavior that only scores logits gets it from the clean pass: no second forward.
         scores_logits = type(behavior).evaluate is Behavior.evaluate
+        if show:
+            n_base = sum(1 for case in summary.requires if not (case == "full" and scores_logits))
+            n_fwd = 0 if cached is not None else plan.n_samples + n_base
+            write_line(preflight_line(self.recipe.name, space.n_features, n_fwd, bs, str(device)))
         for i, case in enumerate(summary.requires):
             if case == "full" and scores_logits:
                 base[case] = float(behavior.score(clean_logits, target)[0])
@@ -264,27 +282,35 @@ class Explainer:
             base[case] = float(run(z, idx, known)[1][0])
         summary.begin(space, plan, base)
 
+        eta = FirstBatchEstimate(self.recipe.name, plan.n_samples, enabled=show and cached is None)
         refined: Tensor | None = None
         if cached is None and getattr(behavior, "refines", False):
             # Behaviors that revise outputs once all are known (AOSA-approx's IQR step) see
-            # every y before the summary does; the summary then streams the revised values.
+            # every y before the summary does (an O(S) buffer of floats); the summary then
+            # streams the revised values.
             refined = torch.empty(plan.n_samples, dtype=torch.float32)
-            for start in range(0, plan.n_samples, bs):
-                stop = min(start + bs, plan.n_samples)
-                z = plan.z[start:stop].to(device, torch.float32)
+            eta.start()
+            for start, z_rows, _ in _checked_chunks(plan, bs):
+                stop = start + z_rows.shape[0]
+                z = z_rows.to(device, torch.float32)
                 refined[start:stop] = run(z, torch.arange(start, stop, device=device), None)[1].float().cpu()
+                eta.batch_done(stop - start)
 
             def perturb(index: Tensor) -> Tensor:
                 index = index.to(device, torch.long)
                 with torch.no_grad():
-                    keep = space.render(plan.z[index.cpu()].to(device, torch.float32), index)
+                    z_rows, _ = plan.rows(index.cpu())
+                    keep = space.render(z_rows.to(device, torch.float32), index)
                     return apply(clip_d, keep, index)
 
             with timer("model"):
-                refined = _check_output(behavior.refine(clf, clip_d, target, refined, perturb), plan.n_samples)
+                refined = _check_output(
+                    behavior.refine(clf, clip_d, target, refined, perturb), plan.n_samples
+                )
                 refined = refined.detach().float().cpu()
 
-        ys = torch.empty(plan.n_samples, dtype=torch.float32)
+        # Outputs are kept (4 bytes per sample) only to fill the cache.
+        ys = torch.empty(plan.n_samples, dtype=torch.float32) if key is not None and cached is None else None
         bar = tqdm(
             total=plan.n_samples,
             desc=f"{self.recipe.name}: forward passes" if cached is None else f"{self.recipe.name}: cached",
@@ -293,28 +319,31 @@ class Explainer:
             leave=False,
         )
         with bar:
-            for start in range(0, plan.n_samples, bs):
-                stop = min(start + bs, plan.n_samples)
-                z = plan.z[start:stop].to(device, torch.float32)
+            eta.start()
+            for start, z_rows, w_rows in _checked_chunks(plan, bs):
+                stop = start + z_rows.shape[0]
+                z = z_rows.to(device, torch.float32)
                 idx = torch.arange(start, stop, device=device)
-                w = None if plan.weights is None else plan.weights[start:stop].to(device)
+                w = None if w_rows is None else w_rows.to(device)
                 known = None if cached is None else cached["y"][start:stop]
                 if refined is not None:
                     known = refined[start:stop]
                 keep, y = run(z, idx, known)
                 with timer("summary"):
                     summary.update(z, keep if summary.needs_keep else None, y, w)
-                ys[start:stop] = y.float().cpu()
+                if ys is not None:
+                    ys[start:stop] = y.float().cpu()
                 bar.update(stop - start)
+                eta.batch_done(stop - start)
         with timer("summary"):
             values, feature_values = summary.finalize(space)
-        if cache is not None and key is not None and cached is None:
+        if cache is not None and key is not None and ys is not None:
             cache[key] = {"y": ys, "base": {k: torch.tensor(v) for k, v in base.items()}}
         meta: dict[str, Any] = {
             "timings": dict(timer.times),
             "n_samples": plan.n_samples,
             "n_features": space.n_features,
-            "plan_digest": plan.digest(),
+            "plan_digest": digest,
             "batch_size": bs,
             "base": base,
             "plan": {k: v for k, v in plan.meta.items() if isinstance(v, (int, float, str, bool))},
@@ -322,9 +351,12 @@ class Explainer:
             "cached_outputs": cached is not None,
         }
         for name, stage in (("behavior", behavior), ("summary", summary)):
-            if isinstance(getattr(stage, "meta", None), dict) and stage.meta:
-                meta[name] = dict(stage.meta)
-        return Attribution(values=values, feature_values=feature_values, target=target, space=space, meta=meta)
+            stage_meta = getattr(stage, "meta", None)
+            if isinstance(stage_meta, dict) and stage_meta:
+                meta[name] = dict(stage_meta)
+        return Attribution(
+            values=values, feature_values=feature_values, target=target, space=space, meta=meta
+        )
 
 
 class _BatchBuffer:
@@ -349,27 +381,101 @@ def _accepts_out(fn: Any) -> bool:
         return False
 
 
-def _cache_key(plan: SamplePlan, recipe: Recipe, target: int) -> str:
-    parts = [plan.digest(), str(target), str(recipe.seed)]
+def _cache_key(digest: str, recipe: Recipe, target: int) -> str:
+    parts = [digest, str(target), str(recipe.seed)]
     for stage in ("segmentation", "removal", "behavior"):
         cfg = recipe.stage(stage)
         parts.append(cfg.model_dump_json() if cfg is not None else "-")
     return "|".join(parts)
 
 
-def _check_plan(plan: SamplePlan, n_features: int) -> None:
-    z = plan.z
-    if z.dim() != 2 or z.shape[1] != n_features:
+def _check_sample_count(n: int | None, source: str) -> None:
+    """More than :data:`MAX_SAMPLES` samples is a configuration error."""
+    if n is not None and n > MAX_SAMPLES:
+        raise ConfigError(
+            f"{source} asks for {n:,} samples; at most {MAX_SAMPLES:,} are allowed.",
+            "Use fewer samples (e.g. sample_selection: {name: fixed, n_samples: 1000}).",
+        )
+
+
+def _check_plan(plan: ChunkedPlan, n_features: int) -> None:
+    """The plan's header: a ChunkedPlan of ``[S, F]`` with ``1 <= S <= MAX_SAMPLES``."""
+    if not isinstance(plan, ChunkedPlan):
         raise PluginError(
-            f"The feature selection returned Z of shape {tuple(z.shape)}; expected [S, {n_features}].",
+            f"The feature selection returned a {type(plan).__name__}; expected a SamplePlan or another ChunkedPlan.",
+            "A FeatureSelector.plan must return removalx.plans.SamplePlan(z, weights, meta) or a LazyPlan.",
+        )
+    if isinstance(plan, SamplePlan) and plan.z.dim() != 2:
+        raise PluginError(
+            f"The feature selection returned Z of shape {tuple(plan.z.shape)}; expected [S, {n_features}].",
             "A FeatureSelector.plan must return one column per feature.",
         )
-    if z.shape[0] == 0:
+    if plan.n_features != n_features:
+        raise PluginError(
+            f"The feature selection returned Z of shape {(plan.n_samples, plan.n_features)}; "
+            f"expected [S, {n_features}].",
+            "A FeatureSelector.plan must return one column per feature.",
+        )
+    if plan.n_samples == 0:
         raise PluginError(
             "The sample plan is empty (0 samples).", "Ask for at least one sample (sample_selection)."
         )
-    if plan.weights is not None and plan.weights.shape != (z.shape[0],):
-        raise PluginError(f"Plan weights have shape {tuple(plan.weights.shape)}; expected [{z.shape[0]}].")
+    _check_sample_count(plan.n_samples, "The feature selection's plan")
+    if isinstance(plan, SamplePlan) and plan.weights is not None and plan.weights.shape != (plan.n_samples,):
+        raise PluginError(
+            f"Plan weights have shape {tuple(plan.weights.shape)}; expected [{plan.n_samples}]."
+        )
+
+
+def _checked_chunks(plan: ChunkedPlan, size: int) -> Iterator[PlanChunk]:
+    """``plan.chunks(size)``, each checked: consecutive, ``[k, F]`` with ``k <= size``, weights ``[k]``."""
+    n, f = plan.n_samples, plan.n_features
+    expected = 0
+    for start, z, w in plan.chunks(size):
+        k = int(z.shape[0]) if z.dim() == 2 else -1
+        most = min(size, n - expected)
+        if int(start) != expected or z.dim() != 2 or z.shape[1] != f or not 1 <= k <= most:
+            raise PluginError(
+                f"The sample plan's chunk at row {int(start)} has Z of shape {tuple(z.shape)}; "
+                f"expected a chunk at row {expected} of shape [k, {f}] with 1 <= k <= {most}.",
+                "ChunkedPlan.chunks(size) must give consecutive chunks of at most `size` rows.",
+            )
+        if (w is not None) != plan.weighted or (w is not None and tuple(w.shape) != (k,)):
+            got = "no weights" if w is None else f"weights of shape {tuple(w.shape)}"
+            want = f"weights of shape [{k}]" if plan.weighted else "no weights (the plan is unweighted)"
+            raise PluginError(f"The sample plan's chunk at row {expected} has {got}; expected {want}.")
+        yield PlanChunk(expected, z, w)
+        expected += k
+    if expected != n:
+        raise PluginError(
+            f"The sample plan gave {expected} rows; its n_samples is {n}.",
+            "ChunkedPlan.chunks must cover rows 0 .. n_samples - 1 exactly once.",
+        )
+
+
+_ONE_CLASS_FIX = (
+    "For a binary classifier with one output, explain its logit (--set behavior.name=logit); "
+    "otherwise return one logit per class."
+)
+
+
+def _check_behavior_sees_the_model(behavior: Behavior, logits: Tensor, target: int, model_name: str) -> None:
+    """A single-class model whose behavior cannot change (a softmax over one class) is an error.
+
+    Without this, every perturbed clip scores exactly 1 and the explanation is a constant map.
+    """
+    if logits.shape[-1] != 1:
+        return
+    with torch.inference_mode():
+        shifted = torch.cat([logits, logits + 1.0, logits - 1.0])
+        scores = behavior.score(shifted.float(), target)
+    if bool((scores == scores[0]).all()):
+        raise ModelError(
+            f"Model {model_name} returns a single class, and the behavior {type(behavior).__name__} scores "
+            "every output of such a model the same (a softmax over one class is always 1): the explanation "
+            "would be a constant map.",
+            _ONE_CLASS_FIX,
+        )
 
 
 def _check_output(y: Tensor, b: int) -> Tensor:

@@ -15,12 +15,14 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 
-from removalx.types import Attribution, FeatureSpace, SamplePlan
+from removalx.plans import ChunkedPlan
+from removalx.types import Attribution, FeatureSpace
 
 if TYPE_CHECKING:
     from removalx.models import VideoClassifier
 
 __all__ = [
+    "MAX_SAMPLES",
     "Behavior",
     "Explainer",
     "FeatureSelector",
@@ -40,7 +42,7 @@ __all__ = [
 class PluginConfig(BaseModel):
     """Base class of every plugin config: unknown keys are errors, configs are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelConfig(PluginConfig):
@@ -69,6 +71,14 @@ class Segmenter(ABC):
         """Build the feature space of ``video`` (``float32[T, H, W, C]`` in [0, 1])."""
 
 
+#: Most samples (perturbed clips) one explanation may ask for. Beyond it the Monte Carlo
+#: error of a sampled estimate (order ``1 / sqrt(S)``, 3e-4 here) is far below the other
+#: approximations of a removal explanation, the run takes days with a video model
+#: (1e7 forward passes at 100 clips/s is 28 h), and the ``O(S)`` buffers the pipeline may
+#: keep (outputs for a ``cache``, AOSA-approx's refinement) stay at tens of megabytes.
+MAX_SAMPLES = 10_000_000
+
+
 class FeatureSelector(ABC):
     """Feature selection: which features each sample keeps (paper Sec. 3.2).
 
@@ -77,8 +87,15 @@ class FeatureSelector(ABC):
     """
 
     @abstractmethod
-    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> SamplePlan:
-        """Return ``n_samples`` coalitions (``None`` = all the selector implies)."""
+    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> ChunkedPlan:
+        """Return ``n_samples`` coalitions (``None`` = all the selector implies).
+
+        A :class:`~removalx.plans.SamplePlan` holds them all in memory; plans that can be
+        large should be a :class:`~removalx.plans.LazyPlan` producing rows chunk by chunk
+        (the pipeline reads chunks of at most the batch size). A lazy plan drawing from
+        ``generator`` saves its state here (``generator.get_state()``) and restarts from it
+        at every reading, so every reading gives the same rows.
+        """
 
     def max_samples(self, n_features: int) -> int | None:
         return None
@@ -94,7 +111,12 @@ class FeatureSelector(ABC):
 
 
 class SampleSelector(ABC):
-    """Sample selection: how many samples to draw (paper Sec. 3.3)."""
+    """Sample selection: how many samples to draw (paper Sec. 3.3).
+
+    Counts above :data:`MAX_SAMPLES` are configuration errors: bound config fields with
+    ``Field(..., le=MAX_SAMPLES)`` so that a recipe fails validation (the pipeline checks
+    the count again).
+    """
 
     @abstractmethod
     def n_samples(self, n_features: int, selector: FeatureSelector) -> int | None:
@@ -224,8 +246,8 @@ class Behavior(ABC):
 class Summary(ABC):
     """Summary: turn (coalition, model output) pairs into an attribution (Sec. 3.6).
 
-    Streaming: :meth:`update` is called once per batch; memory must not grow with the
-    number of samples beyond ``S x F`` scalars.
+    Streaming: :meth:`update` is called once per batch, in plan order; memory must not grow
+    with the number of samples (``F x F`` normal equations or a pixel accumulator are fine).
     """
 
     #: Base cases the summary needs, a subset of ``{"full", "empty"}``.
@@ -235,8 +257,12 @@ class Summary(ABC):
     #: True when low values mean important (3D SOS's "prediction value").
     lower_is_important: ClassVar[bool] = False
 
-    def begin(self, space: FeatureSpace, plan: SamplePlan, base: dict[str, float]) -> None:  # noqa: B027
-        """Called once before the first batch with the base-case outputs."""
+    def begin(self, space: FeatureSpace, plan: ChunkedPlan, base: dict[str, float]) -> None:  # noqa: B027
+        """Called once before the first batch with the base-case outputs.
+
+        ``plan`` tells ``n_samples``, ``meta`` and whether it is ``weighted``; its rows come
+        through :meth:`update` (reading them here would read the whole plan again).
+        """
 
     @abstractmethod
     def update(self, z: Tensor, keep: Tensor | None, y: Tensor, weights: Tensor | None) -> None:
@@ -273,5 +299,3 @@ class Metric(ABC):
         self, model: VideoClassifier, video: Tensor, attribution: Attribution, **context: Any
     ) -> dict[str, Any]:
         """Return a dict with at least ``"value"``."""
-
-

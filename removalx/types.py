@@ -4,7 +4,7 @@
   a way to turn coalitions ``z`` into pixel keep-masks (``render``) and a way to spread
   per-feature values back over pixels (``expand``).
 * :class:`SamplePlan` -- what feature + sample selection return: ``Z`` in ``{0,1}^{S x F}``
-  (1 = keep) and optional weights.
+  (1 = keep) and optional weights; defined with the other plans in :mod:`removalx.plans`.
 * :class:`Attribution` -- what every method returns and what metrics / visualizers consume.
 
 The seven-stage decomposition follows "removal-based video explanations", Sec. 3, Fig. 1.
@@ -12,7 +12,6 @@ The seven-stage decomposition follows "removal-based video explanations", Sec. 3
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Attribution", "FeatureSpace", "PartitionSpace", "SamplePlan"]
+from removalx.plans import ChunkedPlan, LazyPlan, PlanChunk, SamplePlan
+
+__all__ = [
+    "Attribution",
+    "ChunkedPlan",
+    "FeatureSpace",
+    "LazyPlan",
+    "PartitionSpace",
+    "PlanChunk",
+    "SamplePlan",
+]
 
 
 class FeatureSpace(ABC):
@@ -129,43 +138,6 @@ class PartitionSpace(FeatureSpace):
 
 
 @dataclass
-class SamplePlan:
-    """The coalitions to evaluate (feature selection x sample selection).
-
-    Attributes
-    ----------
-    z : Tensor
-        ``float[S, F]`` in ``{0, 1}`` (1 = keep), on the CPU.
-    weights : Tensor or None
-        ``float[S]`` per-sample weights (e.g. Kernel SHAP kernel mass), or ``None``.
-    meta : dict
-        What the selector wants the summary to know (``p`` of Bernoulli sampling,
-        ``exhaustive``, the number of distinct coalitions, ...).
-    """
-
-    z: Tensor
-    weights: Tensor | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.z.shape[0])
-
-    @property
-    def n_features(self) -> int:
-        return int(self.z.shape[1])
-
-    def digest(self) -> str:
-        """A short hash of ``z`` and ``weights``: equal plans give equal digests."""
-        h = hashlib.sha256()
-        h.update(str(tuple(self.z.shape)).encode())
-        h.update(self.z.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
-        if self.weights is not None:
-            h.update(self.weights.detach().cpu().to(torch.float64).contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
-
-
-@dataclass
 class Attribution:
     """The result of any explanation method.
 
@@ -201,28 +173,25 @@ class Attribution:
         return -self.values if self.lower_is_important else self.values
 
     def save(self, path: str | Path) -> Path:
-        """Save values, feature values, target and meta with :func:`torch.save`."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "values": self.values,
-            "feature_values": self.feature_values,
-            "target": self.target,
-            "labels": getattr(self.space, "labels", None),
-            "meta": self.meta,
-        }
-        torch.save(payload, path)
-        return path
+        """Write values, feature values, partition labels, target and meta to an ``.npz`` file.
+
+        The file is a NumPy archive without pickled objects, written atomically (see
+        :mod:`removalx.attribution_file`): ``meta`` is stored as JSON, so tensors in it come
+        back as lists and values JSON cannot hold are dropped and named in
+        ``meta["dropped_on_save"]``. Use the ``.npz`` suffix.
+        """
+        from removalx.attribution_file import save_attribution
+
+        return save_attribution(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Attribution:
-        """Load an attribution written by :meth:`save` (the space is restored for partitions)."""
-        payload = torch.load(Path(path), weights_only=False)
-        space = PartitionSpace(payload["labels"]) if payload.get("labels") is not None else None
-        return cls(
-            values=payload["values"],
-            target=int(payload["target"]),
-            feature_values=payload.get("feature_values"),
-            space=space,
-            meta=payload.get("meta", {}),
-        )
+        """Read a file written by :meth:`save` (the space is restored for partitions).
+
+        Also reads the ``.pt`` files of removalx 0.x with ``torch.load(weights_only=True)``;
+        nothing in the file is ever run. Raises :class:`~removalx.errors.StorageError` for a
+        missing, damaged or foreign file.
+        """
+        from removalx.attribution_file import load_attribution
+
+        return load_attribution(path)

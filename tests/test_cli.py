@@ -12,6 +12,7 @@ import torch
 
 from removalx.cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE, main
 from removalx.io import write_gif
+from removalx.types import Attribution
 from removalx.testing import tiny_video
 
 MODEL_FILE = """
@@ -47,8 +48,8 @@ def test_explain_writes_outputs(tmp_path, clip_and_model, capsys):
     assert values.shape == (4, 16, 16)
     assert (out / "overlay.gif").stat().st_size > 0 and (out / "overlay.mp4").stat().st_size > 0
     assert len(list((out / "overlay_frames").glob("*.png"))) == 4
-    saved = torch.load(out / "attribution.pt", weights_only=False)
-    np.testing.assert_allclose(saved["values"].numpy(), values)
+    saved = Attribution.load(out / "attribution.npz")
+    np.testing.assert_allclose(saved.values.numpy(), values)
 
 
 def test_explain_bad_input_exit_code(tmp_path, clip_and_model, capsys):

@@ -20,6 +20,13 @@ SMALL = {
 }
 SAMPLED = ("lime3d", "kernelshap3d", "rise3d")
 
+#: The batch-size tolerance stated in docs/concepts.md ("Determinism"): attributions made
+#: with different batch sizes differ by at most 4 float32 rounding steps at 1
+#: (4 x 2**-23 = 4.8e-7) when the outputs are probabilities, as in every recipe here. The
+#: largest difference measured on these recipes (batch sizes 1, 5, 64) is 1.8e-7.
+BATCH_SIZE_ATOL = 4 * 2**-23
+BATCH_SIZES = (1, 5)  # compared with 64
+
 
 @pytest.fixture(scope="module")
 def video() -> torch.Tensor:
@@ -31,7 +38,7 @@ def model() -> removalx.VideoClassifier:
     return removalx.VideoClassifier(ToyClassifier(n_classes=3, seed=1))
 
 
-def _explain(name, model, video, seed=0, batch_size=32, extra=None):
+def _explain(name, model, video, seed=0, batch_size=64, extra=None):
     overrides = dict(SMALL[name], **(extra or {}))
     ex = removalx.Explainer.from_recipe(name, seed=seed, overrides=overrides, progress=False)
     return ex.explain(model, video, target=1, batch_size=batch_size)
@@ -43,20 +50,20 @@ def test_every_builtin_recipe_is_covered():
 
 @pytest.fixture(scope="module")
 def runs(model, video):
-    """Per recipe: (seed 0, bs 32), (seed 0, bs 32) again, (seed 0, bs 1)."""
+    """Per recipe: (seed 0, bs 64), (seed 0, bs 64) again, then seed 0 with each of BATCH_SIZES."""
     out = {}
     for name in SMALL:
         out[name] = (
             _explain(name, model, video),
             _explain(name, model, video),
-            _explain(name, model, video, batch_size=1),
+            *(_explain(name, model, video, batch_size=bs) for bs in BATCH_SIZES),
         )
     return out
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_same_seed_gives_identical_values(runs, name):
-    a, b, _ = runs[name]
+    a, b, *_ = runs[name]
     assert a.values.shape == (T, S, S)
     assert torch.isfinite(a.values).all()
     assert a.values.abs().max() > 0  # not trivially equal
@@ -68,13 +75,15 @@ def test_same_seed_gives_identical_values(runs, name):
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_batch_size_does_not_change_values(runs, name):
-    a, _, c = runs[name]
-    assert a.meta["batch_size"] == 32 and c.meta["batch_size"] == 1
-    assert a.meta["plan_digest"] == c.meta["plan_digest"]
-    torch.testing.assert_close(c.values, a.values, atol=1e-6, rtol=1e-5)
-    if a.feature_values is not None:
-        torch.testing.assert_close(c.feature_values, a.feature_values, atol=1e-6, rtol=1e-5)
+def test_batch_size_changes_values_only_by_rounding(runs, name):
+    a, _, *others = runs[name]
+    assert a.meta["batch_size"] == 64 and [c.meta["batch_size"] for c in others] == list(BATCH_SIZES)
+    assert a.meta["recipe"]["behavior"]["name"] == "probability"  # outputs in [0, 1]: an absolute tolerance
+    for c in others:
+        assert c.meta["plan_digest"] == a.meta["plan_digest"]  # the same plan, bit for bit
+        torch.testing.assert_close(c.values, a.values, atol=BATCH_SIZE_ATOL, rtol=0)
+        if a.feature_values is not None:
+            torch.testing.assert_close(c.feature_values, a.feature_values, atol=BATCH_SIZE_ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("name", SAMPLED)
@@ -91,7 +100,7 @@ def test_noise_removal_is_batch_independent_and_seeded(model, video, kind):
     a = _explain("lime3d", model, video, batch_size=32, extra=extra)
     b = _explain("lime3d", model, video, batch_size=5, extra=extra)
     c = _explain("lime3d", model, video, batch_size=32, extra=extra)
-    torch.testing.assert_close(b.values, a.values, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(b.values, a.values, atol=BATCH_SIZE_ATOL, rtol=0)
     assert torch.equal(a.values, c.values)
     # the noise depends on the seed: with the plan held fixed it changes the model outputs
     fill = removalx.get_registry().make("removal", "noise", {"kind": kind})

@@ -257,3 +257,53 @@ def test_read_video_rejects_a_window_without_frame_rate(tmp_path) -> None:
 
     with pytest.raises(VideoError, match="has no frame rate"):
         read_video(tmp_path, frames=2, uniform="centers", start_time=0.5)
+
+
+class OneClass(torch.nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(1, 2, 3, 4))[:, None]
+
+
+def test_one_class_model_with_softmax_behavior_is_refused() -> None:
+    video = torch.rand(4, 8, 8, 3)
+    grid = {"segmentation.name": "grid3d", "segmentation.cells": [2, 2, 2]}
+    ex = Explainer.from_recipe("lime3d", overrides={**grid, "sample_selection.n_samples": 4}, progress=False)
+    with pytest.raises(ModelError, match="single class"):
+        ex.explain(OneClass(), video)
+    for recipe in ("gradient",):  # an explainer: the map is constant
+        with pytest.raises(ModelError, match="single class"):
+            Explainer.from_recipe(recipe, progress=False).explain(OneClass(), video)
+
+
+def test_one_class_model_with_logit_behavior_works() -> None:
+    video = torch.rand(4, 8, 8, 3)
+    ex = Explainer.from_recipe(
+        "occlusion3d", overrides={"behavior.name": "logit", "segmentation.name": "grid3d",
+                                  "segmentation.cells": [2, 2, 2]}, progress=False)
+    attr = ex.explain(OneClass(), video)
+    assert attr.values.shape == (4, 8, 8) and attr.values.std() > 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "--recipe", "lime3d", "--n-videos", "1", "--db", "{file}/runs.db"],
+        ["evaluate", "--recipe", "lime3d", "--n-videos", "1", "--db", "{tmp}/runs.db", "--export", "{file}/x.csv"],
+        ["report", "{tmp}/runs.db", "--out", "{file}/report.html"],
+        ["report", "{tmp}/runs.db", "--out", "{tmp}"],
+    ],
+)
+def test_experiment_outputs_are_checked_before_work(tmp_path, capsys, monkeypatch, argv) -> None:
+    import removalx.experiments.datasets as datasets
+    import removalx.experiments.report as report
+
+    def boom(*_a, **_k):
+        raise AssertionError("work started although an output path is unusable")
+
+    monkeypatch.setattr(datasets, "dataset_items", boom)
+    monkeypatch.setattr(report, "write_report", boom)
+    (tmp_path / "afile").write_text("x")
+    args = [a.format(file=tmp_path / "afile", tmp=tmp_path) for a in argv]
+    assert main(args) == EXIT_INPUT
+    assert "removalx: error:" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

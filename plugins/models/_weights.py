@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from removalx.errors import ModelError
+from removalx.torchfile import load_plain
 
 __all__ = ["RANDOM_WEIGHTS_WARNING", "load_weights", "resolve_device", "warn_random_weights"]
 
@@ -59,7 +60,8 @@ def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
         if tensors and len(tensors) == len(obj):
             return tensors
         raise ModelError(
-            f"Weights file {path} holds a dict with keys {sorted(map(str, obj))[:8]} but no state_dict "
+            f"Weights file {path} holds a dict with keys {[str(k)[:40] for k in sorted(map(str, obj))[:8]]} but no "
+            "state_dict "
             f"(expected a state_dict of tensors, or a checkpoint with one under {', '.join(_NESTED_KEYS)}).",
             "Save the weights with torch.save(model.state_dict(), path).",
         )
@@ -87,14 +89,13 @@ def load_weights(module: nn.Module, weights: str, name: str) -> None:
             "Pass the path of a saved state_dict (torch.save(model.state_dict(), path)), or "
             "weights='none' for random weights.",
         )
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(
-            f"Cannot load weights file {path} for {name}: {type(exc).__name__}: {str(exc)[:300]}.",
-            "Pass a file written by torch.save(model.state_dict(), path) (pickled whole models are "
-            "not loaded, for safety).",
-        ) from exc
+    obj = load_plain(
+        path,
+        ModelError,
+        f"weights file {path} for {name}",
+        "Pass a file written by torch.save(model.state_dict(), path) (pickled whole models are "
+        "not loaded, for safety).",
+    )
     state = _extract_state_dict(obj, path)
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}

@@ -28,7 +28,16 @@ def make_zoo_model(config: ZooConfig) -> VideoClassifier:
         device=config.device,
         class_names=meta.get("class_names"),
         name=f"zoo:{config.target}",
+        clip_size=_clip_size(meta),
     )
+
+
+def _clip_size(meta: dict) -> tuple[int, int, int] | None:
+    """``(T, H, W)`` of the clips the model was trained on (``render_size`` = ``[T, side]``)."""
+    render = meta.get("render_size")
+    if isinstance(render, list) and len(render) == 2 and all(isinstance(v, int) and v > 0 for v in render):
+        return render[0], render[1], render[1]
+    return None
 
 
 @hookimpl

@@ -2,23 +2,85 @@
 
 The feature selection of 3D LIME and 3D RISE ("removal-based video explanations",
 Sec. 3.2, Table 2 "Multiple"): about half of the regions are removed in each sample.
+
+Plans are lazy: rows are drawn chunk by chunk when the pipeline reads them, so memory does
+not depend on the number of samples. Row ``i`` is the same as in one
+``torch.rand(S, F, generator=generator) < p`` call at plan time: the plan saves the
+generator's state and restarts from it at every reading, and torch's CPU generator fills a
+tensor element by element in order, so consecutive ``torch.rand(k, F)`` calls continue
+exactly where the previous chunk stopped (checked by the tests for several chunk sizes).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 from pydantic import Field
 
 from removalx.coalitions import MAX_ENUMERATE_FEATURES, all_coalitions
 from removalx.hookspecs import hookimpl
+from removalx.plans import ComputedPlan, LazyPlan, PlanChunk
 from removalx.stages import FeatureSelector, PluginConfig
-from removalx.types import SamplePlan
+
+__all__ = ["Bernoulli", "BernoulliConfig", "BernoulliPlan", "all_coalitions_plan"]
 
 
 class BernoulliConfig(PluginConfig):
     """Keep probability of each feature."""
 
     p: float = Field(0.5, gt=0, lt=1, description="probability of keeping a feature")
+
+
+class BernoulliPlan(LazyPlan):
+    """``S`` rows of independent Bernoulli(``p``) keeps, drawn when read.
+
+    Parameters
+    ----------
+    n_samples, n_features : int
+        Shape ``S x F`` of the plan.
+    p : float
+        Keep probability.
+    generator : torch.Generator
+        Its current state is saved; the generator itself is neither used nor advanced.
+    """
+
+    def __init__(self, n_samples: int, n_features: int, p: float, generator: torch.Generator) -> None:
+        self._n, self._f, self.p = int(n_samples), int(n_features), float(p)
+        self._device = generator.device
+        self._state = generator.get_state()
+        self.meta = {"p": self.p}
+
+    @property
+    def n_samples(self) -> int:
+        return self._n
+
+    @property
+    def n_features(self) -> int:
+        return self._f
+
+    @property
+    def weighted(self) -> bool:
+        return False
+
+    def chunks(self, size: int) -> Iterator[PlanChunk]:
+        gen = torch.Generator(device=self._device)
+        gen.set_state(self._state)
+        for start in range(0, self._n, size):
+            k = min(size, self._n - start)
+            yield PlanChunk(start, (torch.rand(k, self._f, generator=gen) < self.p).float(), None)
+
+
+def all_coalitions_plan(n_features: int, meta: dict[str, object]) -> ComputedPlan:
+    """All ``2**F`` coalitions, the rows of :func:`removalx.coalitions.all_coalitions`, computed when read."""
+    if n_features > MAX_ENUMERATE_FEATURES:
+        all_coalitions(n_features)  # raises the ConfigError for too many features to enumerate
+    bits = torch.arange(n_features)
+
+    def make(index: torch.Tensor) -> torch.Tensor:
+        return ((index[:, None] >> bits) & 1).float()
+
+    return ComputedPlan(2**n_features, n_features, make, meta)
 
 
 class Bernoulli(FeatureSelector):
@@ -30,11 +92,10 @@ class Bernoulli(FeatureSelector):
     def max_samples(self, n_features: int) -> int | None:
         return 2**n_features if n_features <= MAX_ENUMERATE_FEATURES else None
 
-    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> SamplePlan:
+    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> LazyPlan:
         if n_samples is None:
-            return SamplePlan(all_coalitions(n_features), meta={"p": self.p, "exhaustive": True})
-        z = (torch.rand(n_samples, n_features, generator=generator) < self.p).float()
-        return SamplePlan(z, meta={"p": self.p})
+            return all_coalitions_plan(n_features, meta={"p": self.p, "exhaustive": True})
+        return BernoulliPlan(n_samples, n_features, self.p, generator)
 
 
 @hookimpl

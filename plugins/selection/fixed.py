@@ -9,13 +9,15 @@ from __future__ import annotations
 from pydantic import Field
 
 from removalx.hookspecs import hookimpl
-from removalx.stages import FeatureSelector, PluginConfig, SampleSelector
+from removalx.stages import MAX_SAMPLES, FeatureSelector, PluginConfig, SampleSelector
 
 
 class FixedConfig(PluginConfig):
     """Number of perturbed samples."""
 
-    n_samples: int = Field(1000, gt=0, description="number of perturbed clips")
+    n_samples: int = Field(
+        1000, gt=0, le=MAX_SAMPLES, description=f"number of perturbed clips (at most {MAX_SAMPLES:,})"
+    )
 
 
 class Fixed(SampleSelector):

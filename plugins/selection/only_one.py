@@ -1,7 +1,8 @@
 """``only_one``: each sample keeps exactly one feature and removes all others.
 
 The feature selection of LV Univariate Predictors ("removal-based video explanations",
-Sec. 3.2, Table 2 "Only one"). Row ``i`` keeps feature ``i``.
+Sec. 3.2, Table 2 "Only one"). Row ``i`` keeps feature ``i``; rows are computed when read
+(memory ``O(chunk x F)``, not ``O(F x F)``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import torch
 
 from removalx.coalitions import check_one_per_feature
 from removalx.hookspecs import hookimpl
+from removalx.plans import ComputedPlan
 from removalx.stages import FeatureSelector, PluginConfig
-from removalx.types import SamplePlan
 
 
 class OnlyOneConfig(PluginConfig):
@@ -27,9 +28,15 @@ class OnlyOne(FeatureSelector):
     def max_samples(self, n_features: int) -> int:
         return n_features
 
-    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> SamplePlan:
+    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> ComputedPlan:
         check_one_per_feature("only_one", n_features, n_samples)
-        return SamplePlan(torch.eye(n_features), meta={"exhaustive": True})
+
+        def make(index: torch.Tensor) -> torch.Tensor:
+            z = torch.zeros(index.shape[0], n_features)
+            z[torch.arange(index.shape[0]), index] = 1.0
+            return z
+
+        return ComputedPlan(n_features, n_features, make, meta={"exhaustive": True})
 
 
 @hookimpl

@@ -10,15 +10,16 @@ import math
 
 from pydantic import Field
 
+from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
-from removalx.stages import FeatureSelector, PluginConfig, SampleSelector
+from removalx.stages import MAX_SAMPLES, FeatureSelector, PluginConfig, SampleSelector
 
 
 class PerFeatureConfig(PluginConfig):
     """Samples per feature."""
 
-    factor: float = Field(5.0, gt=0, description="samples per feature")
-    minimum: int = Field(1, ge=1, description="lower bound on the number of samples")
+    factor: float = Field(5.0, gt=0, le=MAX_SAMPLES, description="samples per feature")
+    minimum: int = Field(1, ge=1, le=MAX_SAMPLES, description="lower bound on the number of samples")
 
 
 class PerFeature(SampleSelector):
@@ -30,7 +31,15 @@ class PerFeature(SampleSelector):
     def n_samples(self, n_features: int, selector: FeatureSelector) -> int | None:
         n = max(self.config.minimum, math.ceil(self.config.factor * n_features))
         cap = selector.max_samples(n_features)
-        return n if cap is None or n < cap else None
+        if cap is not None and n >= cap:
+            return None
+        if n > MAX_SAMPLES:
+            raise ConfigError(
+                f"per_feature sample selection: factor {self.config.factor:.6g} x {n_features} features "
+                f"= {n:,} samples, more than the limit of {MAX_SAMPLES:,}.",
+                f"Use a factor of at most {MAX_SAMPLES / max(n_features, 1):.6g} or fewer features.",
+            )
+        return n
 
 
 @hookimpl

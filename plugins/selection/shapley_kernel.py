@@ -7,6 +7,13 @@ are enumerated with their exact kernel mass (smallest and largest sizes first); 
 the budget is sampled, each coalition paired with its complement (antithetic sampling),
 duplicates merged (their weight is their count). With a budget of ``2**F - 2`` or more
 every coalition is enumerated and the Shapley values come out exact.
+
+Unlike ``bernoulli``, the plan is built in memory (a :class:`~removalx.plans.SamplePlan`):
+merging duplicates needs every draw at once, and the weights are normalised over all of
+them. Drawing takes about 70 bytes per sample and feature at its peak, so a sampled plan
+is limited to ``n_samples x F <= 2**24`` (:data:`MAX_SAMPLED_ENTRIES`, about 1.2 GB), e.g.
+80,000 samples of 200 features; larger budgets are a configuration error. Enumerated plans
+are bounded by the enumeration limit (20 features) instead.
 """
 
 from __future__ import annotations
@@ -27,6 +34,11 @@ from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
 from removalx.stages import FeatureSelector, PluginConfig
 from removalx.types import SamplePlan
+
+__all__ = ["MAX_SAMPLED_ENTRIES", "ShapleyKernel", "ShapleyKernelConfig"]
+
+#: Largest ``n_samples x F`` of a sampled plan (drawing peaks at ~70 bytes per entry).
+MAX_SAMPLED_ENTRIES = 2**24
 
 
 class ShapleyKernelConfig(PluginConfig):
@@ -56,6 +68,13 @@ class ShapleyKernel(FeatureSelector):
             z = all_coalitions(m, proper=True)
             w = shapley_kernel_weight(z.sum(1), m)
             return SamplePlan(z, (w / w.sum()).float(), meta={"exhaustive": True, "n_enumerated": z.shape[0]})
+        if n_samples * m > MAX_SAMPLED_ENTRIES:
+            raise ConfigError(
+                f"shapley_kernel draws its whole plan in memory: {n_samples:,} samples x {m} features "
+                f"is more than the limit of {MAX_SAMPLED_ENTRIES:,} coalition entries (about 1.2 GB).",
+                f"Use at most {MAX_SAMPLED_ENTRIES // m:,} samples for {m} features, fewer features, "
+                "or feature_selection: {name: bernoulli}, whose plans are drawn chunk by chunk.",
+            )
         return self._sampled(m, n_samples, generator)
 
     def _sampled(self, m: int, budget: int, generator: torch.Generator) -> SamplePlan:

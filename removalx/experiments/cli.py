@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import sys
@@ -16,7 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from removalx.atomic import write_bytes
+from removalx.cli_types import non_negative_float, non_negative_int, positive_int
 from removalx.errors import ConfigError
+from removalx.outputs import check_output_file
 
 __all__ = ["COMMANDS", "add_subcommands", "main"]
 
@@ -24,86 +28,149 @@ DEFAULT_MODEL = "zoo:r3d_tiny"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="zoo:synthetic",
-                   help="zoo:synthetic, zoo:synthetic-two-part or a folder of video files (default zoo:synthetic)")
-    p.add_argument("--n-videos", type=int, help="number of videos (default: 8 synthetic / all files)")
-    p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    p.add_argument("--size", type=int, default=112, help="frame size (default 112)")
+    p.add_argument(
+        "--dataset",
+        default="zoo:synthetic",
+        help="zoo:synthetic, zoo:synthetic-two-part or a folder of video files (default zoo:synthetic)",
+    )
+    p.add_argument(
+        "--n-videos", type=positive_int, help="number of videos (default: 8 synthetic / all files)"
+    )
+    p.add_argument("--frames", type=positive_int, default=16, help="frames per clip (default 16)")
+    p.add_argument("--size", type=positive_int, default=112, help="frame size (default 112)")
     p.add_argument("--data-seed", type=int, default=0, help="first seed of zoo:synthetic clips (default 0)")
-    p.add_argument("--metrics", default="deletion,insertion",
-                   help="comma-separated metric plugins, LABEL=PLUGIN for aliases (default deletion,insertion)")
-    p.add_argument("--metric-set", action="append", default=[], metavar="METRIC.KEY=VALUE",
-                   help="metric config, e.g. --metric-set deletion.steps=28 (repeatable)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="recipe override applied to every recipe (repeatable)")
+    p.add_argument(
+        "--metrics",
+        default="deletion,insertion",
+        help="comma-separated metric plugins, LABEL=PLUGIN for aliases (default deletion,insertion)",
+    )
+    p.add_argument(
+        "--metric-set",
+        action="append",
+        default=[],
+        metavar="METRIC.KEY=VALUE",
+        help="metric config, e.g. --metric-set deletion.steps=28 (repeatable)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override applied to every recipe (repeatable)",
+    )
     p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
     p.add_argument("--weights", help="weights file for the model, or 'none'")
     p.add_argument("--device", help="cpu, cuda, ...")
     p.add_argument("--seed", type=int, help="recipe seed (default: each recipe's)")
-    p.add_argument("--target", choices=("pred", "label"), default="pred",
-                   help="explain the predicted class (default) or the dataset label")
-    p.add_argument("--batch-size", type=int, help="perturbed clips per forward pass")
+    p.add_argument(
+        "--target",
+        choices=("pred", "label"),
+        default="pred",
+        help="explain the predicted class (default) or the dataset label",
+    )
+    p.add_argument("--batch-size", type=positive_int, help="perturbed clips per forward pass")
     p.add_argument("--db", required=True, help="SQLite results file (created; reruns skip stored work)")
     p.add_argument("--name", help="experiment name in the database (default: derived from the command)")
     p.add_argument("--export", help="write per-video scores and aggregates to FILE.csv or FILE.json")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.add_argument("--item-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--item-delay", type=non_negative_float, default=0.0, help=argparse.SUPPRESS)
 
 
 def add_subcommands(subparsers: Any) -> None:
     """Add ``evaluate``, ``compare``, ``ablate`` and ``report`` to an argparse subparsers object."""
-    e = subparsers.add_parser("evaluate", help="explain a dataset with one recipe and score it",
-                              description="Explain every video of a dataset with a recipe, score each "
-                              "explanation, store everything in --db; print per-metric mean and 95% CI.")
+    e = subparsers.add_parser(
+        "evaluate",
+        help="explain a dataset with one recipe and score it",
+        description="Explain every video of a dataset with a recipe, score each "
+        "explanation, store everything in --db; print per-metric mean and 95% CI.",
+    )
     e.add_argument("--recipe", "-r", required=True, help="built-in recipe name or YAML file")
     _common(e)
-    c = subparsers.add_parser("compare", help="several recipes on the same videos: methods x metrics",
-                              description="Methods x metrics table with time and forward passes, plus the "
-                              "reliability alpha of every AUC metric (STEP journal Eq. 20-21).")
+    c = subparsers.add_parser(
+        "compare",
+        help="several recipes on the same videos: methods x metrics",
+        description="Methods x metrics table with time and forward passes, plus the "
+        "reliability alpha of every AUC metric (STEP journal Eq. 20-21).",
+    )
     c.add_argument("--recipes", required=True, help="comma-separated recipe names or YAML files")
     c.add_argument("--no-random", action="store_true", help="do not add the random-map baseline (no alpha)")
     _common(c)
-    a = subparsers.add_parser("ablate", help="vary one stage of a recipe, everything else fixed",
-                              description="Variants of a recipe that differ in one key (same seed, sample "
-                              "plan and videos); paired tests of each variant against the first.")
+    a = subparsers.add_parser(
+        "ablate",
+        help="vary one stage of a recipe, everything else fixed",
+        description="Variants of a recipe that differ in one key (same seed, sample "
+        "plan and videos); paired tests of each variant against the first.",
+    )
     a.add_argument("--recipe", "-r", required=True, help="built-in recipe name or YAML file")
-    a.add_argument("--vary", required=True, metavar="KEY=V1,V2,...", help="e.g. removal.name=constant,blur,mean")
+    a.add_argument(
+        "--vary", required=True, metavar="KEY=V1,V2,...", help="e.g. removal.name=constant,blur,mean"
+    )
     _common(a)
-    r = subparsers.add_parser("report", help="static HTML report of a results database",
-                              description="Write a self-contained HTML page (inline SVG, GIFs as data URIs).")
+    r = subparsers.add_parser(
+        "report",
+        help="static HTML report of a results database",
+        description="Write a self-contained HTML page (inline SVG, GIFs as data URIs).",
+    )
     r.add_argument("db", help="SQLite results file")
     r.add_argument("--out", "-o", default="report.html", help="HTML file (default report.html)")
-    r.add_argument("--max-videos", type=int, default=6, help="overlay GIFs for at most N videos per experiment")
+    r.add_argument(
+        "--max-videos",
+        type=non_negative_int,
+        default=6,
+        help="overlay GIFs for at most N videos per experiment",
+    )
 
 
 # -- shared ----------------------------------------------------------------------------------------
-def _run(args: argparse.Namespace, kind: str, triples: list[tuple[str, str, dict[str, Any]]],
-         random_baseline: bool) -> tuple[Any, list[str], list[str]]:
+def _run(
+    args: argparse.Namespace, kind: str, triples: list[tuple[str, str, dict[str, Any]]], random_baseline: bool
+) -> tuple[Any, list[str], list[str]]:
     from removalx.experiments.datasets import dataset_items
     from removalx.experiments.runner import make_methods, parse_metrics, run_items
     from removalx.experiments.store import Store
     from removalx.models import load_model
     from removalx.recipe import parse_overrides
 
+    _check_export(args.export)
+    check_output_file(args.db, what="--db")
     metrics = parse_metrics(args.metrics, args.metric_set)
     common = parse_overrides(args.overrides)
     triples = [(label, recipe, {**common, **ov}) for label, recipe, ov in triples]
     methods = make_methods(triples, args.seed, batch_size=args.batch_size, random_baseline=random_baseline)
-    dataset, items, n = dataset_items(args.dataset, args.n_videos, frames=args.frames, size=args.size,
-                                      seed=args.data_seed)
-    model = load_model(args.model, weights=args.weights, device=args.device)
-    model_key = args.model if args.weights is None else f"{args.model}@{args.weights}"
-    labels = [m.label for m in methods]
-    name = args.name or f"{kind}: {', '.join(labels)}"
-    store = Store(args.db)
-    store.put_experiment(name, kind, labels, [m.label for m in metrics], dataset, vars(args))
-    run_id = store.start_run(kind, name, vars(args))
-    counts = run_items(store, items, n, methods, metrics, model, model_key, run_id=run_id,
-                       target_mode=args.target, progress=not args.quiet, item_delay=args.item_delay)
-    store.finish_run(run_id, counts.explained, counts.explanations_skipped)
+    store = Store(args.db)  # before the slow steps: a damaged database fails at once
+    try:
+        dataset, items, n = dataset_items(
+            args.dataset, args.n_videos, frames=args.frames, size=args.size, seed=args.data_seed
+        )
+        model = load_model(args.model, weights=args.weights, device=args.device)
+        model_key = args.model if args.weights is None else f"{args.model}@{args.weights}"
+        labels = [m.label for m in methods]
+        name = args.name or f"{kind}: {', '.join(labels)}"
+        store.put_experiment(name, kind, labels, [m.label for m in metrics], dataset, vars(args))
+        run_id = store.start_run(kind, name, vars(args))
+        counts = run_items(
+            store,
+            items,
+            n,
+            methods,
+            metrics,
+            model,
+            model_key,
+            run_id=run_id,
+            target_mode=args.target,
+            progress=not args.quiet,
+            item_delay=args.item_delay,
+        )
+        store.finish_run(run_id, counts.explained, counts.explanations_skipped)
+    except BaseException:
+        store.close()
+        raise
     if not args.quiet:
-        print(f"{kind}: {counts.explained} explanations computed, {counts.explanations_skipped} reused; "
-              f"{counts.scored} scores computed, {counts.scores_skipped} reused ({args.db})")
+        print(
+            f"{kind}: {counts.explained} explanations computed, {counts.explanations_skipped} reused; "
+            f"{counts.scored} scores computed, {counts.scores_skipped} reused ({args.db})"
+        )
     return store, labels, [m.label for m in metrics]
 
 
@@ -115,8 +182,16 @@ def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
         return f"{s['mean']:.3f}{ci}"
 
     header = ["method", "n", *metrics, "time_s", "n_forward"]
-    body = [[r["method"], str(r["n_videos"]), *(cell(r[m]) for m in metrics), f"{r['time_s']:.2f}",
-             f"{r['n_forward']:.0f}"] for r in rows]
+    body = [
+        [
+            r["method"],
+            str(r["n_videos"]),
+            *(cell(r[m]) for m in metrics),
+            f"{r['time_s']:.2f}",
+            f"{r['n_forward']:.0f}",
+        ]
+        for r in rows
+    ]
     widths = [max(len(x) for x in col) for col in zip(header, *body)]
     for line in [header, *body]:
         print("  ".join(x.ljust(w) for x, w in zip(line, widths)))
@@ -125,21 +200,49 @@ def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
 def _export(path: str, store: Any, methods: list[str], metrics: list[str], extra: dict[str, Any]) -> None:
     from removalx.experiments.runner import aggregate
 
-    rows = [{k: s[k] for k in ("dataset", "item", "method", "metric", "value", "target", "n_forward", "time_s",
-                               "plan_digest", "seed", "model")}
-            for s in store.scores() if s["method"] in methods and s["metric"] in metrics]
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() == ".csv":
-        with open(p, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["method", "metric", "value"])
-            w.writeheader()
-            w.writerows(rows)
-    elif p.suffix.lower() == ".json":
-        data = {"scores": rows, "aggregate": aggregate(store, methods, metrics), **extra}
-        p.write_text(json.dumps(_clean(data), indent=2, default=str, allow_nan=False))
+    rows = [
+        {
+            k: s[k]
+            for k in (
+                "dataset",
+                "item",
+                "method",
+                "metric",
+                "value",
+                "target",
+                "n_forward",
+                "time_s",
+                "plan_digest",
+                "seed",
+                "model",
+            )
+        }
+        for s in store.scores()
+        if s["method"] in methods and s["metric"] in metrics
+    ]
+    _check_export(path)
+    if Path(path).suffix.lower() == ".csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["method", "metric", "value"])
+        w.writeheader()
+        w.writerows(rows)
+        text = buf.getvalue()
     else:
-        raise ConfigError(f"--export {path}: unknown format {p.suffix!r}.", "Use a .csv or .json file name.")
+        data = {"scores": rows, "aggregate": aggregate(store, methods, metrics), **extra}
+        text = json.dumps(_clean(data), indent=2, default=str, allow_nan=False)
+    write_bytes(path, text.encode("utf-8"), "the export")
+
+
+def _check_export(path: str | None) -> None:
+    """Refuse an ``--export`` name of unknown format before any work is done."""
+    if path is None:
+        return
+    if Path(path).suffix.lower() not in (".csv", ".json"):
+        suffix = Path(path).suffix[:20]
+        raise ConfigError(
+            f"--export {path[:200]}: unknown format {suffix!r}.", "Use a .csv or .json file name."
+        )
+    check_output_file(path, what="--export")
 
 
 # -- commands ----------------------------------------------------------------------------------------
@@ -186,8 +289,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     key, eq, values = args.vary.partition("=")
     choices = [v.strip() for v in values.split(",") if v.strip()]
     if not eq or not key.strip() or len(choices) < 2:
-        raise ConfigError(f"--vary {args.vary!r}: expected KEY=V1,V2[,...] with two values or more.",
-                          "E.g. --vary removal.name=constant,blur,mean,inpaint.")
+        raise ConfigError(
+            f"--vary {args.vary!r}: expected KEY=V1,V2[,...] with two values or more.",
+            "E.g. --vary removal.name=constant,blur,mean,inpaint.",
+        )
     import yaml
 
     key = key.strip()
@@ -199,8 +304,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         if not args.quiet:
             _print_table(aggregate(store, methods, metrics), metrics)
             for r in paired:
-                print(f"{r['variant']} vs {r['baseline']} on {r['metric']}: diff {r['diff_mean']:.4f} "
-                      f"(n={r['n']}), p_t={r['p_ttest']:.3g}, p_wilcoxon={r['p_wilcoxon']:.3g}")
+                print(
+                    f"{r['variant']} vs {r['baseline']} on {r['metric']}: diff {r['diff_mean']:.4f} "
+                    f"(n={r['n']}), p_t={r['p_ttest']:.3g}, p_wilcoxon={r['p_wilcoxon']:.3g}"
+                )
         if args.export:
             _export(args.export, store, methods, metrics, {"paired": paired})
     finally:
@@ -212,8 +319,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``report``: a self-contained HTML page of a results database."""
     from removalx.experiments.report import write_report
 
-    if not Path(args.db).exists():
-        raise ConfigError(f"No results database at {args.db}.", "Run evaluate/compare/ablate with --db first.")
+    check_output_file(args.out, what="--out")
     out = write_report(args.db, args.out, max_videos=args.max_videos)
     print(out)
     return 0

@@ -19,13 +19,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from removalx.atomic import write_bytes
 from removalx.experiments.runner import RANDOM, aggregate, alpha_table, paired_table
 from removalx.experiments.store import Store
 
 __all__ = ["write_report"]
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf"]
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222;
@@ -74,36 +85,49 @@ def _bar_svg(title: str, rows: list[dict[str, Any]], metric: str, width: int = 3
     def y(v: float) -> float:
         return pad_t + ph * (hi - v) / (hi - lo)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{html.escape(title)}">',
-             f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="12">{html.escape(title)}</text>',
-             f'<line x1="{pad_l}" y1="{y(0):.1f}" x2="{width - 5}" y2="{y(0):.1f}" stroke="#999"/>',
-             f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + ph}" stroke="#999"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{html.escape(title)}">',
+        f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="12">{html.escape(title)}</text>',
+        f'<line x1="{pad_l}" y1="{y(0):.1f}" x2="{width - 5}" y2="{y(0):.1f}" stroke="#999"/>',
+        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + ph}" stroke="#999"/>',
+    ]
     for tick in np.linspace(lo, hi, 5):
-        parts.append(f'<text x="{pad_l - 4}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="10">{tick:.3g}</text>')
+        parts.append(
+            f'<text x="{pad_l - 4}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="10">{tick:.3g}</text>'
+        )
     for i, (method, s) in enumerate(vals):
         x0 = pad_l + i * bw + bw * 0.15
         col = PALETTE[i % len(PALETTE)]
         if math.isfinite(s["mean"]):
             top, bottom = sorted((y(s["mean"]), y(0)))
-            parts.append(f'<rect x="{x0:.1f}" y="{top:.1f}" width="{bw * 0.7:.1f}" height="{max(bottom - top, 0.5):.1f}" '
-                         f'fill="{col}"><title>{html.escape(method)}: {s["mean"]:.4g}</title></rect>')
+            parts.append(
+                f'<rect x="{x0:.1f}" y="{top:.1f}" width="{bw * 0.7:.1f}" height="{max(bottom - top, 0.5):.1f}" '
+                f'fill="{col}"><title>{html.escape(method)}: {s["mean"]:.4g}</title></rect>'
+            )
         if math.isfinite(s["ci_low"]):
             cx = x0 + bw * 0.35
-            parts.append(f'<line x1="{cx:.1f}" y1="{y(s["ci_low"]):.1f}" x2="{cx:.1f}" y2="{y(s["ci_high"]):.1f}" '
-                         'stroke="#000" stroke-width="1.5"/>')
+            parts.append(
+                f'<line x1="{cx:.1f}" y1="{y(s["ci_low"]):.1f}" x2="{cx:.1f}" y2="{y(s["ci_high"]):.1f}" '
+                'stroke="#000" stroke-width="1.5"/>'
+            )
             for v in (s["ci_low"], s["ci_high"]):
-                parts.append(f'<line x1="{cx - 5:.1f}" y1="{y(v):.1f}" x2="{cx + 5:.1f}" y2="{y(v):.1f}" stroke="#000"/>')
+                parts.append(
+                    f'<line x1="{cx - 5:.1f}" y1="{y(v):.1f}" x2="{cx + 5:.1f}" y2="{y(v):.1f}" stroke="#000"/>'
+                )
         label = method if len(method) <= 16 else method[:15] + "…"
         lx, ly = x0 + bw * 0.35, height - pad_b + 10
-        parts.append(f'<text x="{lx:.1f}" y="{ly}" text-anchor="end" font-size="10" '
-                     f'transform="rotate(-35 {lx:.1f} {ly})">{html.escape(label)}</text>')
+        parts.append(
+            f'<text x="{lx:.1f}" y="{ly}" text-anchor="end" font-size="10" '
+            f'transform="rotate(-35 {lx:.1f} {ly})">{html.escape(label)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _curve_svg(title: str, curves: dict[str, list[tuple[list[float], list[float]]]], width: int = 360,
-               height: int = 240) -> str:
+def _curve_svg(
+    title: str, curves: dict[str, list[tuple[list[float], list[float]]]], width: int = 360, height: int = 240
+) -> str:
     """Mean curve per method (each curve interpolated on 101 points of x in [0, 1])."""
     grid = np.linspace(0, 1, 101)
     means: dict[str, np.ndarray] = {}
@@ -118,21 +142,27 @@ def _curve_svg(title: str, curves: dict[str, list[tuple[list[float], list[float]
     def pt(x: float, y: float) -> str:
         return f"{pad_l + pw * x:.1f},{pad_t + ph * (hi - y) / (hi - lo):.1f}"
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{html.escape(title)}">',
-             f'<text x="{(pad_l + width - pad_r) / 2}" y="14" text-anchor="middle" font-size="12">'
-             f'{html.escape(title)}</text>',
-             f'<rect x="{pad_l}" y="{pad_t}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
-             f'<text x="{pad_l + pw / 2}" y="{height - 6}" text-anchor="middle" font-size="10">'
-             'fraction of pixels perturbed</text>',
-             f'<text x="{pad_l - 4}" y="{pad_t + 8}" text-anchor="end" font-size="10">{hi:.2g}</text>',
-             f'<text x="{pad_l - 4}" y="{pad_t + ph}" text-anchor="end" font-size="10">{lo:.2g}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{html.escape(title)}">',
+        f'<text x="{(pad_l + width - pad_r) / 2}" y="14" text-anchor="middle" font-size="12">'
+        f"{html.escape(title)}</text>",
+        f'<rect x="{pad_l}" y="{pad_t}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
+        f'<text x="{pad_l + pw / 2}" y="{height - 6}" text-anchor="middle" font-size="10">'
+        "fraction of pixels perturbed</text>",
+        f'<text x="{pad_l - 4}" y="{pad_t + 8}" text-anchor="end" font-size="10">{hi:.2g}</text>',
+        f'<text x="{pad_l - 4}" y="{pad_t + ph}" text-anchor="end" font-size="10">{lo:.2g}</text>',
+    ]
     for i, (method, m) in enumerate(means.items()):
         col = PALETTE[i % len(PALETTE)]
-        parts.append(f'<polyline fill="none" stroke="{col}" stroke-width="1.8" '
-                     f'points="{" ".join(pt(float(x), float(y)) for x, y in zip(grid, m))}"/>')
-        parts.append(f'<text x="{width - pad_r + 6}" y="{pad_t + 12 + 14 * i}" font-size="10" fill="{col}">'
-                     f'{html.escape(method[:16])}</text>')
+        parts.append(
+            f'<polyline fill="none" stroke="{col}" stroke-width="1.8" '
+            f'points="{" ".join(pt(float(x), float(y)) for x, y in zip(grid, m))}"/>'
+        )
+        parts.append(
+            f'<text x="{width - pad_r + 6}" y="{pad_t + 12 + 14 * i}" font-size="10" fill="{col}">'
+            f"{html.escape(method[:16])}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -145,7 +175,9 @@ def _gif_data_uri(frames: torch.Tensor, fps: float = 6) -> str:
         return "data:image/gif;base64," + base64.b64encode(p.read_bytes()).decode("ascii")
 
 
-def _overlay_strip(store: Store, dataset: str, item: str, methods: list[str], scale: int) -> tuple[str, list[str]]:
+def _overlay_strip(
+    store: Store, dataset: str, item: str, methods: list[str], scale: int
+) -> tuple[str, list[str]]:
     """GIF of the clip followed by every method's overlay, as a data URI, and the column labels."""
     from removalx.visualize import render
 
@@ -175,8 +207,10 @@ def _overlay_strip(store: Store, dataset: str, item: str, methods: list[str], sc
 
 def _table(rows: list[dict[str, Any]], metrics: list[str]) -> str:
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
-    out = [f"<table><thead><tr><th>method</th><th>videos</th>{head}<th>time (s)</th><th>forward passes</th>"
-           "</tr></thead><tbody>"]
+    out = [
+        f"<table><thead><tr><th>method</th><th>videos</th>{head}<th>time (s)</th><th>forward passes</th>"
+        "</tr></thead><tbody>"
+    ]
     for r in rows:
         cells = []
         for m in metrics:
@@ -184,8 +218,10 @@ def _table(rows: list[dict[str, Any]], metrics: list[str]) -> str:
             arrow = "" if s.get("higher_is_better") is None else (" ↑" if s["higher_is_better"] else " ↓")
             ci = "" if not math.isfinite(s["ci_low"]) else f" [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
             cells.append(f"<td title='mean [95% CI]{arrow}'>{_fmt(s['mean'])}{ci}</td>")
-        out.append(f"<tr><td>{html.escape(r['method'])}</td><td>{r['n_videos']}</td>{''.join(cells)}"
-                   f"<td>{_fmt(r['time_s'])}</td><td>{_fmt(r['n_forward'], 1)}</td></tr>")
+        out.append(
+            f"<tr><td>{html.escape(r['method'])}</td><td>{r['n_videos']}</td>{''.join(cells)}"
+            f"<td>{_fmt(r['time_s'])}</td><td>{_fmt(r['n_forward'], 1)}</td></tr>"
+        )
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -196,7 +232,8 @@ def write_report(db: str | Path, out: str | Path, max_videos: int = 6, scale: in
     Parameters
     ----------
     db : str or Path
-        A database written by ``evaluate``, ``compare`` or ``ablate``.
+        A database written by ``evaluate``, ``compare`` or ``ablate``; opened read-only
+        (never created or altered).
     out : str or Path
         The HTML file (self-contained: nothing else is written).
     max_videos : int
@@ -204,48 +241,65 @@ def write_report(db: str | Path, out: str | Path, max_videos: int = 6, scale: in
     scale : int
         Nearest-neighbour upscaling of the GIFs (small clips are hard to see).
     """
-    store = Store(db)
+    store = Store(db, read_only=True)
     try:
         exps = store.experiments()
         if not exps:  # a database filled by hand: one section over everything stored
             expl = store.explanations()
             methods = sorted({e["method"] for e in expl})
             metrics = sorted({s["metric"] for s in store.scores()})
-            exps = [{"name": "all results", "kind": "evaluate", "methods": methods, "metrics": metrics,
-                     "dataset": expl[0]["dataset"] if expl else ""}]
-        body = [f"<h1>removalx report</h1><p class='note'>{html.escape(str(db))}: "
-                f"{len(store.explanations())} explanations, {len(store.scores())} scores.</p>"]
+            exps = [
+                {
+                    "name": "all results",
+                    "kind": "evaluate",
+                    "methods": methods,
+                    "metrics": metrics,
+                    "dataset": expl[0]["dataset"] if expl else "",
+                }
+            ]
+        body = [
+            f"<h1>removalx report</h1><p class='note'>{html.escape(str(db))}: "
+            f"{len(store.explanations())} explanations, {len(store.scores())} scores.</p>"
+        ]
         for exp in exps:
             body.append(_section(store, exp, max_videos, scale))
     finally:
         store.close()
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>removalx report</title>"
-            f"<style>{CSS}</style></head><body>{''.join(body)}{SELF_CHECK}</body></html>")
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
-    return path
+    page = (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>removalx report</title>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}{SELF_CHECK}</body></html>"
+    )
+    return write_bytes(out, page.encode("utf-8"), "the HTML report")
 
 
 def _section(store: Store, exp: dict[str, Any], max_videos: int, scale: int) -> str:
     methods, metrics = list(exp["methods"]), list(exp["metrics"])
     rows = aggregate(store, methods, metrics)
-    parts = [f"<h2>{html.escape(exp['name'])} <span class='note'>({html.escape(exp['kind'])}, "
-             f"{html.escape(str(exp.get('dataset', '')))})</span></h2>", _table(rows, metrics)]
+    parts = [
+        f"<h2>{html.escape(exp['name'])} <span class='note'>({html.escape(exp['kind'])}, "
+        f"{html.escape(str(exp.get('dataset', '')))})</span></h2>",
+        _table(rows, metrics),
+    ]
     if exp["kind"] == "compare" and RANDOM in methods:
         alphas = alpha_table(store, methods, metrics)
         if alphas:
-            parts.append("<h3>Metric reliability α (STEP Eq. 20–21)</h3><table><tr><th>metric</th><th>α</th></tr>"
-                         + "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in alphas.items())
-                         + "</table>")
+            parts.append(
+                "<h3>Metric reliability α (STEP Eq. 20–21)</h3><table><tr><th>metric</th><th>α</th></tr>"
+                + "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in alphas.items())
+                + "</table>"
+            )
     if exp["kind"] == "ablate" and len(methods) > 1:
         pt = paired_table(store, methods, metrics)
-        parts.append("<h3>Paired tests against the first variant</h3><table><tr><th>variant</th><th>metric</th>"
-                     "<th>n</th><th>mean diff</th><th>95% CI</th><th>p (t)</th><th>p (Wilcoxon)</th></tr>")
+        parts.append(
+            "<h3>Paired tests against the first variant</h3><table><tr><th>variant</th><th>metric</th>"
+            "<th>n</th><th>mean diff</th><th>95% CI</th><th>p (t)</th><th>p (Wilcoxon)</th></tr>"
+        )
         for r in pt:
-            parts.append(f"<tr><td>{html.escape(r['variant'])}</td><td>{html.escape(r['metric'])}</td><td>{r['n']}</td>"
-                         f"<td>{_fmt(r['diff_mean'])}</td><td>{_fmt(r['diff_ci_low'])} – {_fmt(r['diff_ci_high'])}</td>"
-                         f"<td>{_fmt(r['p_ttest'])}</td><td>{_fmt(r['p_wilcoxon'])}</td></tr>")
+            parts.append(
+                f"<tr><td>{html.escape(r['variant'])}</td><td>{html.escape(r['metric'])}</td><td>{r['n']}</td>"
+                f"<td>{_fmt(r['diff_mean'])}</td><td>{_fmt(r['diff_ci_low'])} – {_fmt(r['diff_ci_high'])}</td>"
+                f"<td>{_fmt(r['p_ttest'])}</td><td>{_fmt(r['p_wilcoxon'])}</td></tr>"
+            )
         parts.append("</table>")
     parts.append("<h3>Metrics (mean, 95% CI)</h3><div class='charts'>")
     for m in metrics:
@@ -273,7 +327,9 @@ def _section(store: Store, exp: dict[str, Any], max_videos: int, scale: int) -> 
         if not uri:
             continue
         cols = "".join(f"<span style='flex:1'>{html.escape(lbl)}</span>" for lbl in labels)
-        parts.append(f"<div class='video'><div><b>{html.escape(item)}</b></div><div class='strip'>"
-                     f"<div class='labels'>{cols}</div>"
-                     f"<img alt='{html.escape(item)}: clip and overlays' src='{uri}'></div></div>")
+        parts.append(
+            f"<div class='video'><div><b>{html.escape(item)}</b></div><div class='strip'>"
+            f"<div class='labels'>{cols}</div>"
+            f"<img alt='{html.escape(item)}: clip and overlays' src='{uri}'></div></div>"
+        )
     return "".join(parts)

@@ -3,9 +3,10 @@
 The work loop behind ``evaluate``, ``compare`` and ``ablate`` (DESIGN.md §5): items x methods,
 each explanation and score committed to the :class:`~removalx.experiments.store.Store` as
 soon as it exists and skipped when already stored (key: dataset item, recipe hash, model,
-seed). Methods that share a sample plan (an ablation of removal, behavior or summary) run on
-one explainer cache per clip, so a variant that changes only the summary costs no forward
-pass (DESIGN.md §8.3).
+seed). Several runs may fill one store at once: a unit another run stored first is kept,
+counted as skipped, and its stored explanation is what this run scores. Methods that share a
+sample plan (an ablation of removal, behavior or summary) run on one explainer cache per clip,
+so a variant that changes only the summary costs no forward pass (DESIGN.md §8.3).
 """
 
 from __future__ import annotations
@@ -77,8 +78,19 @@ def parse_metrics(spec: str, sets: Iterable[str] = (), registry: Registry | None
     for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
-        label, _, name = part.partition("=")
-        label, name = label.strip(), (name or label).strip()
+        label, eq, name = part.partition("=")
+        label, name = label.strip(), (name if eq else label).strip()
+        if not label or not name:
+            raise ConfigError(
+                f"--metrics entry {part[:80]!r} has an empty label or plugin name.",
+                "Write each entry as PLUGIN or LABEL=PLUGIN, e.g. --metrics deletion,del28=deletion.",
+            )
+        if label in out:
+            raise ConfigError(
+                f"--metrics names the label {label[:80]!r} twice ({out[label].name} and {name[:80]}); every "
+                "metric needs its own label (it names the score's column).",
+                "Give the second one another label, e.g. --metrics a=deletion,b=insertion.",
+            )
         reg.get("metric", name)  # raises PluginNotFoundError listing the valid names
         out[label] = MetricSpec(label, name)
     if not out:
@@ -96,8 +108,10 @@ def parse_metrics(spec: str, sets: Iterable[str] = (), registry: Registry | None
         try:
             reg.get("metric", m.name).make(m.config)
         except Exception as exc:
-            raise ConfigError(f"Invalid config for metric {m.label!r} ({m.name}): {exc}",
-                              "Check the field names with `removalx plugins --stage metric`.") from exc
+            raise ConfigError(
+                f"Invalid config for metric {m.label!r} ({m.name}): {exc}",
+                "Check the field names with `removalx plugins --stage metric`.",
+            ) from exc
     return list(out.values())
 
 
@@ -113,8 +127,14 @@ def make_methods(
 
     out: list[Method] = []
     for label, recipe, overrides in recipes:
-        ex = Explainer.from_recipe(recipe, seed=seed, overrides=dict(overrides), registry=registry,
-                                   batch_size=batch_size, progress=False)
+        ex = Explainer.from_recipe(
+            recipe,
+            seed=seed,
+            overrides=dict(overrides),
+            registry=registry,
+            batch_size=batch_size,
+            progress=False,
+        )
         out.append(Method(label, ex.recipe, config_hash(ex.recipe.to_dict()), ex.seed, ex))
     if random_baseline:
         out.append(Method(RANDOM, None, "random-uniform-v1", 0 if seed is None else int(seed)))
@@ -173,28 +193,55 @@ def run_items(
     with bar:
         for item in items:
             if not store.has_video(item.dataset, item.item):
-                store.put_video(item.dataset, item.item, item.video, item.label, item.source,
-                                item.evidence, item.evidence_frames)
+                store.put_video(
+                    item.dataset,
+                    item.item,
+                    item.video,
+                    item.label,
+                    item.source,
+                    item.evidence,
+                    item.evidence_frames,
+                )
             cache: dict[str, Any] = {}  # model outputs shared by methods with the same plan
             curve_cache: dict[str, Any] = {}
             target: int | None = None
             if target_mode == "label" and item.label is not None:
                 target = int(item.label)
             for method in methods:
-                eid = store.find_explanation(item.dataset, item.item, method.recipe_hash, model_key, method.seed)
+                eid = store.find_explanation(
+                    item.dataset, item.item, method.recipe_hash, model_key, method.seed
+                )
                 if eid is None:
                     if target is None:
                         with torch.inference_mode():
                             target = int(model(item.video.to(model.device)[None]).argmax(1)[0])
                     if method.recipe is None:
                         attr = _random_attribution(item.video, target, method.seed, item.item)
+                    elif method.explainer is None:
+                        raise ConfigError(
+                            f"Method {method.label[:80]!r} has a recipe but no explainer.",
+                            "Build methods with make_methods().",
+                        )
                     else:
-                        attr = method.explainer.explain(model, item.video, target, cache=cache, progress=False)
-                    eid = store.put_explanation(
-                        dataset=item.dataset, item=item.item, method=method.label, recipe_hash=method.recipe_hash,
-                        model=model_key, seed=method.seed, recipe=method.to_dict(), attribution=attr, run_id=run_id,
+                        attr = method.explainer.explain(
+                            model, item.video, target, cache=cache, progress=False
+                        )
+                    eid, inserted = store.put_explanation(
+                        dataset=item.dataset,
+                        item=item.item,
+                        method=method.label,
+                        recipe_hash=method.recipe_hash,
+                        model=model_key,
+                        seed=method.seed,
+                        recipe=method.to_dict(),
+                        attribution=attr,
+                        run_id=run_id,
                     )
-                    counts.explained += 1
+                    if inserted:
+                        counts.explained += 1
+                    else:  # another run stored it meanwhile: keep theirs, score the stored one
+                        counts.explanations_skipped += 1
+                        attr = None
                 else:
                     counts.explanations_skipped += 1
                     attr = None
@@ -204,13 +251,26 @@ def run_items(
                         continue
                     if attr is None:
                         attr = store.attribution(eid)
-                    context = {"evidence": item.evidence, "evidence_frames": item.evidence_frames,
-                               "label": item.label, "curve_cache": curve_cache}
+                    context = {
+                        "evidence": item.evidence,
+                        "evidence_frames": item.evidence_frames,
+                        "label": item.label,
+                        "curve_cache": curve_cache,
+                    }
                     t0 = time.perf_counter()
                     result = metric_objs[m.label].score(model, item.video, attr, **context)
-                    store.put_score(eid, m.label, m.hash, {"name": m.name, **m.config}, result,
-                                    time.perf_counter() - t0, run_id)
-                    counts.scored += 1
+                    if store.put_score(
+                        eid,
+                        m.label,
+                        m.hash,
+                        {"name": m.name, **m.config},
+                        result,
+                        time.perf_counter() - t0,
+                        run_id,
+                    ):
+                        counts.scored += 1
+                    else:  # another run stored this score meanwhile
+                        counts.scores_skipped += 1
                 bar.update(1)
                 if item_delay:
                     time.sleep(item_delay)
@@ -218,7 +278,9 @@ def run_items(
 
 
 # -- tables -------------------------------------------------------------------------------------
-def _scores_by(store: Store, methods: list[str], metrics: list[str]) -> dict[tuple[str, str], dict[str, float]]:
+def _scores_by(
+    store: Store, methods: list[str], metrics: list[str]
+) -> dict[tuple[str, str], dict[str, float]]:
     """``{(method, metric): {item: value}}`` for the given labels."""
     out: dict[tuple[str, str], dict[str, float]] = {}
     for s in store.scores():
@@ -240,7 +302,12 @@ def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict
         mine = [e for e in expl if e["method"] == method]
         t = mean_ci([e["time_s"] for e in mine])
         nf = mean_ci([e["n_forward"] for e in mine])
-        row: dict[str, Any] = {"method": method, "n_videos": len(mine), "time_s": t["mean"], "n_forward": nf["mean"]}
+        row: dict[str, Any] = {
+            "method": method,
+            "n_videos": len(mine),
+            "time_s": t["mean"],
+            "n_forward": nf["mean"],
+        }
         for metric in metrics:
             stats = mean_ci(list(by.get((method, metric), {}).values()))
             row[metric] = stats
@@ -249,13 +316,18 @@ def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict
     return rows
 
 
-def alpha_table(store: Store, methods: list[str], metrics: list[str], random: str = RANDOM) -> dict[str, float]:
+def alpha_table(
+    store: Store, methods: list[str], metrics: list[str], random: str = RANDOM
+) -> dict[str, float]:
     """STEP Eq. 20-21 ``alpha`` of every AUC metric (one with a curve) over the videos all methods share."""
     by = _scores_by(store, [*methods, random], metrics)
     out: dict[str, float] = {}
     others = [m for m in methods if m != random]
-    curve_metrics = {s["metric"]: s["details"].get("higher_is_better", True)
-                     for s in store.scores() if s["metric"] in metrics and "curve" in s["details"]}
+    curve_metrics = {
+        s["metric"]: s["details"].get("higher_is_better", True)
+        for s in store.scores()
+        if s["metric"] in metrics and "curve" in s["details"]
+    }
     for metric, hib in curve_metrics.items():
         if (random, metric) not in by or not others:
             continue

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from removalx.models import VideoClassifier
 from removalx.registry import PIPELINE_STAGES, STAGES, Registry, get_registry
 from removalx.testing.data import ToyClassifier, tiny_video
-from removalx.types import Attribution, FeatureSpace, PartitionSpace, SamplePlan
+from removalx.types import Attribution, ChunkedPlan, FeatureSpace, PartitionSpace
 
 __all__ = ["check_plugin"]
 
@@ -113,8 +113,11 @@ def _check_stage_object(stage: str, name: str, obj: Any, make: Any, config: Any)
         cap = obj.max_samples(6)
         n = 10 if cap is None or cap > 10 else None  # as `fixed` sample selection asks
         plans = [obj.plan(6, n, torch.Generator().manual_seed(0)) for _ in range(2)]
+        if not all(isinstance(p, ChunkedPlan) for p in plans):
+            raise _fail(stage, name, "plan() must return a SamplePlan (or another ChunkedPlan)")
+        plans = [p.materialize() for p in plans]
         for p in plans:
-            if not isinstance(p, SamplePlan) or p.z.dim() != 2 or p.z.shape[1] != 6:
+            if p.z.dim() != 2 or p.z.shape[1] != 6:
                 raise _fail(stage, name, "plan() must return a SamplePlan with Z of shape [S, F]")
         if not torch.equal(plans[0].z, plans[1].z):
             raise _fail(stage, name, "plan() is not deterministic for a fixed generator seed")

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from removalx.errors import ModelError
+from removalx.torchfile import load_plain
 
 __all__ = [
     "CNNGRU",
@@ -63,7 +64,8 @@ class _ZooBase(nn.Module):
         x = x.float()
         if tuple(x.shape[2:]) != self.input_size:
             x = F.interpolate(x, size=self.input_size, mode="trilinear", align_corners=False)
-        return (x - self.mean) / self.std
+        mean, std = torch.as_tensor(self.mean), torch.as_tensor(self.std)
+        return (x - mean) / std
 
 
 # ----------------------------------------------------------------------------- R3D
@@ -313,12 +315,50 @@ def build_model(name: str, num_classes: int = 4, input_size: tuple[int, int, int
 
 
 def _metadata(name: str, weights_dir: Path) -> dict[str, Any]:
+    """Read and check ``<name>.json``: ``class_names`` (strings) and ``input_size`` (3 positive ints)."""
     path = weights_dir / f"{name}.json"
+    fix = f"Restore the file, or retrain with `python -m removalx.zoo.train {name}`."
     if not path.is_file():
         raise ModelError(
             f"no metadata for zoo model {name!r} at {path}.", f"Run `python -m removalx.zoo.train {name}`."
         )
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelError(
+            f"metadata {path} of zoo model {name!r} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}.",
+            fix,
+        ) from exc
+    except (OSError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelError(
+            f"cannot read metadata {path} of zoo model {name!r}: {str(exc)[:200]}.", fix
+        ) from exc
+    if not isinstance(meta, dict):
+        raise ModelError(
+            f"metadata {path} of zoo model {name!r} holds a JSON {type(meta).__name__}, expected an "
+            "object with class_names and input_size.",
+            fix,
+        )
+    names = meta.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ModelError(
+            f"metadata {path} of zoo model {name!r}: class_names must be a non-empty list of "
+            f"strings, got {str(names)[:80]}.",
+            fix,
+        )
+    size = meta.get("input_size")
+    if (
+        not isinstance(size, list)
+        or len(size) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise ModelError(
+            f"metadata {path} of zoo model {name!r}: input_size must be [T, H, W] of positive "
+            f"integers, got {str(size)[:80]}.",
+            fix,
+        )
+    return meta
 
 
 def load_zoo_model(
@@ -357,12 +397,24 @@ def load_zoo_model(
         )
     meta = _metadata(name, wdir)
     model = build_model(name, len(meta["class_names"]), tuple(meta["input_size"]))
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = load_plain(
+        weights,
+        ModelError,
+        f"weights {weights} of zoo model {name!r}",
+        f"Restore the file, or retrain with `python -m removalx.zoo.train {name}`.",
+    )
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(
+            f"weights {weights} of zoo model {name!r} hold a {type(state).__name__}"
+            f"{' with non-tensor values' if isinstance(state, dict) else ''}, expected a state_dict "
+            "(a dict of tensors).",
+            f"Retrain with `python -m removalx.zoo.train {name}` (it saves model.state_dict()).",
+        )
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelError(
-            f"weights {weights} do not fit the {name!r} architecture: {exc}",
+            f"weights {weights} do not fit the {name!r} architecture: {str(exc)[:500]}",
             f"Retrain with `python -m removalx.zoo.train {name}`.",
         ) from exc
     model.eval()
@@ -387,15 +439,17 @@ def list_zoo() -> list[dict[str, Any]]:
     """
     rows = []
     for name, (ctor, description) in ZOO.items():
-        meta_path = WEIGHTS_DIR / f"{name}.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        try:
+            meta = _metadata(name, WEIGHTS_DIR)
+        except ModelError:  # missing or damaged: listed as untrained, loading it says why
+            meta = {}
         rows.append(
             {
                 "name": name,
                 "description": description,
                 "params": count_params(ctor()),
                 "val_accuracy": meta.get("val_accuracy"),
-                "trained": (WEIGHTS_DIR / f"{name}.pt").is_file(),
+                "trained": bool(meta) and (WEIGHTS_DIR / f"{name}.pt").is_file(),
             }
         )
     return rows
