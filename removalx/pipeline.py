@@ -346,7 +346,8 @@ class Explainer:
             "plan_digest": digest,
             "batch_size": bs,
             "base": base,
-            "plan": {k: v for k, v in plan.meta.items() if isinstance(v, (int, float, str, bool))},
+            "plan": _plain(plan.meta),
+            "segmentation": _plain(getattr(space, "meta", None) or {}),
             "lower_is_important": summary.lower_is_important,
             "cached_outputs": cached is not None,
         }
@@ -451,6 +452,22 @@ def _checked_chunks(plan: ChunkedPlan, size: int) -> Iterator[PlanChunk]:
             f"The sample plan gave {expected} rows; its n_samples is {n}.",
             "ChunkedPlan.chunks must cover rows 0 .. n_samples - 1 exactly once.",
         )
+
+
+def _plain(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain-data entries of a stage's ``meta``: scalars, short lists of scalars, and mappings
+    of those (e.g. a SLIC retry record); tensors and other objects stay on the stage's object."""
+
+    def plain(v: Any, depth: int) -> bool:
+        if isinstance(v, (int, float, str, bool)):
+            return True
+        if isinstance(v, (list, tuple)):
+            return len(v) <= 64 and all(isinstance(x, (int, float, str, bool)) for x in v)
+        if isinstance(v, Mapping) and depth > 0:
+            return all(isinstance(k, str) and plain(x, depth - 1) for k, x in v.items())
+        return False
+
+    return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in meta.items() if plain(v, 1)}
 
 
 _ONE_CLASS_FIX = (

@@ -315,6 +315,8 @@ def test_rise_equals_weighted_mask_sum(video, toy):
             "segmentation.cells": [2, 2, 2],
             "segmentation.random_shift": False,
             "sample_selection.n_samples": n,
+            "summary.normalize": "p",  # Petsiuk et al.'s 1 / (N p); the recipe's default is coverage
+            "summary.include_original": False,
         },
         progress=False,
     ).explain(toy, video, target=target)

@@ -6,6 +6,10 @@ when the most important frame lies in the ground-truth segment. Ground truth com
 context: ``evidence=bool[T, H, W]`` (S-PT; T-PT falls back to the frames where it is
 non-empty) and ``evidence_frames=[...]`` (T-PT), as produced by ``removalx.zoo.data``.
 Higher is better; no forward pass.
+
+S-PT's ``value`` is the clip's hit rate; the result also carries the per-frame hits and
+``pooling`` (default ``frames``: the study pools the frames of the whole dataset), which
+:func:`removalx.metrics.pooled_hit_rate` applies to the per-clip results of a dataset.
 """
 
 from __future__ import annotations
@@ -24,16 +28,23 @@ from removalx.types import Attribution
 
 
 class SpatialPointingConfig(PluginConfig):
-    """Tolerance radius and whether to compare with per-frame bounding boxes."""
+    """Tolerance radius, bounding boxes, and how a dataset's clips are combined."""
 
     tolerance: float = Field(7.0, ge=0, description="radius (px) around the maximum point")
     use_boxes: bool = Field(False, description="compare with each frame's bounding box of the evidence")
+    pooling: Literal["frames", "clip", "class"] = Field(
+        "frames",
+        description="dataset score: frames pooled over the dataset (the study), mean of clip rates, or mean of "
+        "per-class pooled rates",
+    )
 
 
 class TemporalPointingConfig(PluginConfig):
     """How a frame's importance is reduced to one number."""
 
-    frame_score: Literal["mean", "max", "sum"] = "mean"
+    frame_score: Literal["mean", "max", "sum"] = Field(
+        "mean", description="frame value before the argmax: mean (= sum order, the authors' code) or max"
+    )
 
 
 class SpatialPointing(Metric):
@@ -52,8 +63,23 @@ class SpatialPointing(Metric):
                 "Pass evidence=bool[T, H, W] (e.g. clip.evidence of removalx.zoo.data.make_clip), "
                 "or evaluate on a dataset with evidence (zoo:synthetic).",
             )
-        out = spatial_pointing(attribution.importance(), torch.as_tensor(evidence), **self.config.model_dump())
-        return {**out, "higher_is_better": True, "n_forward": 0}
+        cfg = self.config
+        out = spatial_pointing(
+            attribution.importance(),
+            torch.as_tensor(evidence),
+            tolerance=cfg.tolerance,
+            use_boxes=cfg.use_boxes,
+        )
+        label = context.get("label")
+        return {
+            **out,
+            "pooling": cfg.pooling,
+            "label": None if label is None else int(label),
+            "higher_is_better": True,
+            "preset": None,
+            "settings": cfg.model_dump(),
+            "n_forward": 0,
+        }
 
 
 class TemporalPointing(Metric):
@@ -75,7 +101,8 @@ class TemporalPointing(Metric):
                 "Pass evidence_frames=[...] (e.g. clip.meta['evidence_frames'] of make_two_part_clip).",
             )
         out = temporal_pointing(attribution.importance(), frames, frame_score=self.config.frame_score)
-        return {**out, "higher_is_better": True, "n_forward": 0}
+        settings = self.config.model_dump()
+        return {**out, "higher_is_better": True, "preset": None, "settings": settings, "n_forward": 0}
 
 
 @hookimpl

@@ -21,7 +21,9 @@ from removalx.types import Attribution
 class SaliencyMetricConfig(PluginConfig):
     """Binarisation threshold, area floor tau and substrate of the removed region."""
 
-    threshold: float = Field(0.5, ge=0, le=1, description="binarisation threshold of the normalised map (S50: 0.5)")
+    threshold: float = Field(
+        0.5, ge=0, le=1, description="binarisation threshold of the normalised map (S50: 0.5)"
+    )
     tau: float = Field(0.05, gt=0, le=1, description="area floor of Eq. 6")
     fill: Literal["black", "blur", "gray", "mean"] = "black"
     blur_sigma: float = Field(10.0, gt=0)
@@ -36,8 +38,9 @@ class SaliencyMetric(Metric):
         self.config = config
 
     def score(self, model: Any, video: Tensor, attribution: Attribution, **context: Any) -> dict[str, Any]:
-        out = saliency_metric(model, video, attribution.importance(), attribution.target, **self.config.model_dump())
-        out["higher_is_better"] = False
+        settings = self.config.model_dump()
+        out = saliency_metric(model, video, attribution.importance(), attribution.target, **settings)
+        out.update(higher_is_better=False, preset=None, settings=settings)
         return out
 
 

@@ -8,6 +8,7 @@ SLIC is extended to three dimensions by treating time as the first spatial axis.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,10 @@ class Slic3DConfig(PluginConfig):
     sigma: float = Field(0.0, ge=0, description="Gaussian pre-smoothing (voxels)")
     convert2lab: bool = True
     min_fraction: float = Field(
-        0.5, ge=0, le=1, description="retry with higher compactness if fewer than this x n_segments result"
+        0.5,
+        ge=0,
+        le=1,
+        description="retry with higher compactness if fewer than this x n_segments result (0: never retry)",
     )
 
 
@@ -40,49 +44,66 @@ class Slic3D(Segmenter):
     """Supervoxels from SLIC on the clip volume (``time`` as the first spatial axis).
 
     SLIC collapses to very few segments on noisy clips when the compactness is low for the
-    colour scale (connectivity enforcement then merges the ragged fragments); the segmenter
-    retries with 4x and 16x the compactness until at least ``min_fraction * n_segments``
-    segments exist, keeps the run with the most segments, and records the compactness used
-    in ``space.meta``.
+    colour scale (connectivity enforcement then merges the ragged fragments). When the first
+    run gives fewer than ``min_fraction * n_segments`` segments, the segmenter retries with
+    4x and 16x the compactness until enough segments exist and keeps the run with the most
+    segments. This retry is a removalx safeguard, not part of SLIC or of the papers: when it
+    fires, ``space.meta["compactness_retry"]`` records ``from`` / ``to`` (compactness of the
+    first and of the kept run), ``tried`` and ``segments_before`` / ``segments_after``.
+    ``min_fraction: 0`` turns it off (a single plain SLIC run).
     """
 
     def __init__(self, config: Slic3DConfig) -> None:
         self.config = config
 
+    def _slic(self, arr: np.ndarray, compactness: float) -> np.ndarray:
+        cfg = self.config
+        return slic(
+            arr,
+            n_segments=cfg.n_segments,
+            compactness=compactness,
+            spacing=np.asarray(cfg.spacing, dtype=np.float64),
+            max_num_iter=cfg.max_num_iter,
+            sigma=cfg.sigma,
+            convert2lab=cfg.convert2lab and arr.shape[-1] == 3,
+            channel_axis=-1,
+            start_label=0,
+            enforce_connectivity=True,
+        )
+
     def segment(self, video: Tensor, generator: torch.Generator) -> PartitionSpace:
         cfg = self.config
         arr = video.detach().cpu().numpy().astype(np.float64)
-        best: np.ndarray | None = None
+        wanted = cfg.min_fraction * cfg.n_segments
+        best = self._slic(arr, cfg.compactness)
         used = cfg.compactness
-        for factor in (1.0, 4.0, 16.0):
-            labels = slic(
-                arr,
-                n_segments=cfg.n_segments,
-                compactness=cfg.compactness * factor,
-                spacing=np.asarray(cfg.spacing, dtype=np.float64),
-                max_num_iter=cfg.max_num_iter,
-                sigma=cfg.sigma,
-                convert2lab=cfg.convert2lab and arr.shape[-1] == 3,
-                channel_axis=-1,
-                start_label=0,
-                enforce_connectivity=True,
-            )
-            if best is None or labels.max() > best.max():
-                best, used = labels, cfg.compactness * factor
-            if int(best.max()) + 1 >= cfg.min_fraction * cfg.n_segments:
-                break
+        first_count = int(best.max()) + 1
+        tried = [cfg.compactness]
+        if first_count < wanted:
+            for factor in (4.0, 16.0):
+                labels = self._slic(arr, cfg.compactness * factor)
+                tried.append(cfg.compactness * factor)
+                if labels.max() > best.max():
+                    best, used = labels, cfg.compactness * factor
+                if int(best.max()) + 1 >= wanted:
+                    break
         n = int(best.max()) + 1
-        if n < cfg.min_fraction * cfg.n_segments:
+        if n < wanted:
             warnings.warn(
                 f"slic3d produced {n} segments for n_segments={cfg.n_segments} even with compactness "
                 f"up to {16 * cfg.compactness:g}; use fewer segments or grid3d.",
                 stacklevel=2,
             )
-        space = PartitionSpace(
-            torch.from_numpy(best.astype(np.int64)),
-            meta={"compactness_used": used, "n_segments_requested": cfg.n_segments},
-        )
-        return space
+        meta: dict[str, Any] = {"compactness_used": used, "n_segments_requested": cfg.n_segments}
+        if len(tried) > 1:
+            meta["compactness_retry"] = {
+                "from": cfg.compactness,
+                "to": used,
+                "tried": tried,
+                "segments_before": first_count,
+                "segments_after": n,
+            }
+        return PartitionSpace(torch.from_numpy(best.astype(np.int64)), meta=meta)
 
 
 @hookimpl

@@ -1,10 +1,22 @@
 """``sliding_window``: overlapping cuboid windows, the features of 3D Sampled Occlusion.
 
 "removal-based video explanations" (Sec. 4.4, 3D SOS): the 2D occlusion kernel of
-Zeiler & Fergus extended with a temporal dimension and sampled with a stride. Windows
-start at ``k * stride`` for ``k = 0 .. ceil((D - window) / stride)``; the last window along
-an axis is cut at the border, so every pixel is covered (the convention of Captum's
-``Occlusion``). ``expand`` averages the values of all windows covering a pixel.
+Zeiler & Fergus extended with a temporal dimension and sampled with a stride. Two ways to
+place the windows along each axis of size ``D``:
+
+- **relative** (``window`` not given): the window is ``round(D / divisions)`` long and
+  ``steps`` window positions fit in one window length; the ``round((D - w) * steps / w) + 1``
+  starts are spread evenly from ``0`` to ``D - w``, so every window lies inside the clip.
+  With ``D`` divisible by ``divisions * steps`` this is the window ``D / divisions`` with the
+  stride ``D / (divisions * steps)``, i.e. ``divisions * steps - steps + 1`` positions (the
+  placement of the authors' released code, whose default is ``divisions = (4, 7, 7)``,
+  ``steps = (2, 2, 2)``);
+- **absolute** (``window`` given, in pixels): windows start at ``k * stride`` for
+  ``k = 0 .. ceil((D - window) / stride)``; the last window along an axis is cut at the
+  border, so every pixel is covered (the convention of Captum's ``Occlusion``). Without
+  ``stride``, the stride is ``max(1, window // steps)``.
+
+``expand`` averages the values of all windows covering a pixel.
 """
 
 from __future__ import annotations
@@ -15,38 +27,80 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from removalx.errors import ConfigError
+from removalx.errors import ConfigError, PluginError
 from removalx.hookspecs import hookimpl
 from removalx.stages import PluginConfig, Segmenter
 from removalx.types import FeatureSpace
 
 
 class SlidingWindowConfig(PluginConfig):
-    """Window and stride along (T, H, W)."""
+    """Window placement along (T, H, W): relative to the clip, or in pixels."""
 
-    window: tuple[int, int, int] = Field((4, 16, 16), description="window size along (T, H, W)")
-    stride: tuple[int, int, int] = Field((2, 8, 8), description="step along (T, H, W)")
+    window: tuple[int, int, int] | None = Field(
+        None, description="window size in pixels along (T, H, W); None: clip size / divisions"
+    )
+    stride: tuple[int, int, int] | None = Field(
+        None, description="step in pixels along (T, H, W) (with window); None: window // steps"
+    )
+    divisions: tuple[int, int, int] = Field(
+        (4, 7, 7), description="window = clip size / divisions along (T, H, W), when window is not given"
+    )
+    steps: tuple[int, int, int] = Field(
+        (2, 2, 2), description="window positions per window length along (T, H, W) (1: no overlap)"
+    )
+
+
+def _indicator(size: int, starts: Tensor, ends: Tensor) -> Tensor:
+    """``float[n_windows, size]``: 1 where window ``k`` covers position ``i``."""
+    pos = torch.arange(size)
+    return ((pos[None, :] >= starts[:, None]) & (pos[None, :] < ends[:, None])).float()
 
 
 def _axis_indicator(size: int, window: int, stride: int) -> Tensor:
-    """``float[n_windows, size]``: 1 where window ``k`` covers position ``i``."""
+    """Absolute placement: starts ``k * stride``, the last window cut at the border."""
     n = math.ceil((size - window) / stride) + 1
     starts = torch.arange(n) * stride
-    pos = torch.arange(size)
-    return ((pos[None, :] >= starts[:, None]) & (pos[None, :] < starts[:, None] + window)).float()
+    return _indicator(size, starts, starts + window)
+
+
+def _relative_indicator(size: int, divisions: int, steps: int) -> Tensor:
+    """Relative placement: window ``round(size / divisions)``, starts spread from 0 to ``size - w``."""
+    w = min(size, max(1, round(size / divisions)))
+    n = min(round((size - w) * steps / w) + 1, size - w + 1)
+    if n <= 1:
+        starts = torch.zeros(1, dtype=torch.long)
+    else:
+        starts = torch.round(torch.arange(n, dtype=torch.float64) * (size - w) / (n - 1)).long()
+    return _indicator(size, starts, starts + w)
 
 
 class WindowSpace(FeatureSpace):
     """Features = windows on a 3D grid of positions; masks are products of 1D indicators."""
 
-    def __init__(self, shape: tuple[int, int, int], window: tuple[int, ...], stride: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, int, int],
+        window: tuple[int, ...] | None = None,
+        stride: tuple[int, ...] | None = None,
+        *,
+        axes: list[Tensor] | None = None,
+        meta: dict[str, object] | None = None,
+    ) -> None:
         self.shape = shape
-        self.axes = [_axis_indicator(n, w, s) for n, w, s in zip(shape, window, stride)]
+        if axes is None:
+            if window is None or stride is None:
+                raise PluginError(
+                    "WindowSpace needs window and stride, or axes.", "Pass both, or the per-axis indicators."
+                )
+            axes = [_axis_indicator(n, w, s) for n, w, s in zip(shape, window, stride)]
+        self.axes = axes
         self.grid = tuple(a.shape[0] for a in self.axes)
         self.n_features = math.prod(self.grid)
         self.labels = None
-        self.meta = {"grid": self.grid, "window": tuple(window), "stride": tuple(stride)}
-        self._window, self._stride = tuple(window), tuple(stride)
+        self.meta = {"grid": self.grid}
+        if window is not None and stride is not None:
+            self.meta.update({"window": tuple(window), "stride": tuple(stride)})
+        self.meta.update(meta or {})
 
     def _spread(self, v: Tensor) -> Tensor:
         """``[B, nt, nh, nw] -> [B, T, H, W]``: sum of window values covering each pixel.
@@ -86,7 +140,25 @@ class SlidingWindow(Segmenter):
 
     def segment(self, video: Tensor, generator: torch.Generator) -> WindowSpace:
         shape = (int(video.shape[0]), int(video.shape[1]), int(video.shape[2]))
-        w, s = self.config.window, self.config.stride
+        cfg = self.config
+        if cfg.window is None:
+            if cfg.stride is not None:
+                raise ConfigError(
+                    "sliding_window: stride (pixels) is given without window.",
+                    "Give window and stride in pixels, or neither (divisions and steps place the windows).",
+                )
+            for axis, n, d, st in zip("THW", shape, cfg.divisions, cfg.steps):
+                if not 1 <= d <= n or st < 1:
+                    raise ConfigError(
+                        f"sliding_window along {axis}: divisions {d} / steps {st} do not fit size {n}.",
+                        f"Use 1 <= divisions <= {n} and steps >= 1.",
+                    )
+            axes = [_relative_indicator(n, d, st) for n, d, st in zip(shape, cfg.divisions, cfg.steps)]
+            return WindowSpace(
+                shape, axes=axes, meta={"divisions": tuple(cfg.divisions), "steps": tuple(cfg.steps)}
+            )
+        w = cfg.window
+        s = cfg.stride if cfg.stride is not None else tuple(max(1, wi // st) for wi, st in zip(w, cfg.steps))
         for axis, n, wi, si in zip("THW", shape, w, s):
             if not 1 <= wi <= n or si < 1:
                 raise ConfigError(
@@ -94,7 +166,6 @@ class SlidingWindow(Segmenter):
                     f"Use 1 <= window <= {n} and stride >= 1.",
                 )
         return WindowSpace(shape, w, s)
-
 
 
 @hookimpl

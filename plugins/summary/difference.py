@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 from removalx.hookspecs import hookimpl
+from removalx.plans import ChunkedPlan
 from removalx.stages import PluginConfig, Summary
-from removalx.types import FeatureSpace, SamplePlan
+from removalx.types import FeatureSpace
 
 
 class DifferenceConfig(PluginConfig):
@@ -32,7 +33,7 @@ class Difference(Summary):
         self.base_case = config.base
         self.requires = (config.base,)  # type: ignore[misc]
 
-    def begin(self, space: FeatureSpace, plan: SamplePlan, base: dict[str, float]) -> None:
+    def begin(self, space: FeatureSpace, plan: ChunkedPlan, base: dict[str, float]) -> None:
         self.ref = base[self.base_case]
         self.acc = torch.zeros(space.n_features, dtype=torch.float64)
         self.cnt = torch.zeros(space.n_features, dtype=torch.float64)
@@ -48,7 +49,9 @@ class Difference(Summary):
         self.cnt += sel.sum(0)
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
-        fv = torch.where(self.cnt > 0, self.acc / self.cnt.clamp_min(1e-12), torch.zeros_like(self.acc)).float()
+        fv = torch.where(
+            self.cnt > 0, self.acc / self.cnt.clamp_min(1e-12), torch.zeros_like(self.acc)
+        ).float()
         return space.expand(fv), fv
 
 

@@ -15,8 +15,9 @@ from pydantic import Field
 from torch import Tensor
 
 from removalx.hookspecs import hookimpl
+from removalx.plans import ChunkedPlan
 from removalx.stages import PluginConfig, Summary
-from removalx.types import FeatureSpace, SamplePlan
+from removalx.types import FeatureSpace
 from removalx.wls import WeightedGram
 
 
@@ -50,7 +51,7 @@ class Linear(Summary):
         d = cosine_distance_to_full(z.double())
         return torch.sqrt(torch.exp(-(d**2) / self.config.kernel_width**2))
 
-    def begin(self, space: FeatureSpace, plan: SamplePlan, base: dict[str, float]) -> None:
+    def begin(self, space: FeatureSpace, plan: ChunkedPlan, base: dict[str, float]) -> None:
         self.gram = WeightedGram(space.n_features)
         if self.config.include_original:
             z = torch.ones(1, space.n_features, dtype=torch.float64)

@@ -1,49 +1,63 @@
-"""``mask_mean``: RISE's importance, the mean model output over the masks that keep a pixel.
+"""``mask_mean``: RISE's importance, the model output averaged over the masks that keep a pixel.
 
-The summary of 3D RISE ("removal-based video explanations", Sec. 3.6, Table 2 "Mean when
-included"), after Petsiuk et al.: ``S(p) = sum_i y_i m_i(p) / (N p_keep)``. Accumulated at
-pixel level batch by batch (memory ``T x H x W``, independent of ``N``).
+The summary of 3D RISE ("removal-based video explanations", Sec. 2.2 and Table 2: "Mean
+when included"). Two normalisations of the weighted mask sum ``sum_i y_i m_i(p)``:
+
+- ``coverage`` (default, the paper's "mean when included"):
+  ``S(p) = sum_i y_i m_i(p) / sum_i m_i(p)``, the mean output over the samples weighted by
+  how much they keep ``p``; per feature ``sum_i y_i z_ij / sum_i z_ij``;
+- ``p`` (Petsiuk et al.'s original RISE): ``S(p) = sum_i y_i m_i(p) / (N p_keep)``; per
+  feature ``sum_i y_i z_ij / (N p_keep)``.
+
+``include_original`` adds the unperturbed clip as one more sample whose mask keeps
+everything (``m = 1``, ``z = 1``). Accumulated at pixel level batch by batch (memory
+``T x H x W``, independent of ``N``).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor
 
-from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
+from removalx.plans import ChunkedPlan
 from removalx.stages import PluginConfig, Summary
-from removalx.types import FeatureSpace, SamplePlan
+from removalx.types import FeatureSpace
 
 
 class MaskMeanConfig(PluginConfig):
-    """Normalisation of the weighted mask sum."""
+    """Normalisation of the weighted mask sum, and whether the clean clip is a sample."""
 
-    normalize: str = Field(
-        "p", description="'p': divide by N p_keep (RISE); 'coverage': divide by the sum of masks per pixel"
+    normalize: Literal["coverage", "p"] = Field(
+        "coverage",
+        description="'coverage': divide by the sum of masks (mean when included); 'p': divide by N p_keep (RISE)",
+    )
+    include_original: bool = Field(
+        False, description="add the unperturbed clip as a sample keeping everything"
     )
 
 
 class MaskMean(Summary):
-    """``values = sum_i y_i keep_i / (N p)`` (or per-pixel coverage)."""
+    """``values = sum_i y_i m_i / sum_i m_i`` (``coverage``) or ``sum_i y_i m_i / (N p)`` (``p``)."""
 
     needs_keep = True
 
     def __init__(self, config: MaskMeanConfig) -> None:
-        if config.normalize not in ("p", "coverage"):
-            raise ConfigError(
-                f"mask_mean normalize must be 'p' or 'coverage', got {config.normalize!r}."
-            )
         self.config = config
-        self.meta: dict[str, float] = {}
+        self.requires = ("full",) if config.include_original else ()  # type: ignore[misc]
+        self.meta: dict[str, float | str] = {}
 
-    def begin(self, space: FeatureSpace, plan: SamplePlan, base: dict[str, float]) -> None:
+    def begin(self, space: FeatureSpace, plan: ChunkedPlan, base: dict[str, float]) -> None:
         self.p = float(plan.meta.get("p", 0.0)) or None
         self.acc: Tensor | None = None
         self.cover: Tensor | None = None
         self.facc = torch.zeros(space.n_features, dtype=torch.float64)
+        self.fcover = torch.zeros(space.n_features, dtype=torch.float64)
         self.n = 0
+        self.full = base["full"] if self.config.include_original else None
 
     def update(self, z: Tensor, keep: Tensor | None, y: Tensor, weights: Tensor | None) -> None:
         assert keep is not None  # needs_keep guarantees it
@@ -51,18 +65,26 @@ class MaskMean(Summary):
         cover = keep.float().sum(0)
         self.acc = yk if self.acc is None else self.acc + yk
         self.cover = cover if self.cover is None else self.cover + cover
-        self.facc += (y.double()[:, None] * z.double()).sum(0).cpu()
+        zd = z.double().cpu()
+        self.facc += (y.double().cpu()[:, None] * zd).sum(0)
+        self.fcover += zd.sum(0)
         self.n += int(y.shape[0])
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
         assert self.acc is not None and self.cover is not None
-        p = self.p if self.p is not None else float(self.cover.mean()) / self.n
+        acc, cover, facc, fcover, n = self.acc, self.cover, self.facc, self.fcover, self.n
+        p_sampled = self.p if self.p is not None else float(cover.mean()) / n
+        if self.full is not None:  # the clean clip: keep = 1 everywhere, z = 1
+            acc, cover = acc + self.full, cover + 1.0
+            facc, fcover, n = facc + self.full, fcover + 1.0, n + 1
         if self.config.normalize == "p":
-            values = self.acc / (self.n * p)
+            values = acc / (n * p_sampled)
+            fv = facc / (n * p_sampled)
         else:
-            values = self.acc / self.cover.clamp_min(1e-12)
-        self.meta = {"p_keep": p}
-        return values, (self.facc / (self.n * p)).float()
+            values = torch.where(cover > 0, acc / cover.clamp_min(1e-12), torch.zeros_like(acc))
+            fv = torch.where(fcover > 0, facc / fcover.clamp_min(1e-12), torch.zeros_like(facc))
+        self.meta = {"p_keep": p_sampled, "normalize": self.config.normalize}
+        return values, fv.float()
 
 
 @hookimpl

@@ -17,8 +17,9 @@ from torch import Tensor
 
 from removalx.coalitions import shapley_kernel_weight
 from removalx.hookspecs import hookimpl
+from removalx.plans import ChunkedPlan
 from removalx.stages import PluginConfig, Summary
-from removalx.types import FeatureSpace, SamplePlan
+from removalx.types import FeatureSpace
 from removalx.wls import WeightedGram, solve_psd
 
 
@@ -35,7 +36,7 @@ class Shapley(Summary):
         self.config = config
         self.meta: dict[str, float] = {}
 
-    def begin(self, space: FeatureSpace, plan: SamplePlan, base: dict[str, float]) -> None:
+    def begin(self, space: FeatureSpace, plan: ChunkedPlan, base: dict[str, float]) -> None:
         self.f = space.n_features
         self.full, self.empty = base["full"], base["empty"]
         self.delta = self.full - self.empty

@@ -12,8 +12,9 @@ import torch
 from torch import Tensor
 
 from removalx.hookspecs import hookimpl
+from removalx.plans import ChunkedPlan
 from removalx.stages import PluginConfig, Summary
-from removalx.types import FeatureSpace, SamplePlan
+from removalx.types import FeatureSpace
 
 
 class ValueConfig(PluginConfig):
@@ -29,7 +30,7 @@ class Value(Summary):
     def __init__(self, config: ValueConfig) -> None:
         self.config = config
 
-    def begin(self, space: FeatureSpace, plan: SamplePlan, base: dict[str, float]) -> None:
+    def begin(self, space: FeatureSpace, plan: ChunkedPlan, base: dict[str, float]) -> None:
         self.full = base["full"]
         self.acc = torch.zeros(space.n_features, dtype=torch.float64)
         self.cnt = torch.zeros(space.n_features, dtype=torch.float64)
@@ -40,7 +41,9 @@ class Value(Summary):
         self.cnt += removed.sum(0)
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
-        fv = torch.where(self.cnt > 0, self.acc / self.cnt.clamp_min(1e-12), torch.full_like(self.acc, self.full))
+        fv = torch.where(
+            self.cnt > 0, self.acc / self.cnt.clamp_min(1e-12), torch.full_like(self.acc, self.full)
+        )
         return space.expand(fv.float()), fv.float()
 
 

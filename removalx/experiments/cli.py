@@ -59,7 +59,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="recipe override applied to every recipe (repeatable)",
     )
-    p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
+    p.add_argument("--model", "-m", default=DEFAULT_MODEL, help="model spec (default %(default)s)")
     p.add_argument("--weights", help="weights file for the model, or 'none'")
     p.add_argument("--device", help="cpu, cuda, ...")
     p.add_argument("--seed", type=int, help="recipe seed (default: each recipe's)")
@@ -96,6 +96,7 @@ def add_subcommands(subparsers: Any) -> None:
     c.add_argument("--recipes", required=True, help="comma-separated recipe names or YAML files")
     c.add_argument("--no-random", action="store_true", help="do not add the random-map baseline (no alpha)")
     _common(c)
+    c.set_defaults(model="zoo:r3d_tiny_ls")  # not saturated: probability rewards and AUCs stay informative
     a = subparsers.add_parser(
         "ablate",
         help="vary one stage of a recipe, everything else fixed",
@@ -172,6 +173,14 @@ def _run(
             f"{counts.scored} scores computed, {counts.scores_skipped} reused ({args.db})"
         )
     return store, labels, [m.label for m in metrics]
+
+
+def _print_settings(store: Any, metrics: list[str]) -> None:
+    """One line per metric: the preset and resolved settings that produced its numbers."""
+    from removalx.metrics import settings_lines
+
+    for line in settings_lines(store.scores(), metrics):
+        print(line)
 
 
 def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
@@ -254,6 +263,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         if not args.quiet:
             _print_table(aggregate(store, methods, metrics), metrics)
+            _print_settings(store, metrics)
         if args.export:
             _export(args.export, store, methods, metrics, {})
     finally:
@@ -273,6 +283,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         alphas = alpha_table(store, methods, metrics) if not args.no_random else {}
         if not args.quiet:
             _print_table(aggregate(store, methods, metrics), metrics)
+            _print_settings(store, metrics)
             for k, v in alphas.items():
                 print(f"reliability alpha of {k} (STEP Eq. 20-21): {v:.3f}")
         if args.export:
@@ -303,6 +314,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         paired = paired_table(store, methods, metrics)
         if not args.quiet:
             _print_table(aggregate(store, methods, metrics), metrics)
+            _print_settings(store, metrics)
             for r in paired:
                 print(
                     f"{r['variant']} vs {r['baseline']} on {r['metric']}: diff {r['diff_mean']:.4f} "

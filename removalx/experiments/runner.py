@@ -24,9 +24,9 @@ from removalx.errors import ConfigError
 from removalx.experiments.datasets import Item
 from removalx.experiments.stats import mean_ci, paired_test
 from removalx.experiments.store import Store, config_hash
-from removalx.metrics import ensure_metric_plugins, reliability_alpha
+from removalx.metrics import ensure_metric_plugins, pooled_hit_rate, reliability_alpha
 from removalx.models import VideoClassifier
-from removalx.registry import Registry
+from removalx.registry import Registry, get_registry
 
 __all__ = [
     "RANDOM",
@@ -68,7 +68,16 @@ class MetricSpec:
 
     @property
     def hash(self) -> str:
-        return config_hash({"label": self.label, "name": self.name, "config": self.config})
+        """Hash of the label, the plugin and its *resolved* config (defaults and preset filled in).
+
+        Hashing the resolved settings means a stored score is reused only when it was made
+        with the same protocol, also after a metric's defaults change.
+        """
+        try:
+            resolved = get_registry().get("metric", self.name).make(self.config).config.model_dump(mode="json")
+        except AttributeError:  # a metric object without a pydantic ``config``: the user's config
+            resolved = self.config
+        return config_hash({"label": self.label, "name": self.name, "config": resolved})
 
 
 def parse_metrics(spec: str, sets: Iterable[str] = (), registry: Registry | None = None) -> list[MetricSpec]:
@@ -310,10 +319,22 @@ def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict
         }
         for metric in metrics:
             stats = mean_ci(list(by.get((method, metric), {}).values()))
+            pooled = _pooled(store, method, metric)
+            if pooled is not None:  # pointing games: the paper's dataset hit rate, not a mean of clips
+                stats = {**stats, "mean": pooled[0], "pooling": pooled[1]}
             row[metric] = stats
             row[metric]["higher_is_better"] = orient.get(metric)
         rows.append(row)
     return rows
+
+
+def _pooled(store: Store, method: str, metric: str) -> tuple[float, str] | None:
+    """``(pooled hit rate, pooling)`` of a pointing-game metric whose scores say how to pool them."""
+    details = [s["details"] for s in store.scores() if s["method"] == method and s["metric"] == metric]
+    if not details or not all("pooling" in d and "hits" in d for d in details):
+        return None
+    pooling = str(details[0]["pooling"])
+    return pooled_hit_rate(details, pooling), pooling  # type: ignore[arg-type]
 
 
 def alpha_table(
@@ -338,7 +359,8 @@ def alpha_table(
         if len(items_l) < 2:
             out[metric] = float("nan")
             continue
-        a = [[by[(m, metric)][i] for m in others] for i in items_l]
+        # STEP Sec. V-B: the random maps are one of the methods whose ranking is compared.
+        a = [[by[(m, metric)][i] for m in [random, *others]] for i in items_l]
         r = [by[(random, metric)][i] for i in items_l]
         out[metric] = float(reliability_alpha(a, r, higher_is_better=bool(hib)))  # type: ignore[arg-type]
     return out

@@ -1,6 +1,9 @@
 """Metrics of attributions: faithfulness (insertion / deletion AUC, minimal masks, SM),
 localisation (pointing games) and the reliability of a metric (alpha).
 
+The insertion / deletion settings of each paper are bundled as presets
+(:mod:`removalx.metrics.presets`: ``removal``, ``step``, ``aosa``, ``eccvw``).
+
 The metric *plugins* (``removalx_plugins.metrics``) wrap these functions as the ``metric``
 stage (:class:`removalx.stages.Metric`); the functions are usable on their own.
 See ``docs/metrics.md``.
@@ -8,34 +11,51 @@ See ``docs/metrics.md``.
 
 from __future__ import annotations
 
-from removalx.metrics.localization import bounding_boxes, spatial_pointing, temporal_pointing
+from removalx.metrics.dataset_mean import dataset_mean
+from removalx.metrics.localization import bounding_boxes, pooled_hit_rate, spatial_pointing, temporal_pointing
 from removalx.metrics.perturbation import (
     Curve,
     auc,
     cached_curve,
     minimal_mask,
-    patch_labels,
     perturbation_curve,
     substrate,
-    unit_labels,
 )
+from removalx.metrics.presets import DEFAULT_PRESET, PRESETS, preset_settings, settings_line, settings_lines
 from removalx.metrics.reliability import reliability_alpha, spearman
 from removalx.metrics.saliency import saliency_metric
+from removalx.metrics.units import (
+    level_labels,
+    patch_labels,
+    superpixel_labels,
+    supervoxel_labels,
+    unit_labels,
+)
 
 __all__ = [
+    "DEFAULT_PRESET",
+    "PRESETS",
     "Curve",
     "auc",
     "bounding_boxes",
     "cached_curve",
+    "dataset_mean",
     "ensure_metric_plugins",
+    "level_labels",
     "minimal_mask",
     "patch_labels",
     "perturbation_curve",
+    "pooled_hit_rate",
+    "preset_settings",
     "reliability_alpha",
     "saliency_metric",
+    "settings_line",
+    "settings_lines",
     "spatial_pointing",
     "spearman",
     "substrate",
+    "superpixel_labels",
+    "supervoxel_labels",
     "temporal_pointing",
     "unit_labels",
 ]

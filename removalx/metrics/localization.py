@@ -4,12 +4,16 @@ ECCV-W video attribution study, Sec. 4 "Evaluation Metrics": the *spatial* point
 (S-PT) records a hit when a circle of 7 pixels around the maximum point of the importance
 map intersects the ground-truth region; the *temporal* pointing game (T-PT) records a hit
 when the frame with the highest importance lies in the ground-truth segment. For videos
-the spatial game is played in every frame that contains ground truth and the hit rate is
-reported.
+the spatial game is played in every frame that contains ground truth. The study (and the
+adaptive occlusion paper, Sec. 4.2: "the hit rate in the entire dataset") pools the frames
+of all clips: :func:`pooled_hit_rate` combines per-clip results that way (``frames``), as a
+mean of per-clip hit rates (``clip``), or as the mean of per-class pooled rates (``class``,
+what the STEP authors' released pointing-game code reports).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import torch
@@ -17,7 +21,9 @@ from torch import Tensor
 
 from removalx.errors import ConfigError
 
-__all__ = ["bounding_boxes", "spatial_pointing", "temporal_pointing"]
+__all__ = ["Pooling", "bounding_boxes", "pooled_hit_rate", "spatial_pointing", "temporal_pointing"]
+
+Pooling = Literal["frames", "clip", "class"]
 
 
 def bounding_boxes(mask: Tensor) -> Tensor:
@@ -58,8 +64,9 @@ def spatial_pointing(
     Returns
     -------
     dict
-        ``value`` = hit rate (NaN when no frame has ground truth), ``hits``, ``n_frames``,
-        ``per_frame`` (1 hit / 0 miss / -1 no ground truth).
+        ``value`` = the clip's hit rate (NaN when no frame has ground truth), ``hits``,
+        ``n_frames`` (frames with ground truth), ``per_frame`` (1 hit / 0 miss / -1 no ground
+        truth): pool them over a dataset with :func:`pooled_hit_rate`.
     """
     ev = evidence.bool().cpu()
     _check(importance, ev)
@@ -83,13 +90,17 @@ def spatial_pointing(
 
 
 def temporal_pointing(
-    importance: Tensor, evidence_frames: list[int] | Tensor, frame_score: Literal["mean", "max", "sum"] = "mean"
+    importance: Tensor,
+    evidence_frames: list[int] | Tensor,
+    frame_score: Literal["mean", "max", "sum"] = "mean",
 ) -> dict[str, Any]:
     """Temporal pointing game (T-PT): is the most important frame a ground-truth frame?
 
-    ``frame_score`` reduces each frame's map to one number (the study says "the frame with
-    the highest importance value"; ``max`` reads that literally, ``mean`` is robust to a
-    single hot pixel).
+    ``frame_score`` reduces each frame's map to one number before the argmax. The study says
+    "the index of the frame with the highest importance value" without defining a frame's
+    value: ``max`` (the frame holding the map's highest pixel) is one reading; the STEP
+    authors' released temporal-grounding code sums each frame's map, which ranks frames as
+    ``mean`` (the default) and ``sum`` do.
 
     Returns
     -------
@@ -97,9 +108,13 @@ def temporal_pointing(
         ``value`` = 1.0 hit / 0.0 miss, ``frame`` (argmax), ``frame_scores``.
     """
     imp = importance.detach().float().cpu()
-    frames = [int(f) for f in (evidence_frames.tolist() if isinstance(evidence_frames, Tensor) else evidence_frames)]
+    frames = [
+        int(f) for f in (evidence_frames.tolist() if isinstance(evidence_frames, Tensor) else evidence_frames)
+    ]
     if not frames:
-        raise ConfigError("evidence_frames is empty.", "Pass the indices of the frames that hold the evidence.")
+        raise ConfigError(
+            "evidence_frames is empty.", "Pass the indices of the frames that hold the evidence."
+        )
     if frame_score == "mean":
         s = imp.mean(dim=(1, 2))
     elif frame_score == "max":
@@ -109,4 +124,61 @@ def temporal_pointing(
     else:
         raise ConfigError(f"Unknown frame_score {frame_score!r}.", "Use 'mean', 'max' or 'sum'.")
     best = int(torch.argmax(s))
-    return {"value": float(best in set(frames)), "frame": best, "frame_scores": [round(float(v), 6) for v in s]}
+    return {
+        "value": float(best in set(frames)),
+        "frame": best,
+        "frame_scores": [round(float(v), 6) for v in s],
+    }
+
+
+def pooled_hit_rate(
+    results: Iterable[Mapping[str, Any]], pooling: Pooling = "frames", labels: Iterable[Any] | None = None
+) -> float:
+    """Combine per-clip :func:`spatial_pointing` results into one dataset score.
+
+    Parameters
+    ----------
+    results : iterable of dict
+        Per-clip results with ``hits`` and ``n_frames`` (and ``value``).
+    pooling : {"frames", "clip", "class"}
+        ``frames``: all frames of all clips pooled, ``sum(hits) / sum(n_frames)`` (the ECCV-W
+        study; the adaptive occlusion paper's "hit rate in the entire dataset"). ``clip``: the
+        mean of the per-clip hit rates. ``class``: frames pooled within each class, then the
+        mean over classes (the STEP authors' released code; needs ``labels`` or a ``label`` in
+        every result).
+    labels : iterable, optional
+        The class of every result (``class`` pooling).
+
+    Returns
+    -------
+    float
+        NaN when no frame has ground truth.
+
+    Examples
+    --------
+    >>> r = [{"hits": 1, "n_frames": 1, "value": 1.0}, {"hits": 1, "n_frames": 3, "value": 1 / 3}]
+    >>> pooled_hit_rate(r), round(pooled_hit_rate(r, "clip"), 4)
+    (0.5, 0.6667)
+    """
+    rows = list(results)
+    if pooling == "frames":
+        n = sum(int(r["n_frames"]) for r in rows)
+        return sum(int(r["hits"]) for r in rows) / n if n else float("nan")
+    if pooling == "clip":
+        vals = [float(r["hits"]) / int(r["n_frames"]) for r in rows if int(r["n_frames"]) > 0]
+        return sum(vals) / len(vals) if vals else float("nan")
+    if pooling == "class":
+        labs = list(labels) if labels is not None else [r.get("label") for r in rows]
+        if len(labs) != len(rows) or any(lab is None for lab in labs):
+            raise ConfigError(
+                "class pooling needs the class of every clip.",
+                "Pass labels=[...] (one per result) or results that carry 'label'.",
+            )
+        hits: dict[Any, int] = {}
+        total: dict[Any, int] = {}
+        for r, lab in zip(rows, labs):
+            hits[lab] = hits.get(lab, 0) + int(r["hits"])
+            total[lab] = total.get(lab, 0) + int(r["n_frames"])
+        rates = [hits[c] / total[c] for c in total if total[c] > 0]
+        return sum(rates) / len(rates) if rates else float("nan")
+    raise ConfigError(f"Unknown pooling {str(pooling)[:40]!r}.", "Use 'frames', 'clip' or 'class'.")

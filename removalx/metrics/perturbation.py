@@ -1,24 +1,26 @@
-"""Insertion / deletion perturbation curves, their AUC and minimal masks.
+"""Insertion / deletion perturbation curves, their area and minimal masks.
 
-The causal metrics of Petsiuk et al. as used in "removal-based video explanations" (Sec. 4.6.1)
-and in the STEP journal paper (Sec. IV-A, Eq. 12-19): the pixels of a clip are split into
-``L`` ordered subsets (ranking *units*: single pixels, 7x7 patches per frame, or 3D SLIC
-superpixels), ordered by attribution (MoRF = most relevant first, LeRF = least relevant
-first), and removed from the clip (deletion, Eq. 17-18) or inserted into a substrate
-(insertion, Eq. 13-15) one step at a time, recording the target probability after each step.
-The area under that curve (trapezoid rule over the fraction of pixels perturbed, ``x`` in
-[0, 1]) is the metric: low is good for deletion + MoRF, high for insertion + MoRF.
+The causal metrics of Petsiuk et al. as used in "removal-based video explanations" (Sec. 4.6.1),
+the STEP journal paper (Sec. IV-A, Eq. 12-19), the adaptive occlusion paper (Sec. 4.2) and the
+ECCV-W video attribution study (Sec. 3.3): the pixels of a clip are split into ranking
+*units* (:mod:`removalx.metrics.units`), ordered by attribution (MoRF = most relevant first,
+LeRF = least relevant first), and removed from the clip (deletion, Eq. 17-18) or inserted
+into a substrate (insertion, Eq. 13-15) in ``L`` steps, recording the target probability after
+each step. The area under that curve is the metric (:func:`auc`): the trapezoid rule over the
+fraction of pixels perturbed, or the mean over the steps ``l = 1 .. L`` (STEP Eq. 19). Low is
+good for deletion + MoRF, high for insertion + MoRF. :mod:`removalx.metrics.presets` bundles
+each paper's settings.
 
-The minimal mask of Sec. 4.6.1 (smallest share of pixels that keeps / destroys the
-prediction at a threshold) is read from the same curve (:func:`minimal_mask`), so it costs no
-extra forward pass.
+The minimal mask of "removal-based video explanations" Sec. 4.6.1 (smallest share of pixels
+that keeps / destroys the prediction at a threshold) is read from the same curve
+(:func:`minimal_mask`), so it costs no extra forward pass.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +29,7 @@ from torch import Tensor
 
 from removalx.errors import ConfigError
 from removalx.filters import blur_frames
+from removalx.metrics.units import Unit, patch_labels, unit_labels
 from removalx.models import VideoClassifier, as_classifier
 from removalx.types import Attribution
 
@@ -42,8 +45,12 @@ __all__ = [
 
 Mode = Literal["deletion", "insertion"]
 Order = Literal["morf", "lerf"]
-Unit = Literal["pixel", "patch", "superpixel"]
-Substrate = Literal["black", "blur", "gray", "mean"]
+Substrate = Literal["black", "blur", "gray", "mean", "dataset_mean"]
+AucFormula = Literal["trapezoid", "step_mean"]
+Aggregate = Literal["mean", "sum"]
+SUBSTRATES: tuple[str, ...] = ("black", "blur", "gray", "mean", "dataset_mean")
+#: Most units ``steps="all"`` accepts (one forward pass per unit).
+MAX_ALL_STEPS = 10_000
 
 
 @dataclass
@@ -54,13 +61,15 @@ class Curve:
     ----------
     x : Tensor
         ``float64[L + 1]`` fraction of pixels perturbed (removed for deletion, inserted for
-        insertion) after each step, from 0 to 1.
+        insertion) after each step ``l = 0 .. L``, from 0 to 1.
     y : Tensor
         ``float64[L + 1]`` target probability (or logit) after each step.
     mode, order, unit : str
         How the curve was made.
     meta : dict
-        ``n_units``, ``n_forward``, ``target``, ``full`` (the clean-clip score).
+        ``n_units``, ``n_forward``, ``target``, ``full`` (the clean-clip score), ``steps``
+        (the resolved ``L``), the substrate (``fill``, ``fill_value``, ``fill_source``) and the
+        other settings.
     """
 
     x: Tensor
@@ -72,7 +81,12 @@ class Curve:
 
     @property
     def auc(self) -> float:
+        """Trapezoid area over the fraction of pixels perturbed (see :func:`auc`)."""
         return auc(self.x, self.y)
+
+    def area(self, formula: AucFormula = "trapezoid") -> float:
+        """Area of the curve by ``formula`` (see :func:`auc`)."""
+        return auc(self.x, self.y, formula)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,13 +99,26 @@ class Curve:
         }
 
 
-def auc(x: Tensor | list[float], y: Tensor | list[float]) -> float:
-    """Area under ``y(x)`` by the trapezoid rule (``x`` increasing, normally in [0, 1]).
+def auc(x: Tensor | Sequence[float], y: Tensor | Sequence[float], formula: AucFormula = "trapezoid") -> float:
+    """Area of the curve ``y`` over ``x`` (``x`` increasing, normally in [0, 1]).
+
+    Parameters
+    ----------
+    x, y : sequence of float
+        The curve's points ``l = 0 .. L``.
+    formula : {"trapezoid", "step_mean"}
+        ``trapezoid``: trapezoid rule over ``x`` (Petsiuk et al.; "removal-based video
+        explanations", the adaptive occlusion paper and the ECCV-W study plot the curve over
+        the fraction of pixels). ``step_mean``: STEP journal Eq. 19, ``(1/L) sum_{l=1..L} y_l``
+        (``x`` is not used; ``y_0`` is left out). With equal steps the two differ by
+        ``(y_0 - y_L) / (2L)``.
 
     Examples
     --------
     >>> auc([0.0, 0.5, 1.0], [1.0, 0.5, 0.0])
     0.5
+    >>> auc([0.0, 0.5, 1.0], [1.0, 0.5, 0.0], "step_mean")
+    0.25
     """
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.float64)
@@ -102,59 +129,23 @@ def auc(x: Tensor | list[float], y: Tensor | list[float]) -> float:
         )
     if bool((xt[1:] < xt[:-1]).any()):
         raise ConfigError("auc needs increasing x.", "Sort the curve by x first.")
-    return float(torch.trapezoid(yt, xt))
+    if formula == "trapezoid":
+        return float(torch.trapezoid(yt, xt))
+    if formula == "step_mean":
+        return float(yt[1:].mean())
+    raise ConfigError(f"Unknown AUC formula {str(formula)[:40]!r}.", "Use 'trapezoid' or 'step_mean'.")
 
 
-def patch_labels(shape: tuple[int, int, int], patch: int = 7) -> Tensor:
-    """``long[T, H, W]``: non-overlapping ``patch x patch`` blocks, separate in every frame.
-
-    The patch unit of the STEP journal paper (Sec. V-A: 7x7 patches on 112x112 frames).
-    """
-    t, h, w = shape
-    if patch < 1:
-        raise ConfigError(f"patch must be >= 1 pixel, got {patch}.", "Use patch=7 (the paper's value).")
-    nh, nw = -(-h // patch), -(-w // patch)
-    rows = (torch.arange(h) // patch).view(1, h, 1)
-    cols = (torch.arange(w) // patch).view(1, 1, w)
-    frames = torch.arange(t).view(t, 1, 1)
-    return (frames * nh * nw + rows * nw + cols).long()
-
-
-def unit_labels(
-    video: Tensor,
-    unit: Unit,
-    *,
-    patch: int = 7,
-    superpixels: int = 256,
-    compactness: float = 10.0,
-) -> Tensor | None:
-    """Ranking units of ``video`` as ``long[T, H, W]`` labels (``None`` = single pixels).
-
-    ``superpixel`` runs the ``slic3d`` segmentation plugin with ``superpixels`` segments
-    *per frame* times ``T`` (STEP journal Sec. V-A: about 256 segments per 112x112 frame, so
-    that patch and superpixel units perturb about the same number of pixels per step).
-    """
-    t = int(video.shape[0])
-    if unit == "pixel":
-        return None
-    if unit == "patch":
-        return patch_labels((t, int(video.shape[1]), int(video.shape[2])), patch)
-    if unit == "superpixel":
-        from removalx.registry import get_registry
-
-        n_seg = max(1, min(superpixels * t, int(video.shape[0] * video.shape[1] * video.shape[2]) // 4))
-        seg = get_registry().make("segmentation", "slic3d", {"n_segments": n_seg, "compactness": compactness})
-        space = seg.segment(video.detach().float().cpu(), torch.Generator().manual_seed(0))
-        return space.labels.cpu().long()
-    raise ConfigError(f"Unknown ranking unit {unit!r}.", "Use 'pixel', 'patch' or 'superpixel'.")
-
-
-def substrate(video: Tensor, kind: Substrate, blur_sigma: float = 10.0) -> Tensor:
+def substrate(
+    video: Tensor, kind: Substrate, blur_sigma: float = 10.0, value: Sequence[float] | Tensor | None = None
+) -> Tensor:
     """What removed (not yet inserted) pixels show.
 
-    ``black`` = 0 (removal-based video explanations Sec. 4.6.1), ``blur`` = a strongly
-    blurred copy (ECCV-W study Sec. 4: insertion into blurred frames), ``gray`` = 0.5,
-    ``mean`` = the clip's per-channel mean (a stand-in for STEP's training-set mean, Eq. 12).
+    ``black`` = 0 ("removal-based video explanations" Sec. 4.6.1), ``blur`` = a blurred copy
+    (Gaussian of ``blur_sigma`` px per frame; the ECCV-W study inserts into highly blurred
+    frames), ``gray`` = 0.5 (the ECCV-W study deletes to gray), ``mean`` = the clip's own
+    per-channel mean colour, ``dataset_mean`` = the per-channel colour ``value`` (STEP Eq. 12:
+    the mean of the training data, see :func:`removalx.metrics.dataset_mean`).
     """
     if kind == "black":
         return torch.zeros_like(video)
@@ -164,15 +155,31 @@ def substrate(video: Tensor, kind: Substrate, blur_sigma: float = 10.0) -> Tenso
         return video.mean(dim=(0, 1, 2), keepdim=True).expand_as(video).clone()
     if kind == "blur":
         return blur_frames(video, blur_sigma)
-    raise ConfigError(f"Unknown substrate {kind!r}.", "Use 'black', 'blur', 'gray' or 'mean'.")
+    if kind == "dataset_mean":
+        if value is None:
+            raise ConfigError(
+                "The 'dataset_mean' substrate needs the mean colour of the training data.",
+                "Give fill_value: [r, g, b] (removalx.metrics.dataset_mean(...) computes it).",
+            )
+        v = torch.as_tensor(value, dtype=video.dtype, device=video.device).reshape(-1)
+        if v.numel() != video.shape[-1]:
+            raise ConfigError(
+                f"fill_value has {v.numel()} channel values, the clip has {video.shape[-1]} channels.",
+                "Give one value per channel, e.g. fill_value: [0.43, 0.39, 0.38].",
+            )
+        return v.view(1, 1, 1, -1).expand_as(video).clone()
+    raise ConfigError(f"Unknown substrate {str(kind)[:40]!r}.", f"Use one of {', '.join(SUBSTRATES)}.")
 
 
-def _pixel_rank(importance: Tensor, labels: Tensor | None, order: Order, seed: int) -> tuple[Tensor, Tensor, int]:
+def _pixel_rank(
+    importance: Tensor, labels: Tensor | None, order: Order, seed: int, aggregate: Aggregate = "mean"
+) -> tuple[Tensor, Tensor, int]:
     """Rank of each pixel's unit in the perturbation order and the pixel count per rank.
 
-    Returns ``(rank long[T*H*W], cum_pixels long[n_units], n_units)``; ties between equal
-    scores are broken by a seeded random permutation (never by raster order, which would
-    favour the top-left of flat maps).
+    A unit's score is the ``aggregate`` (mean or sum) of its pixels' importance. Returns
+    ``(rank long[T*H*W], cum_pixels long[n_units], n_units)``; ties between equal scores are
+    broken by a seeded random permutation (never by raster order, which would favour the
+    top-left of flat maps).
     """
     flat = importance.reshape(-1).double()
     if labels is None:
@@ -182,8 +189,13 @@ def _pixel_rank(importance: Tensor, labels: Tensor | None, order: Order, seed: i
         unit_of = labels.reshape(-1).long()
         n = int(unit_of.max()) + 1
         sums = torch.zeros(n, dtype=torch.float64).index_add_(0, unit_of, flat)
-        counts = torch.bincount(unit_of, minlength=n).double()
-        scores = sums / counts.clamp_min(1)
+        if aggregate == "sum":
+            scores = sums
+        elif aggregate == "mean":
+            counts = torch.bincount(unit_of, minlength=n).double()
+            scores = sums / counts.clamp_min(1)
+        else:
+            raise ConfigError(f"Unknown aggregate {str(aggregate)[:40]!r}.", "Use 'mean' or 'sum'.")
     n_units = scores.numel()
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(n_units, generator=g)
@@ -204,6 +216,30 @@ def _score(logits: Tensor, target: int, behavior: str) -> Tensor:
     raise ConfigError(f"Unknown behavior {behavior!r} for a metric.", "Use 'probability' or 'logit'.")
 
 
+def _fill_value(
+    clf: VideoClassifier, fill: str, fill_value: Sequence[float] | None
+) -> tuple[list[float] | None, str | None]:
+    """The ``dataset_mean`` colour and where it came from (``fill_value`` or the model's ``mean``)."""
+    if fill != "dataset_mean":
+        return None, None
+    if fill_value is not None:
+        return [float(v) for v in fill_value], "fill_value"
+    mean = getattr(clf, "mean", None)
+    if mean is not None:
+        return [float(v) for v in torch.as_tensor(mean).reshape(-1).tolist()], "model.mean"
+    raise ConfigError(
+        "fill 'dataset_mean' needs the mean colour of the training data: no fill_value was given and "
+        "the model has no normalisation mean.",
+        "Give fill_value: [r, g, b] (compute it once with removalx.metrics.dataset_mean('DATASET')), "
+        "or wrap the model with VideoClassifier(..., mean=[...]).",
+    )
+
+
+def step_counts(n_units: int, steps: int) -> Tensor:
+    """Units perturbed after each step ``l = 0 .. L``: ``floor(l * n_units / L)`` (exact integers)."""
+    return torch.arange(steps + 1, dtype=torch.long) * n_units // steps
+
+
 def perturbation_curve(
     model: Any,
     video: Tensor,
@@ -213,8 +249,11 @@ def perturbation_curve(
     mode: Mode = "deletion",
     order: Order = "morf",
     unit: Unit = "pixel",
-    steps: int = 128,
+    steps: int | Literal["all"] = 128,
+    levels: int = 0,
+    aggregate: Aggregate = "mean",
     fill: Substrate = "black",
+    fill_value: Sequence[float] | None = None,
     blur_sigma: float = 10.0,
     patch: int = 7,
     superpixels: int = 256,
@@ -224,6 +263,10 @@ def perturbation_curve(
     seed: int = 0,
 ) -> Curve:
     """Insertion or deletion curve of ``importance`` (higher = more important).
+
+    The settings are explicit here; :func:`removalx.metrics.presets.preset_settings` gives a
+    paper's set (``perturbation_curve(..., **preset_settings("step", "insertion"))`` after
+    dropping ``auc``).
 
     Parameters
     ----------
@@ -239,17 +282,26 @@ def perturbation_curve(
         Remove pixels from the clip (STEP Eq. 17-18) or insert them into the substrate (Eq. 13-15).
     order : {"morf", "lerf"}
         Most or least relevant units first (STEP Sec. IV-A).
-    unit : {"pixel", "patch", "superpixel"}
-        Ranking unit; a unit's score is the mean importance of its pixels.
-    steps : int
-        Number of steps ``L`` (the papers use 28 and 128); the curve has ``L + 1`` points.
-        Step ``l`` perturbs the first ``round(l * n_units / L)`` units.
-    fill : {"black", "blur", "gray", "mean"}
+    unit : {"pixel", "patch", "superpixel", "supervoxel", "level"}
+        Ranking unit (:mod:`removalx.metrics.units`).
+    steps : int or "all"
+        Number of steps ``L`` (the papers use 28 and 128); ``"all"``: one unit per step (at
+        most :data:`MAX_ALL_STEPS` units, else a :class:`ConfigError`). The
+        curve has ``L + 1`` points; step ``l`` perturbs the first ``floor(l * n_units / L)``
+        units.
+    levels : int
+        Bins of the ``level`` unit (0 = every distinct value).
+    aggregate : {"mean", "sum"}
+        A unit's score: mean or sum of its pixels' importance (the same order for equal-size
+        units; the STEP authors' code sums over superpixels).
+    fill : {"black", "blur", "gray", "mean", "dataset_mean"}
         Substrate (see :func:`substrate`).
+    fill_value : sequence of float, optional
+        Colour of ``dataset_mean``; default: the model's normalisation ``mean`` if it has one.
     labels : Tensor, optional
         ``long[T, H, W]`` precomputed units (overrides ``unit``'s own segmentation).
     behavior : {"probability", "logit"}
-        What is recorded: softmax probability (default, as in all three papers) or logit.
+        What is recorded: softmax probability (default, as in all the papers) or logit.
     batch_size : int
         Perturbed clips per forward pass (run on the model's device under ``inference_mode``).
     seed : int
@@ -262,11 +314,14 @@ def perturbation_curve(
     """
     clf: VideoClassifier = as_classifier(model)
     if mode not in ("deletion", "insertion"):
-        raise ConfigError(f"Unknown mode {mode!r}.", "Use 'deletion' or 'insertion'.")
+        raise ConfigError(f"Unknown mode {str(mode)[:40]!r}.", "Use 'deletion' or 'insertion'.")
     if order not in ("morf", "lerf"):
-        raise ConfigError(f"Unknown order {order!r}.", "Use 'morf' or 'lerf'.")
-    if steps < 1:
-        raise ConfigError(f"steps must be >= 1, got {steps}.", "Use 128 or 28 (the papers' values).")
+        raise ConfigError(f"Unknown order {str(order)[:40]!r}.", "Use 'morf' or 'lerf'.")
+    if steps != "all" and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ConfigError(
+            f"steps must be an integer >= 1 or 'all', got {str(steps)[:40]!r}.",
+            "Use 128 or 28 (the papers' values), or 'all' (one unit per step).",
+        )
     if tuple(importance.shape) != tuple(video.shape[:3]):
         raise ConfigError(
             f"The attribution has shape {tuple(importance.shape)}, the video {tuple(video.shape)}; "
@@ -274,31 +329,53 @@ def perturbation_curve(
             "Score the attribution against the clip it explains.",
         )
     if labels is None:
-        labels = unit_labels(video, unit, patch=patch, superpixels=superpixels)
+        labels = unit_labels(
+            video, unit, importance=importance, patch=patch, superpixels=superpixels, levels=levels
+        )
     device = clf.device
-    rank, cum, n_units = _pixel_rank(importance.detach().cpu(), labels, order, seed)
-    k = torch.round(torch.arange(steps + 1, dtype=torch.float64) * n_units / steps).long()
+    value, source = _fill_value(clf, fill, fill_value)
+    rank, cum, n_units = _pixel_rank(importance.detach().cpu(), labels, order, seed, aggregate)
+    n_steps = n_units if steps == "all" else int(steps)
+    if steps == "all" and n_units > MAX_ALL_STEPS:
+        raise ConfigError(
+            f"steps 'all' would perturb {n_units} units one by one ({n_units + 2} forward passes; the limit "
+            f"for 'all' is {MAX_ALL_STEPS}).",
+            "Use fewer units (unit: level with levels: 200, or patch / superpixel) or a number of steps (steps: 128).",
+        )
+    k = step_counts(n_units, n_steps)
     n_pix = rank.numel()
     perturbed = torch.cat([torch.zeros(1, dtype=torch.long), cum])[k]
     x = perturbed.double() / n_pix
     clip = video.to(device, torch.float32)
-    base = substrate(clip, fill, blur_sigma)
+    base = substrate(clip, fill, blur_sigma, value)
     rank_d = rank.to(device).view(1, *video.shape[:3])
     k_d = k.to(device)
     ys: list[Tensor] = []
     n0 = clf.n_forward
     with torch.inference_mode():
-        for start in range(0, steps + 1, batch_size):
+        for start in range(0, n_steps + 1, batch_size):
             kk = k_d[start : start + batch_size].view(-1, 1, 1, 1)
             hit = (rank_d < kk).float()  # 1 where the unit has been perturbed
             keep = 1.0 - hit if mode == "deletion" else hit
-            batch = torch.lerp(base.expand(kk.shape[0], *clip.shape), clip.expand(kk.shape[0], *clip.shape),
-                               keep.unsqueeze(-1))
+            batch = torch.lerp(
+                base.expand(kk.shape[0], *clip.shape),
+                clip.expand(kk.shape[0], *clip.shape),
+                keep.unsqueeze(-1),
+            )
             ys.append(_score(clf(batch), target, behavior).double().cpu())
         full = float(_score(clf(clip[None]), target, behavior)[0])
     y = torch.cat(ys)
-    meta = {"n_units": n_units, "n_forward": clf.n_forward - n0, "target": int(target), "full": full,
-            "steps": steps, "fill": fill, "behavior": behavior}
+    meta = {
+        "n_units": n_units,
+        "n_forward": clf.n_forward - n0,
+        "target": int(target),
+        "full": full,
+        "steps": n_steps,
+        "fill": fill,
+        "fill_value": None if value is None else [round(v, 6) for v in value],
+        "fill_source": source,
+        "behavior": behavior,
+    }
     return Curve(x=x, y=y, mode=mode, order=order, unit=unit, meta=meta)
 
 
@@ -331,20 +408,44 @@ def cached_curve(
     return curve
 
 
-def minimal_mask(curve: Curve, thresholds: tuple[float, ...] | list[float], relative: bool = True) -> dict[float, float]:
+ThresholdKind = Literal["share", "target"]
+
+
+def minimal_mask(
+    curve: Curve,
+    thresholds: Sequence[float],
+    relative: bool = True,
+    *,
+    kind: ThresholdKind = "share",
+    interpolate: bool = True,
+) -> dict[float, float]:
     """Smallest fraction of pixels that keeps / destroys the prediction (Sec. 4.6.1).
 
-    For an insertion curve: the smallest inserted fraction with ``y >= t * ref``; for a
-    deletion curve: the smallest removed fraction with ``y <= (1 - t) * ref``, i.e. ``t`` is
-    the share of the prediction kept (insertion) or destroyed (deletion). ``ref`` is the
-    clean-clip score when ``relative`` (default, as models differ in confidence), else 1.
-    The crossing is linearly interpolated between curve points; 1.0 when never reached.
+    Parameters
+    ----------
+    curve : Curve
+        An insertion or a deletion curve.
+    thresholds : sequence of float
+        The thresholds ``t``.
+    relative : bool
+        Scale the levels by the clean-clip score ``ref`` (else ``ref = 1``).
+    kind : {"share", "target"}
+        ``share``: ``t`` is the share of the prediction kept (insertion: ``y >= t * ref``) or
+        destroyed (deletion: ``y <= (1 - t) * ref``). ``target``: ``t`` is the target
+        prediction itself (insertion: ``y >= t * ref``, deletion: ``y <= t * ref``), as in the
+        released evaluator of "removal-based video explanations" (with ``relative=False``).
+    interpolate : bool
+        Interpolate the crossing linearly between curve points; ``False``: the smallest
+        perturbed fraction among the curve's points that reaches the level (the released
+        evaluator's reading).
 
     Returns
     -------
     dict
-        ``{threshold: fraction in [0, 1]}``.
+        ``{threshold: fraction in [0, 1]}``; 1.0 when the level is never reached.
     """
+    if kind not in ("share", "target"):
+        raise ConfigError(f"Unknown threshold kind {str(kind)[:40]!r}.", "Use 'share' or 'target'.")
     ref = float(curve.meta.get("full", 1.0)) if relative else 1.0
     x, y = curve.x.double(), curve.y.double()
     out: dict[float, float] = {}
@@ -353,15 +454,15 @@ def minimal_mask(curve: Curve, thresholds: tuple[float, ...] | list[float], rela
             level = t * ref
             ok = y >= level
         else:
-            level = (1.0 - t) * ref
+            level = (t if kind == "target" else 1.0 - t) * ref
             ok = y <= level
         idx = torch.nonzero(ok)
         if idx.numel() == 0:
             out[float(t)] = 1.0
             continue
         i = int(idx[0])
-        if i == 0:
-            out[float(t)] = float(x[0])
+        if i == 0 or not interpolate:
+            out[float(t)] = float(x[i])
             continue
         y0, y1, x0, x1 = float(y[i - 1]), float(y[i]), float(x[i - 1]), float(x[i])
         frac = 1.0 if y1 == y0 else min(1.0, max(0.0, (level - y0) / (y1 - y0)))

@@ -26,7 +26,14 @@ from removalx.testing.data import square_evidence
 from removalx.types import Attribution
 
 T, S = 4, 16
-METRICS = ["deletion", "insertion", "minimal_mask", "saliency_metric", "spatial_pointing", "temporal_pointing"]
+METRICS = [
+    "deletion",
+    "insertion",
+    "minimal_mask",
+    "saliency_metric",
+    "spatial_pointing",
+    "temporal_pointing",
+]
 
 
 @pytest.fixture(scope="module")
@@ -98,15 +105,27 @@ def test_patch_labels_are_7px_blocks_per_frame():
 
 def test_minimal_mask_from_a_constructed_curve():
     x = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
-    ins = Curve(x, torch.tensor([0.0, 0.2, 0.6, 0.8, 1.0], dtype=torch.float64), "insertion", "morf", "pixel",
-                {"full": 1.0})
+    ins = Curve(
+        x,
+        torch.tensor([0.0, 0.2, 0.6, 0.8, 1.0], dtype=torch.float64),
+        "insertion",
+        "morf",
+        "pixel",
+        {"full": 1.0},
+    )
     # reaches 0.5 between 0.25 (0.2) and 0.5 (0.6): 0.25 + 0.25 * 0.3 / 0.4 = 0.4375
     got = minimal_mask(ins, [0.5, 0.8, 1.5])
     assert got[0.5] == pytest.approx(0.4375)
     assert got[0.8] == pytest.approx(0.75)
     assert got[1.5] == 1.0  # never reached
-    dele = Curve(x, torch.tensor([0.8, 0.6, 0.2, 0.1, 0.0], dtype=torch.float64), "deletion", "morf", "pixel",
-                 {"full": 0.8})
+    dele = Curve(
+        x,
+        torch.tensor([0.8, 0.6, 0.2, 0.1, 0.0], dtype=torch.float64),
+        "deletion",
+        "morf",
+        "pixel",
+        {"full": 0.8},
+    )
     # destroy half of 0.8 -> y <= 0.4: between 0.25 (0.6) and 0.5 (0.2) -> 0.375
     assert minimal_mask(dele, [0.5])[0.5] == pytest.approx(0.375)
 
@@ -165,7 +184,9 @@ def test_plugins_share_the_curve_and_read_context(registry):
     attr = Attribution(values=ev.float(), target=0)
     ctx = {"curve_cache": {}, "evidence": ev, "evidence_frames": [0, 1, 2, 3]}
     d = registry.make("metric", "deletion", {"steps": 8}).score(model, video, attr, **ctx)
-    mm = registry.make("metric", "minimal_mask", {"steps": 8, "mode": "deletion"}).score(model, video, attr, **ctx)
+    mm = registry.make("metric", "minimal_mask", {"steps": 8, "mode": "deletion"}).score(
+        model, video, attr, **ctx
+    )
     assert d["n_forward"] == 10 and mm["n_forward"] == 0  # the curve was reused
     assert d["higher_is_better"] is False and 0 <= d["value"] <= 1
     assert len(d["curve"]["x"]) == 9
