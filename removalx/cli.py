@@ -236,10 +236,14 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     from removalx.zoo import models as zoo_models
 
     if args.action in (None, "list"):
-        for row in zoo_models.list_zoo():
+        rows = zoo_models.list_zoo()
+        width = max(len(str(r["name"])) for r in rows) + 1
+        for row in rows:
             acc = row.get("val_accuracy")
             acc_s = f"{100 * acc:.1f}%" if isinstance(acc, (int, float)) else "untrained"
-            print(f"{row['name']:<18} held-out accuracy {acc_s:<9} {row.get('params', '?')} params  "
+            p = row.get("top1_prob_median")
+            p_s = f"median p {p:.2f}" if isinstance(p, (int, float)) else "median p  -  "
+            print(f"{row['name']:<{width}} held-out accuracy {acc_s:<9} {p_s}  {row.get('params', '?')} params  "
                   f"{row.get('description', '')}")
         return EXIT_OK
     from removalx.zoo.train import train

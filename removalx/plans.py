@@ -26,7 +26,15 @@ from torch import Tensor
 
 from removalx.errors import PluginError
 
-__all__ = ["SCAN_ELEMENTS", "ChunkedPlan", "ComputedPlan", "LazyPlan", "PlanChunk", "SamplePlan"]
+__all__ = [
+    "SCAN_ELEMENTS",
+    "ChunkedPlan",
+    "ComputedPlan",
+    "LazyPlan",
+    "PlanChunk",
+    "SamplePlan",
+    "UnweightedLazyPlan",
+]
 
 #: Coalition entries per chunk when a plan is scanned outside the pipeline
 #: (:meth:`ChunkedPlan.digest`, :meth:`ChunkedPlan.rows`): 4 MiB of ``float32``.
@@ -228,7 +236,35 @@ class LazyPlan(ChunkedPlan):
         return f"{type(self).__name__}(n_samples={self.n_samples}, n_features={self.n_features}, meta={self.meta})"
 
 
-class ComputedPlan(LazyPlan):
+class UnweightedLazyPlan(LazyPlan):
+    """A lazy plan of known shape and no weights; subclasses implement :meth:`chunks`.
+
+    Parameters
+    ----------
+    n_samples, n_features : int
+        Shape ``S x F`` of the plan.
+    meta : dict, optional
+        What the summary should know.
+    """
+
+    def __init__(self, n_samples: int, n_features: int, meta: dict[str, Any] | None = None) -> None:
+        self._n, self._f = int(n_samples), int(n_features)
+        self.meta = dict(meta or {})
+
+    @property
+    def n_samples(self) -> int:
+        return self._n
+
+    @property
+    def n_features(self) -> int:
+        return self._f
+
+    @property
+    def weighted(self) -> bool:
+        return False
+
+
+class ComputedPlan(UnweightedLazyPlan):
     """An unweighted lazy plan whose rows are computed from their positions.
 
     Parameters
@@ -249,20 +285,8 @@ class ComputedPlan(LazyPlan):
         make: Callable[[Tensor], Tensor],
         meta: dict[str, Any] | None = None,
     ) -> None:
-        self._n, self._f, self._make = int(n_samples), int(n_features), make
-        self.meta = dict(meta or {})
-
-    @property
-    def n_samples(self) -> int:
-        return self._n
-
-    @property
-    def n_features(self) -> int:
-        return self._f
-
-    @property
-    def weighted(self) -> bool:
-        return False
+        super().__init__(n_samples, n_features, meta)
+        self._make = make
 
     def chunks(self, size: int) -> Iterator[PlanChunk]:
         size = _check_size(size)

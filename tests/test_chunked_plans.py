@@ -19,7 +19,15 @@ import removalx
 from removalx.cli import EXIT_INPUT, main
 from removalx.errors import ConfigError, PluginError, RecipeError
 from removalx.hookspecs import hookimpl
-from removalx.plans import SCAN_ELEMENTS, ChunkedPlan, ComputedPlan, LazyPlan, PlanChunk, SamplePlan
+from removalx.plans import (
+    SCAN_ELEMENTS,
+    ChunkedPlan,
+    ComputedPlan,
+    LazyPlan,
+    PlanChunk,
+    SamplePlan,
+    UnweightedLazyPlan,
+)
 from removalx.registry import Registry
 from removalx.stages import MAX_SAMPLES, FeatureSelector, PluginConfig, SampleSelector
 from removalx.testing import LinearVideoModel, tiny_video
@@ -340,18 +348,10 @@ def test_third_party_sample_selection_beyond_the_bound_is_a_config_error():
 # -- malformed plans are plugin errors -------------------------------------------------------
 
 
-class _BadPlan(LazyPlan):
+class _BadPlan(UnweightedLazyPlan):
     def __init__(self, fault: str, n: int = 10, f: int = 64) -> None:
-        self.fault, self._n, self._f = fault, n, f
-        self.meta = {}
-
-    @property
-    def n_samples(self) -> int:
-        return self._n
-
-    @property
-    def n_features(self) -> int:
-        return self._f
+        super().__init__(n, f)
+        self.fault = fault
 
     @property
     def weighted(self) -> bool:

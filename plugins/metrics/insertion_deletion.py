@@ -26,17 +26,8 @@ from removalx.types import Attribution
 
 #: Settings of :func:`removalx.metrics.perturbation_curve` a config carries (the curve's cache key).
 CURVE_FIELDS: tuple[str, ...] = (
-    "order",
-    "unit",
-    "steps",
-    "levels",
-    "aggregate",
-    "fill",
+    *(f for f in PRESET_FIELDS if f != "auc"),  # the area formula reads the curve, it does not make it
     "fill_value",
-    "blur_sigma",
-    "patch",
-    "superpixels",
-    "behavior",
     "batch_size",
     "seed",
 )
@@ -126,24 +117,17 @@ def curve_params(cfg: CurveConfig, mode: str) -> dict[str, Any]:
     return {"mode": mode, **{k: getattr(cfg, k) for k in CURVE_FIELDS}}
 
 
+#: Curve fields that do not change the protocol (left out of the reported settings).
+_NOT_SETTINGS = ("batch_size", "seed")
+
+
 def resolved_settings(cfg: CurveConfig, mode: str, curve: Curve) -> dict[str, Any]:
     """The settings that produced ``curve`` (steps and fill colour resolved), for the result."""
     out: dict[str, Any] = {"mode": mode}
-    for k in (
-        "order",
-        "unit",
-        "steps",
-        "levels",
-        "aggregate",
-        "fill",
-        "fill_value",
-        "blur_sigma",
-        "patch",
-        "superpixels",
-        "behavior",
-        "auc",
-    ):
+    for k in (*CURVE_FIELDS, "auc"):
         out[k] = getattr(cfg, k)
+    for k in _NOT_SETTINGS:
+        out.pop(k, None)
     out["steps"] = int(curve.meta["steps"])
     out["steps_requested"] = cfg.steps
     out["fill_value"] = curve.meta.get("fill_value")

@@ -1,7 +1,10 @@
 """``zoo``: the built-in demo models trained on synthetic clips with known evidence.
 
 ``zoo:r3d_tiny`` (default model of ``removalx explain``), ``zoo:cnn_gru``,
-``zoo:timesformer_tiny``: see :mod:`removalx.zoo.models` and ``docs/zoo.md``.
+``zoo:timesformer_tiny`` (certain: p close to 1 on their clips), and their label-smoothed twins
+``zoo:r3d_tiny_ls`` (default model of ``removalx compare``), ``zoo:cnn_gru_ls``,
+``zoo:timesformer_tiny_ls`` (median top-1 probability about 0.78): see
+:mod:`removalx.zoo.models` and ``docs/zoo.md``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from removalx.coalitions import MAX_ENUMERATE_FEATURES, all_coalitions
 from removalx.hookspecs import hookimpl
-from removalx.plans import ComputedPlan, LazyPlan, PlanChunk
+from removalx.plans import ComputedPlan, PlanChunk, UnweightedLazyPlan
 from removalx.stages import FeatureSelector, PluginConfig
 
 __all__ = ["Bernoulli", "BernoulliConfig", "BernoulliPlan", "all_coalitions_plan"]
@@ -32,7 +32,7 @@ class BernoulliConfig(PluginConfig):
     p: float = Field(0.5, gt=0, lt=1, description="probability of keeping a feature")
 
 
-class BernoulliPlan(LazyPlan):
+class BernoulliPlan(UnweightedLazyPlan):
     """``S`` rows of independent Bernoulli(``p``) keeps, drawn when read.
 
     Parameters
@@ -46,22 +46,10 @@ class BernoulliPlan(LazyPlan):
     """
 
     def __init__(self, n_samples: int, n_features: int, p: float, generator: torch.Generator) -> None:
-        self._n, self._f, self.p = int(n_samples), int(n_features), float(p)
+        super().__init__(n_samples, n_features, {"p": float(p)})
+        self.p = float(p)
         self._device = generator.device
         self._state = generator.get_state()
-        self.meta = {"p": self.p}
-
-    @property
-    def n_samples(self) -> int:
-        return self._n
-
-    @property
-    def n_features(self) -> int:
-        return self._f
-
-    @property
-    def weighted(self) -> bool:
-        return False
 
     def chunks(self, size: int) -> Iterator[PlanChunk]:
         gen = torch.Generator(device=self._device)
@@ -92,7 +80,7 @@ class Bernoulli(FeatureSelector):
     def max_samples(self, n_features: int) -> int | None:
         return 2**n_features if n_features <= MAX_ENUMERATE_FEATURES else None
 
-    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> LazyPlan:
+    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> UnweightedLazyPlan:
         if n_samples is None:
             return all_coalitions_plan(n_features, meta={"p": self.p, "exhaustive": True})
         return BernoulliPlan(n_samples, n_features, self.p, generator)

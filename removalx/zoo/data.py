@@ -111,7 +111,9 @@ def _background(rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
     coarse = rng.uniform(*_BG_RANGE, size=(6, 6, 3)).astype(np.float32)
     fine = rng.uniform(-0.08, 0.08, size=(18, 18, 3)).astype(np.float32)
     canvas = cv2.resize(coarse, (canvas_size, canvas_size), interpolation=cv2.INTER_CUBIC)
-    canvas += cv2.resize(fine, (canvas_size, canvas_size), interpolation=cv2.INTER_CUBIC)
+    canvas = canvas + np.asarray(
+        cv2.resize(fine, (canvas_size, canvas_size), interpolation=cv2.INTER_CUBIC), dtype=np.float32
+    )
     start = margin - drift / 2.0
     out = np.empty((frames, size, size, 3), dtype=np.float32)
     for t in range(frames):
@@ -134,7 +136,7 @@ def _bounce(pos: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return lo + np.where(p > span, 2 * span - p, p)
 
 
-def _shape_mask(kind: str, dx: np.ndarray, dy: np.ndarray, r: float, rot: float) -> np.ndarray:
+def _shape_mask(kind: str, dx: np.ndarray, dy: np.ndarray, r: float, rot: float | np.ndarray) -> np.ndarray:
     """Filled shape mask from offsets ``dx, dy`` (``[T, H, W]``) to the shape centre."""
     if kind == "disc":
         return dx**2 + dy**2 <= r**2
@@ -414,7 +416,8 @@ def write_demo(path: str | Path = DEMO_PATH) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = (demo_clip().video.numpy() * 255.0).round().astype(np.uint8)
     images = [
-        Image.fromarray(f).quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=0) for f in frames
+        Image.fromarray(f).quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        for f in frames
     ]
     images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0, optimize=False)
     return path

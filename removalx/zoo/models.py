@@ -1,4 +1,10 @@
-"""Three tiny video classifiers trained on :mod:`removalx.zoo.data`, with bundled weights.
+"""Tiny video classifiers trained on :mod:`removalx.zoo.data`, with bundled weights.
+
+Three architectures (3D CNN, CNN + GRU, TimeSformer), each trained twice: with plain
+cross-entropy (``r3d_tiny``, ``cnn_gru``, ``timesformer_tiny``: top-1 probability ~1 on
+synthetic clips) and with label smoothing 0.3 (``*_ls``: top-1 probability ~0.77, like a
+real-world video classifier, so probability-based rewards and Taylor expansions do not
+degenerate).
 
 All models take ``float[B, C, T, H, W]`` (BCTHW) in [0, 1] and return logits ``[B, K]``. They
 normalise their input themselves and resize it (trilinear) to their native ``input_size``
@@ -280,6 +286,12 @@ ZOO: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "r3d_tiny": (R3DTiny, "R3D-style 3D CNN, 3 residual stages (Grad-CAM layer: layer3)"),
     "cnn_gru": (CNNGRU, "per-frame 2D CNN with coordinate channels + GRU over time"),
     "timesformer_tiny": (TinyTimeSformer, "TimeSformer with 2 divided space-time attention blocks"),
+    "r3d_tiny_ls": (R3DTiny, "r3d_tiny trained with label smoothing 0.3: top-1 p ~0.77, not saturated"),
+    "cnn_gru_ls": (CNNGRU, "cnn_gru trained with label smoothing 0.3: top-1 p ~0.77, not saturated"),
+    "timesformer_tiny_ls": (
+        TinyTimeSformer,
+        "timesformer_tiny trained with label smoothing 0.3: top-1 p ~0.77, not saturated",
+    ),
 }
 
 
@@ -369,7 +381,8 @@ def load_zoo_model(
     Parameters
     ----------
     name : str
-        A key of :data:`ZOO` (``"r3d_tiny"``, ``"cnn_gru"``, ``"timesformer_tiny"``).
+        A key of :data:`ZOO` (``"r3d_tiny"``, ``"cnn_gru"``, ``"timesformer_tiny"`` and their
+        label-smoothed twins ``"r3d_tiny_ls"``, ``"cnn_gru_ls"``, ``"timesformer_tiny_ls"``).
     device : str or torch.device, optional
         Where to put the model (default: CPU).
     weights_dir : str or Path, optional
@@ -435,7 +448,9 @@ def list_zoo() -> list[dict[str, Any]]:
     -------
     list of dict
         One dict per model with ``name``, ``description``, ``params``, ``val_accuracy``
-        (``None`` if the model has not been trained yet) and ``trained``.
+        (``None`` if the model has not been trained yet), ``label_smoothing``,
+        ``top1_prob_median`` (median top-1 probability on the validation clips; ``None`` when
+        the metadata does not record it) and ``trained``.
     """
     rows = []
     for name, (ctor, description) in ZOO.items():
@@ -443,12 +458,16 @@ def list_zoo() -> list[dict[str, Any]]:
             meta = _metadata(name, WEIGHTS_DIR)
         except ModelError:  # missing or damaged: listed as untrained, loading it says why
             meta = {}
+        conf = meta.get("val_confidence")
+        top1 = conf.get("top1_prob") if isinstance(conf, dict) else None
         rows.append(
             {
                 "name": name,
                 "description": description,
                 "params": count_params(ctor()),
                 "val_accuracy": meta.get("val_accuracy"),
+                "label_smoothing": meta.get("label_smoothing"),
+                "top1_prob_median": top1.get("median") if isinstance(top1, dict) else None,
                 "trained": bool(meta) and (WEIGHTS_DIR / f"{name}.pt").is_file(),
             }
         )

@@ -3,11 +3,16 @@
 Usage::
 
     python -m removalx.zoo.train r3d_tiny [--seed 0] [--n-train 2000] [--epochs 8] [--out-dir DIR]
+    python -m removalx.zoo.train r3d_tiny_ls      # label smoothing 0.3: top-1 p about 0.77, not 1
 
 Training clips use seeds ``seed * 10**6 + [0, n_train)``, validation clips use the disjoint
 range ``seed * 10**6 + 500_000 + [0, n_val)``. Clips are rendered at 16x112x112 (the demo
 size) and resized to the model's native input size exactly as the model itself would, so the
 model sees the same pixels at training time and when it is later given 112x112 clips.
+
+The ``*_ls`` models are trained with label smoothing ``eps`` (the cross-entropy target puts
+``1 - eps + eps / K`` on the true class and ``eps / K`` on each other class), so that their
+top-1 probability settles near :func:`smoothing_optimum` instead of 1 (see ``docs/zoo.md``).
 """
 
 from __future__ import annotations
@@ -25,22 +30,52 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from removalx.atomic import atomic_write, storage_errors
 from removalx.errors import ConfigError
+from removalx.zoo.confidence import predict_probs, summarize
 from removalx.zoo.data import CLASS_NAMES, make_dataset
 from removalx.zoo.models import MEAN, NATIVE_SIZE, STD, WEIGHTS_DIR, ZOO, build_model, count_params
 
-__all__ = ["DEFAULTS", "VAL_SEED_OFFSET", "evaluate", "main", "train"]
+__all__ = ["DEFAULTS", "VAL_SEED_OFFSET", "evaluate", "main", "smoothing_optimum", "train"]
 
 #: Offset of the validation seed range inside a training seed block.
 VAL_SEED_OFFSET = 500_000
 _RENDER = (16, 112)  # (frames, size) the clips are rendered at before resizing
 
-#: Per-model training defaults (learning rate, epochs, batch size, two-part clip fraction).
+#: Label smoothing of the ``*_ls`` models: the loss optimum is p(true) = 1 - 0.3 + 0.3 / 4 = 0.775.
+LS_EPSILON = 0.3
+
+#: Per-model training defaults (learning rate, epochs, batch size, label smoothing).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "r3d_tiny": {"lr": 3e-3, "epochs": 8, "batch_size": 16},
-    "cnn_gru": {"lr": 3e-3, "epochs": 10, "batch_size": 16},
-    "timesformer_tiny": {"lr": 1e-3, "epochs": 12, "batch_size": 16},
+    "r3d_tiny": {"lr": 3e-3, "epochs": 8, "batch_size": 16, "label_smoothing": 0.0},
+    "cnn_gru": {"lr": 3e-3, "epochs": 10, "batch_size": 16, "label_smoothing": 0.0},
+    "timesformer_tiny": {"lr": 1e-3, "epochs": 12, "batch_size": 16, "label_smoothing": 0.0},
+    "r3d_tiny_ls": {"lr": 3e-3, "epochs": 6, "batch_size": 16, "label_smoothing": LS_EPSILON},
+    "cnn_gru_ls": {"lr": 3e-3, "epochs": 8, "batch_size": 16, "label_smoothing": LS_EPSILON},
+    "timesformer_tiny_ls": {"lr": 1e-3, "epochs": 10, "batch_size": 16, "label_smoothing": LS_EPSILON},
 }
+
+
+def smoothing_optimum(epsilon: float, num_classes: int) -> float:
+    """Probability of the true class that minimises cross-entropy with label smoothing.
+
+    The smoothed target is ``q = (1 - epsilon) * onehot + epsilon / K``; cross-entropy
+    ``-sum_k q_k log p_k`` over the simplex is smallest at ``p = q``, so
+    ``p_true = 1 - epsilon + epsilon / K`` (and ``epsilon / K`` for every other class).
+
+    Parameters
+    ----------
+    epsilon : float
+        Label smoothing in [0, 1).
+    num_classes : int
+        Number of classes ``K``.
+
+    Returns
+    -------
+    float
+        ``1 - epsilon + epsilon / num_classes``.
+    """
+    return 1.0 - epsilon + epsilon / num_classes
 
 
 def _to_bcthw(videos: torch.Tensor) -> torch.Tensor:
@@ -104,10 +139,11 @@ def _fit(
     lr: float,
     epochs: int,
     batch_size: int,
+    label_smoothing: float,
     seed: int,
     progress: bool,
 ) -> None:
-    """AdamW + one-cycle schedule with cross-entropy; random horizontal flips swap left/right."""
+    """AdamW + one-cycle schedule with (smoothed) cross-entropy; horizontal flips swap left/right."""
     gen = torch.Generator().manual_seed(seed)
     steps = epochs * math.ceil(len(x) / batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -123,7 +159,7 @@ def _fit(
             flip = torch.rand(len(idx), generator=gen) < 0.5
             xb[flip] = xb[flip].flip(-1)
             yb = torch.where(flip, flip_label[yb], yb)
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -142,6 +178,7 @@ def train(
     epochs: int | None = None,
     lr: float | None = None,
     batch_size: int | None = None,
+    label_smoothing: float | None = None,
     two_part_fraction: float = 0.2,
     out_dir: str | Path | None = None,
     progress: bool = True,
@@ -156,8 +193,8 @@ def train(
         Seed of model initialisation, data order and the data seed block.
     n_train, n_val : int
         Numbers of training and held-out validation clips.
-    epochs, lr, batch_size : optional
-        Override the per-model :data:`DEFAULTS`.
+    epochs, lr, batch_size, label_smoothing : optional
+        Override the per-model :data:`DEFAULTS` (``label_smoothing`` in [0, 1)).
     two_part_fraction : float, default 0.2
         Fraction of training clips whose target is visible in only one half of the clip.
     out_dir : str or Path, optional
@@ -168,12 +205,16 @@ def train(
     Returns
     -------
     dict
-        The metadata written to ``<name>.json``.
+        The metadata written to ``<name>.json``: the training settings, ``val_accuracy`` and
+        ``val_confidence`` (:func:`removalx.zoo.confidence.summarize` on the validation clips:
+        accuracy, mean and quantiles of the top-1 probability).
 
     Raises
     ------
     ConfigError
-        If ``name`` is unknown or the sizes are not positive.
+        If ``name`` is unknown, the sizes are not positive or ``label_smoothing`` is not in [0, 1).
+    StorageError
+        If a file cannot be written (each file is replaced whole or left as it was).
     """
     if name not in ZOO:
         raise ConfigError(f"unknown zoo model {name!r}.", f"Use one of: {', '.join(sorted(ZOO))}.")
@@ -182,9 +223,13 @@ def train(
             f"n_train and n_val must be >= 1, got {n_train}, {n_val}.", "Use e.g. 2000 and 400."
         )
     cfg = {**DEFAULTS[name]}
-    cfg.update(
-        {k: v for k, v in {"epochs": epochs, "lr": lr, "batch_size": batch_size}.items() if v is not None}
-    )
+    overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "label_smoothing": label_smoothing}
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    if not 0.0 <= float(cfg["label_smoothing"]) < 1.0:
+        raise ConfigError(
+            f"label_smoothing must be in [0, 1), got {str(cfg['label_smoothing'])[:40]}.",
+            f"Use 0 (plain cross-entropy) or e.g. {LS_EPSILON}.",
+        )
     torch.manual_seed(seed)
     np.random.seed(seed)
     t0 = time.perf_counter()
@@ -196,6 +241,8 @@ def train(
     _fit(model, x_train, y_train, seed=seed, progress=progress, **cfg)
     t_fit = time.perf_counter() - t0 - t_data
     model.eval()
+    val_probs = predict_probs(model, (x_val[i : i + 32] for i in range(0, len(x_val), 32)))
+    val_conf = summarize(val_probs, y_val)
     meta = {
         "name": name,
         "architecture": type(model).__name__,
@@ -218,16 +265,22 @@ def train(
         "epochs": cfg["epochs"],
         "lr": cfg["lr"],
         "batch_size": cfg["batch_size"],
-        "val_accuracy": round(evaluate(model, x_val, y_val), 4),
+        "label_smoothing": cfg["label_smoothing"],
+        "label_smoothing_optimum_p": round(smoothing_optimum(cfg["label_smoothing"], len(CLASS_NAMES)), 4),
+        "val_accuracy": val_conf["accuracy"],
+        "val_confidence": val_conf,
         "data_seconds": round(t_data, 1),
         "train_seconds": round(t_fit, 1),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
     }
     out = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / f"{name}.pt")
-    (out / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    for path, write in (
+        (out / f"{name}.pt", lambda fh: torch.save(model.state_dict(), fh)),
+        (out / f"{name}.json", lambda fh: fh.write((json.dumps(meta, indent=2) + "\n").encode())),
+    ):
+        with storage_errors(path, f"zoo model {name!r} file"), atomic_write(path, "wb") as fh:
+            write(fh)
     return meta
 
 
@@ -240,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-val", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--label-smoothing", type=float, default=None, help="default: the model's (0 or 0.3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out-dir", default=None)
     parser.add_argument("--no-progress", action="store_true")
@@ -252,10 +306,12 @@ def main(argv: list[str] | None = None) -> None:
         n_val=args.n_val,
         epochs=args.epochs,
         lr=args.lr,
+        label_smoothing=args.label_smoothing,
         out_dir=args.out_dir,
         progress=not args.no_progress,
     )
-    print(json.dumps({k: meta[k] for k in ("name", "params", "val_accuracy", "train_seconds", "epochs")}))
+    keys = ("name", "params", "val_accuracy", "val_confidence", "train_seconds", "epochs", "label_smoothing")
+    print(json.dumps({k: meta[k] for k in keys}))
 
 
 if __name__ == "__main__":
