@@ -25,15 +25,6 @@ GRID = ["--set", "segmentation.name=grid3d", "--set", "segmentation.cells=[1,2,2
         "--set", "sample_selection.n_samples=8"]
 
 
-@pytest.fixture(scope="module")
-def model_spec(tmp_path_factory) -> str:
-    d = tmp_path_factory.mktemp("model")
-    (d / "toy_model.py").write_text(
-        "from removalx.testing import ToyClassifier\n\ndef make():\n    return ToyClassifier(n_classes=4)\n"
-    )
-    return f"python:{d / 'toy_model.py'}:make"
-
-
 def rows(db: Path, sql: str) -> list[tuple]:
     con = sqlite3.connect(db)
     try:

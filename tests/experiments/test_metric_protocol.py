@@ -10,19 +10,7 @@ from removalx.experiments.cli import main
 from removalx.experiments.runner import MetricSpec, aggregate, alpha_table
 from removalx.experiments.store import Store
 from removalx.metrics import pooled_hit_rate
-
-TINY = ["--n-videos", "2", "--frames", "4", "--size", "16", "--quiet"]
-GRID = ["--set", "segmentation.name=grid3d", "--set", "segmentation.cells=[1,2,2]",
-        "--set", "sample_selection.n_samples=8"]
-
-
-@pytest.fixture(scope="module")
-def model_spec(tmp_path_factory) -> str:
-    d = tmp_path_factory.mktemp("model")
-    (d / "toy_model.py").write_text(
-        "from removalx.testing import ToyClassifier\n\ndef make():\n    return ToyClassifier(n_classes=4)\n"
-    )
-    return f"python:{d / 'toy_model.py'}:make"
+from tests.experiments.conftest import GRID, TINY
 
 
 def test_hash_follows_the_resolved_protocol() -> None:

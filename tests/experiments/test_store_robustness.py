@@ -38,15 +38,6 @@ GRID = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model_spec(tmp_path_factory) -> str:
-    d = tmp_path_factory.mktemp("model")
-    (d / "toy_model.py").write_text(
-        "from removalx.testing import ToyClassifier\n\ndef make():\n    return ToyClassifier(n_classes=4)\n"
-    )
-    return f"python:{d / 'toy_model.py'}:make"
-
-
 def evaluate_argv(db: Path, model_spec: str, n: int = 2) -> list[str]:
     return [
         "evaluate",
