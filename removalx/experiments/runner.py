@@ -40,7 +40,8 @@ __all__ = [
     "run_items",
 ]
 
-#: Label of the random-map baseline (uniform noise per pixel), the ``r`` of STEP Eq. 21.
+#: Label of the random-map baseline (N(0, 1) noise per pixel, as the STEP authors' released code
+#: draws it), the ``r`` of STEP Eq. 21.
 RANDOM = "random"
 
 
@@ -146,7 +147,7 @@ def make_methods(
         )
         out.append(Method(label, ex.recipe, config_hash(ex.recipe.to_dict()), ex.seed, ex))
     if random_baseline:
-        out.append(Method(RANDOM, None, "random-uniform-v1", 0 if seed is None else int(seed)))
+        out.append(Method(RANDOM, None, "random-normal-v2", 0 if seed is None else int(seed)))
     labels = [m.label for m in out]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"Two methods have the same label: {labels}.", "Give each recipe a distinct name.")
@@ -157,7 +158,7 @@ def _random_attribution(video: torch.Tensor, target: int, seed: int, item: str) 
     from removalx.types import Attribution
 
     g = torch.Generator().manual_seed((seed * 1_000_003 + int(config_hash(item)[:8], 16)) % 2**63)
-    values = torch.rand(video.shape[:3], generator=g)
+    values = torch.randn(video.shape[:3], generator=g)
     return Attribution(values=values, target=target, meta={"n_forward": 0, "timings": {"total": 0.0}})
 
 
