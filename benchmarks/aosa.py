@@ -6,12 +6,14 @@ the frame's maximum meets the object's bounding box) and Sec. 4.5 / Table 3 (gen
 1. Pointing game over ``--clips`` zoo clips (``removalx.zoo.data.make_clip``, 16 x 112 x 112):
    with ``zoo:r3d_tiny`` if its weights exist, else with a model whose evidence is known --
    ``LinearVideoModel`` whose target logit is the mean brightness of the ring pixels (the
-   per-pixel evidence mask). Recipes: ``osa3d``, ``aosa_sgl``, ``aosa``, ``aosa_sgl_approx``,
-   ``aosa_approx``.
+   per-pixel evidence mask). Recipes: ``osa3d``, ``aosa_sgl``, ``aosa``, ``aosa_cs``,
+   ``aosa_sgl_approx``, ``aosa_approx``, and variants with another map formula
+   (``recipe[formula]``, e.g. ``aosa[occlusion_difference]``) or other overrides
+   (``recipe[key=value,...]``). ``--recipes`` picks some.
 2. Time and forward/backward passes of ``osa3d``, ``aosa``, ``aosa_approx`` on torchvision
    ``r3d_18`` with random weights (``--timing-size``, default 16 x 112 x 112).
 
-Run: ``python benchmarks/aosa.py [--clips 20] [--timing-size 16 112] [--skip-timing]``.
+Run: ``python benchmarks/aosa.py [--clips 20] [--recipes aosa aosa_sgl] [--timing-size 16 112] [--skip-timing]``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,21 @@ import removalx
 from removalx.registry import Registry, get_registry
 from removalx.testing import LinearVideoModel
 from removalx.zoo.data import make_clip
+from removalx_plugins.segmentation.flow_tubes import FlowTubeSpace
 
-POINTING = ["osa3d", "aosa_sgl", "aosa", "aosa_sgl_approx", "aosa_approx"]
+POINTING = [
+    "osa3d",
+    "aosa_sgl",
+    "aosa",
+    "aosa_cs",
+    "aosa_sgl_approx",
+    "aosa_approx",
+    "aosa_sgl[occlusion_difference]",
+    "aosa[occlusion_difference]",
+    "aosa_approx[occlusion_difference]",
+    "aosa[eq2_literal]",
+    "aosa_approx[behavior.adjust=false]",
+]
 TIMING = ["osa3d", "aosa", "aosa_approx"]
 
 
@@ -61,15 +76,25 @@ def evidence_model(evidence: torch.Tensor) -> removalx.VideoClassifier:
     return removalx.VideoClassifier(LinearVideoModel(w, torch.tensor([0.0, 1.5])), layout="BTHWC")
 
 
-def run_pointing(reg: Registry, n_clips: int) -> None:
+def make_explainer(reg: Registry, spec: str) -> removalx.Explainer:
+    """``recipe``, ``recipe[formula]`` (``summary.formula`` overridden) or ``recipe[key=value,...]``."""
+    name, _, inner = spec.partition("[")
+    items = [x for x in inner.rstrip("]").split(",") if x]
+    overrides = [x if "=" in x else f"summary.formula={x}" for x in items]
+    return removalx.Explainer.from_recipe(name, overrides=overrides or None, registry=reg, progress=False)
+
+
+def run_pointing(reg: Registry, n_clips: int, recipes: list[str]) -> None:
     zoo_weights = Path(removalx.__file__).parent / "zoo" / "weights" / "r3d_tiny.pt"
     use_zoo = zoo_weights.is_file()
     zoo = removalx.load_model("zoo:r3d_tiny") if use_zoo else None
-    print(f"== pointing game (Sec. 4.2), {n_clips} clips 16x112x112, model: "
-          f"{'zoo:r3d_tiny' if use_zoo else 'LinearVideoModel on the evidence mask (no zoo weights)'}")
-    explainers = {r: removalx.Explainer.from_recipe(r, registry=reg, progress=False) for r in POINTING}
-    tot = {r: [0, 0] for r in POINTING}
-    secs = {r: 0.0 for r in POINTING}
+    print(
+        f"== pointing game (Sec. 4.2), {n_clips} clips 16x112x112, model: "
+        f"{'zoo:r3d_tiny' if use_zoo else 'LinearVideoModel on the evidence mask (no zoo weights)'}"
+    )
+    explainers = {r: make_explainer(reg, r) for r in recipes}
+    tot = {r: [0, 0] for r in recipes}
+    secs = {r: 0.0 for r in recipes}
     for i in range(n_clips):
         clip = make_clip(i % 4, 1000 + i, frames=16, size=112)
         model = zoo if zoo is not None else evidence_model(clip.evidence)
@@ -81,26 +106,30 @@ def run_pointing(reg: Registry, n_clips: int) -> None:
             h, f = pointing_hits(attr.importance(), clip.evidence)
             tot[r][0] += h
             tot[r][1] += f
-    print(f"{'recipe':<18}{'hit rate':>10}{'hits/frames':>14}{'s/clip':>9}")
-    for r in POINTING:
+    print(f"{'recipe':<36}{'hit rate':>10}{'hits/frames':>14}{'s/clip':>9}")
+    for r in recipes:
         h, f = tot[r]
-        print(f"{r:<18}{h / max(f, 1):>10.3f}{f'{h}/{f}':>14}{secs[r] / n_clips:>9.2f}")
+        print(f"{r:<36}{h / max(f, 1):>10.3f}{f'{h}/{f}':>14}{secs[r] / n_clips:>9.2f}")
 
 
-def run_timing(reg: Registry, frames: int, size: int) -> None:
+def run_timing(reg: Registry, frames: int, size: int, recipes: list[str]) -> None:
     model = removalx.load_model("torchvision:r3d_18", weights="none")
     clip = make_clip(1, 7, frames=frames, size=size)
-    print(f"== cost (Sec. 4.5, Table 3) on torchvision r3d_18 (random weights), clip {frames}x{size}x{size}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"== cost (Sec. 4.5, Table 3) on torchvision r3d_18 (random weights), clip {frames}x{size}x{size}, "
+        f"{torch.get_num_threads()} threads"
+    )
     with torch.inference_mode():
         model(clip.video[None].expand(4, *clip.video.shape))  # warm-up
         t0 = time.perf_counter()
         model(clip.video[None].expand(8, *clip.video.shape))
         per_clip = (time.perf_counter() - t0) / 8
     print(f"forward pass: {per_clip:.3f} s/clip")
-    print(f"{'recipe':<14}{'time s':>9}{'forward':>9}{'backward':>10}{'saved':>8}{'model s':>9}{'perturb s':>10}")
+    print(
+        f"{'recipe':<14}{'time s':>9}{'forward':>9}{'backward':>10}{'saved':>8}{'model s':>9}{'perturb s':>10}"
+    )
     times = {}
-    for r in TIMING:
+    for r in recipes:
         model.reset_count()
         ex = removalx.Explainer.from_recipe(r, registry=reg, progress=False, batch_size=8)
         t0 = time.perf_counter()
@@ -108,10 +137,13 @@ def run_timing(reg: Registry, frames: int, size: int) -> None:
         times[r] = time.perf_counter() - t0
         b = attr.meta.get("behavior", {})
         tm = attr.meta["timings"]
-        print(f"{r:<14}{times[r]:>9.1f}{attr.meta['n_forward']:>9}{model.n_backward:>10}"
-              f"{b.get('n_forward_saved', 0):>8}{tm.get('model', 0):>9.1f}{tm.get('perturb', 0):>10.1f}")
-    print(f"speed-up aosa / aosa_approx: {times['aosa'] / times['aosa_approx']:.1f}x; "
-          f"osa3d / aosa: {times['osa3d'] / times['aosa']:.1f}x")
+        print(
+            f"{r:<14}{times[r]:>9.1f}{attr.meta['n_forward']:>9}{model.n_backward:>10}"
+            f"{b.get('n_forward_saved', 0):>8}{tm.get('model', 0):>9.1f}{tm.get('perturb', 0):>10.1f}"
+        )
+    for a, b in (("aosa", "aosa_approx"), ("osa3d", "aosa")):
+        if a in times and b in times:
+            print(f"speed-up {a} / {b}: {times[a] / times[b]:.1f}x")
 
 
 def write_gifs(reg: Registry, out: Path) -> None:
@@ -123,6 +155,7 @@ def write_gifs(reg: Registry, out: Path) -> None:
     ex = removalx.Explainer.from_recipe("aosa", registry=reg, progress=False)
     attr = ex.explain(evidence_model(clip.evidence), clip.video, target=0)
     space = attr.space
+    assert isinstance(space, FlowTubeSpace)
     frames = (clip.video * 255).round().to(torch.uint8).clone()
     path = torch.tensor(clip.meta["target_path"])
     on = int((space.anchors - path[0]).norm(dim=1).argmin())
@@ -155,7 +188,9 @@ def write_gifs(reg: Registry, out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=20)
+    ap.add_argument("--recipes", nargs="+", default=POINTING, metavar="RECIPE", help="pointing-game recipes")
     ap.add_argument("--timing-size", type=int, nargs=2, default=(16, 112), metavar=("FRAMES", "SIZE"))
+    ap.add_argument("--timing-recipes", nargs="+", default=TIMING, metavar="RECIPE")
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-pointing", action="store_true")
     ap.add_argument("--write-gifs", metavar="DIR", help="write the docs GIFs (docs/img) and exit")
@@ -165,9 +200,10 @@ def main(argv: list[str] | None = None) -> None:
         write_gifs(reg, Path(args.write_gifs))
         return
     if not args.skip_pointing:
-        run_pointing(reg, args.clips)
+        run_pointing(reg, args.clips, args.recipes)
     if not args.skip_timing:
-        run_timing(reg, *args.timing_size)
+        frames, size = args.timing_size
+        run_timing(reg, frames, size, args.timing_recipes)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ class TaylorConfig(PluginConfig):
         "probability", description="score f expanded to first order (Sec. 3.5.1: the class score)"
     )
     expectation: bool = Field(
-        True, description="use the removal's expected fill (closed form of conditional sampling, Sec. 3.5.2, Eq. 7)"
+        True,
+        description="use the removal's expected fill (closed form of conditional sampling, Sec. 3.5.2, Eq. 7)",
     )
     adjust: bool = Field(True, description="re-expand IQR outliers around another point (Sec. 3.5.3)")
     iqr_factor: float = Field(1.5, gt=0, description="outlier fence in IQRs (Sec. 3.5.3: 1.5)")

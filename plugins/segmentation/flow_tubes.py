@@ -7,12 +7,18 @@ flow, and an ``h x w`` rectangle centred on the anchor in every frame forms one
 spatio-temporal occlusion mask (a *tube*). Sec. 3.3: when an anchor leaves the frame its
 tracking stops and the tube occludes nothing in the remaining frames.
 
+Anchors are points of R^2 (Sec. 3.1); the flow at a non-integer point is interpolated
+bilinearly (``tracking: subpixel``). ``tracking: integer`` reproduces the authors' released
+code, which keeps anchors on whole pixels: the flow is read at the anchor's pixel and the
+moved anchor is rounded to the nearest pixel every frame (an object moving 1.6 px/frame is
+then tracked at 2 px/frame).
+
 The flow (OpenCV Farnebaeck [7]) is computed once per clip and kept on the space
 (``space.flow``), with the tube trajectories (``space.trajectories``, ``space.alive``) that
 AOSA's co-occurrence (Sec. 3.2, plugin ``cooccurrence``) needs. Tubes overlap: ``render``
 builds masks from per-tube, per-frame row and column indicators (two batched matrix
 products, no loop over samples or pixels); ``expand`` is the mask-weighted mean of the
-tube values (Sec. 3, Eq. 2 normalised by mask coverage).
+tube values (a display of per-tube values, not the AOSA map of ``aosa_map``).
 """
 
 from __future__ import annotations
@@ -38,9 +44,9 @@ class FlowTubesConfig(PluginConfig):
     """Anchor grid, occluder size and optical-flow parameters.
 
     The paper (Sec. 4.1) uses ``s = 8`` on 112 x 112 frames (``N = 196`` anchors) and
-    16 x 16 occluders. It does not list Farnebaeck parameters; the defaults are OpenCV's
-    reference values (pyramid 0.5 x 3 levels, window 15, 3 iterations, ``poly_n`` 5,
-    ``poly_sigma`` 1.2).
+    16 x 16 occluders. It does not list Farnebaeck parameters; the defaults are those of
+    the authors' released code (pyramid 0.5 x 3 levels, window 15, 3 iterations,
+    ``poly_n`` 5, ``poly_sigma`` 1.2).
     """
 
     stride: int = Field(8, ge=1, description="anchor spacing s in pixels (Sec. 3.1 step 1; Sec. 4.1: s = 8)")
@@ -51,7 +57,17 @@ class FlowTubesConfig(PluginConfig):
         "stop",
         description="an anchor leaving the frame stops its tube (Sec. 3.3, 'stop'); 'clamp' keeps it at the border",
     )
-    pyr_scale: float = Field(0.5, gt=0, lt=1, description="Farnebaeck pyramid scale [7] (OpenCV reference value)")
+    tracking: Literal["subpixel", "integer"] = Field(
+        "subpixel",
+        description="'subpixel': anchors in R^2 (Sec. 3.1), flow interpolated bilinearly; 'integer': anchors "
+        "rounded to whole pixels every frame, flow read at the anchor's pixel (the authors' code)",
+    )
+    pyr_scale: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Farnebaeck pyramid scale [7] (the authors' code and OpenCV's reference values)",
+    )
     levels: int = Field(3, ge=1, description="Farnebaeck pyramid levels [7]")
     winsize: int = Field(15, ge=3, description="Farnebaeck averaging window [7]")
     iterations: int = Field(3, ge=1, description="Farnebaeck iterations per level [7]")
@@ -76,14 +92,24 @@ def farneback_flow(video: Tensor, config: FlowTubesConfig) -> Tensor:
     t, h, w = grey.shape
     flow = np.zeros((max(t - 1, 0), h, w, 2), dtype=np.float32)
     for i in range(t - 1):  # one OpenCV call per frame pair
-        flow[i] = cv2.calcOpticalFlowFarneback(
-            grey[i], grey[i + 1], None, config.pyr_scale, config.levels, config.winsize,
-            config.iterations, config.poly_n, config.poly_sigma, 0,
+        flow[i] = cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]  # flow=None: OpenCV allocates
+            grey[i],
+            grey[i + 1],
+            None,
+            config.pyr_scale,
+            config.levels,
+            config.winsize,
+            config.iterations,
+            config.poly_n,
+            config.poly_sigma,
+            0,
         )
     return torch.from_numpy(flow)
 
 
-def track_anchors(anchors: Tensor, flow: Tensor, frame_out: str = "stop") -> tuple[Tensor, Tensor]:
+def track_anchors(
+    anchors: Tensor, flow: Tensor, frame_out: str = "stop", tracking: str = "subpixel"
+) -> tuple[Tensor, Tensor]:
     """Move anchor points along the flow (AOSA Sec. 3.1 steps 3-4, Sec. 3.3).
 
     Parameters
@@ -95,6 +121,10 @@ def track_anchors(anchors: Tensor, flow: Tensor, frame_out: str = "stop") -> tup
     frame_out : {"stop", "clamp"}
         ``stop``: an anchor that leaves the frame is dead from then on (its position is
         frozen at the last valid one); ``clamp``: it is clamped to the border.
+    tracking : {"subpixel", "integer"}
+        ``subpixel``: ``p + flow(p)`` with the flow interpolated bilinearly; ``integer``:
+        anchors stay on whole pixels, ``round(p + flow[p])`` (clamped to the frame), the
+        frame-out test made on the unrounded ``p + flow[p]``.
 
     Returns
     -------
@@ -108,11 +138,20 @@ def track_anchors(anchors: Tensor, flow: Tensor, frame_out: str = "stop") -> tup
     traj = [p]
     alive = [torch.ones(p.shape[0], dtype=torch.bool)]
     scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
+    if tracking == "integer":
+        p = p.round()
     for t in range(n_pairs):  # loop over frames only; all anchors move at once
-        grid = (p * scale - 1.0).view(1, -1, 1, 2)
-        f = F.grid_sample(flow[t].permute(2, 0, 1)[None], grid, mode="bilinear", align_corners=True)
-        q = p + f[0, :, :, 0].T
+        if tracking == "integer":
+            ix = p[:, 0].long().clamp(0, w - 1)
+            iy = p[:, 1].long().clamp(0, h - 1)
+            q = p + flow[t][iy, ix].float()
+        else:
+            grid = (p * scale - 1.0).view(1, -1, 1, 2)
+            f = F.grid_sample(flow[t].permute(2, 0, 1)[None], grid, mode="bilinear", align_corners=True)
+            q = p + f[0, :, :, 0].T
         inside = (q[:, 0] >= 0) & (q[:, 0] <= w - 1) & (q[:, 1] >= 0) & (q[:, 1] <= h - 1)
+        if tracking == "integer":
+            q = torch.stack([q[:, 0].round().clamp(0, w - 1), q[:, 1].round().clamp(0, h - 1)], dim=1)
         if frame_out == "stop":
             ok = alive[-1] & inside
             p = torch.where(ok[:, None], q, p)
@@ -228,8 +267,13 @@ class FlowTubes(Segmenter):
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         anchors = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
         flow = farneback_flow(video, self.config)
-        traj, alive = track_anchors(anchors, flow, self.config.frame_out)
-        meta = {"stride": s, "grid": (len(ys), len(xs)), "flow": "farneback"}
+        traj, alive = track_anchors(anchors, flow, self.config.frame_out, self.config.tracking)
+        meta = {
+            "stride": s,
+            "grid": (len(ys), len(xs)),
+            "flow": "farneback",
+            "tracking": self.config.tracking,
+        }
         return FlowTubeSpace((t, h, w), flow, traj, alive, (mh, mw), meta)
 
 
