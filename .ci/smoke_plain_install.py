@@ -2,7 +2,7 @@
 
 Checks that the installed package (not the source tree) loads every built-in plugin with
 strict plugin loading, validates every built-in recipe and builds each of its stages, and
-explains the bundled demo clip with a removal recipe and with a gradient explainer.
+explains the bundled demo clip with a removal recipe and with gradient explainers.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ for name in recipes:
         explainer._make(stage)
 print(f"{len(recipes)} built-in recipes valid, every stage built")
 
-#: recipe -> extra flags: a removal recipe and a Captum-based explainer.
-RUNS = {"lime3d": ["--set", "sample_selection.n_samples=50"], "grad_cam": []}
+#: recipe -> extra flags: a removal recipe, a Captum-based explainer and Grad-CAM.
+RUNS = {"lime3d": ["--set", "sample_selection.n_samples=50"], "gradient": [], "grad_cam": []}
 with tempfile.TemporaryDirectory() as tmp:
     for recipe, extra in RUNS.items():
         out = Path(tmp) / recipe

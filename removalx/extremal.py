@@ -6,14 +6,23 @@ reference implementation TorchRay) to clips. This module holds, once:
 
 * :class:`SmoothMaxUpsampler` -- low-resolution seed masks ``Mbar`` (one per frame, ``H = 7 Hbar``)
   upsampled with Fong et al.'s smooth-max kernel (journal Sec. V-A.3);
+* :func:`gaussian_blur` -- the per-frame Gaussian ``k *`` of Eq. 2 (radius ``ceil(4 sigma)``,
+  zero padding, as TorchRay's ``imsmooth`` that the STEP authors' code calls);
 * :class:`BlurPyramid` -- the blur perturbation of Eq. 2, ``M (.) X + (1 - M) (.) (k * X)``,
   implemented as in TorchRay by interpolating a per-frame blur pyramid with the mask value;
 * :func:`area_loss` -- ``L_S^v`` of Eq. 6 on sorted mask values (mean instead of sum: the
   ``1 / |M|`` is absorbed in lambda);
 * :func:`ellipsoid_kernel`, :func:`kernel_beta`, :func:`smoothness_loss` -- ``L_K`` of Eq. 7-10;
+* :func:`lambda_schedule` -- ``lambda_1`` and ``lambda_2`` of Eq. 11 at every iteration;
 * :class:`ExtremalConfig` and :func:`extremal_perturbation` -- the optimisation of Eq. 11
-  (Eq. 5 when ``lambda2 = 0``) over several areas at once, and the final heat map (sum of the
-  area masks blurred per frame with sigma = 10 px, Sec. V-A.3).
+  (Eq. 5 when there is no ``L_K``) over several areas at once, and the final heat map (sum of
+  the area masks blurred per frame with sigma = 10 px, Sec. V-A.3).
+
+The journal gives the losses but not the optimiser; the defaults of :class:`ExtremalConfig`
+are the STEP authors' released settings (SGD, learning rate 0.05, momentum 0.9, 1200
+iterations, ``lambda_1 = 300 x 1.0008668^i``, ``lambda_2`` 0 up to iteration 100 then 300).
+TorchRay's settings (800 iterations, learning rate 0.01, ``lambda_1 = 300 x 1.0035^i``) are the
+``step_torchray`` recipe.
 """
 
 from __future__ import annotations
@@ -29,7 +38,6 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from removalx.errors import ConfigError
-from removalx.filters import blur_frames
 from removalx.gradients import require_differentiable
 from removalx.stages import PluginConfig
 from removalx.types import Attribution
@@ -44,7 +52,9 @@ __all__ = [
     "area_loss",
     "ellipsoid_kernel",
     "extremal_perturbation",
+    "gaussian_blur",
     "kernel_beta",
+    "lambda_schedule",
     "smoothness_loss",
 ]
 
@@ -158,21 +168,52 @@ class _SmoothMax(torch.autograd.Function):
 
 
 # -- perturbation ----------------------------------------------------------------------------
+BlurPadding = Literal["zeros", "replicate", "reflect"]
+
+
+def gaussian_blur(video: Tensor, sigma: float, padding: BlurPadding = "zeros") -> Tensor:
+    """Blur every frame of ``video`` (``[..., H, W, C]``) with a Gaussian of ``sigma`` px.
+
+    Separable, kernel ``exp(-x^2 / (2 sigma^2))`` on ``x = -r .. r``, ``r = ceil(4 sigma)``,
+    normalised to sum 1 (TorchRay's ``imsmooth``). ``padding``: ``"zeros"`` (TorchRay, hence
+    the STEP authors' blur pyramid), ``"replicate"`` (scikit-image's ``gaussian``, which the
+    STEP authors apply to the summed masks) or ``"reflect"``. ``sigma <= 0`` returns the input.
+    """
+    if sigma <= 0:
+        return video
+    lead, (h, w, c) = video.shape[:-3], video.shape[-3:]
+    r = math.ceil(4 * sigma)
+    xs = torch.arange(-r, r + 1, dtype=torch.float32, device=video.device)
+    k = torch.exp(-0.5 * (xs / sigma) ** 2)
+    k = (k / k.sum()).to(video.dtype)
+    x = video.reshape(-1, h, w, c).permute(0, 3, 1, 2).reshape(-1, 1, h, w)
+    if padding == "zeros":
+        x = F.conv2d(x, k.view(1, 1, 1, -1), padding=(0, r))
+        x = F.conv2d(x, k.view(1, 1, -1, 1), padding=(r, 0))
+    else:
+        mode = padding if padding == "replicate" or r < min(h, w) else "replicate"
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1))
+        x = F.conv2d(F.pad(x, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1))
+    return x.reshape(-1, c, h, w).permute(0, 2, 3, 1).reshape(*lead, h, w, c)
+
+
 class BlurPyramid:
     """Blur perturbation of Eq. 2 via a per-frame blur pyramid (TorchRay's ``Perturbation``).
 
-    Level ``l = 0 .. L-1`` is the clip blurred per frame with ``sigma_l = (1 - l / (L-1))
-    max_blur``; a mask value ``m`` picks level ``m (L - 1)``, interpolating linearly between
-    the two nearest levels, so ``m = 1`` keeps the pixel and ``m = 0`` blurs it with
-    ``max_blur``.
+    Level ``l = 0 .. L-1`` is the clip blurred per frame (:func:`gaussian_blur`) with
+    ``sigma_l = (1 - l / (L-1)) max_blur``; a mask value ``m`` picks level ``m (L - 1)``,
+    interpolating linearly between the two nearest levels, so ``m = 1`` keeps the pixel and
+    ``m = 0`` blurs it with ``max_blur``.
     """
 
-    def __init__(self, video: Tensor, levels: int = 8, max_blur: float = 20.0) -> None:
+    def __init__(
+        self, video: Tensor, levels: int = 8, max_blur: float = 20.0, padding: BlurPadding = "zeros"
+    ) -> None:
         if levels < 2:
             raise ConfigError(f"the blur pyramid needs at least 2 levels, got {levels}.", "Set levels >= 2.")
         self.levels = levels
         sig = [(1 - i / (levels - 1)) * max_blur for i in range(levels)]
-        pyr = torch.stack([blur_frames(video, s) for s in sig])  # [L, T, H, W, C]
+        pyr = torch.stack([gaussian_blur(video, s, padding) for s in sig])  # [L, T, H, W, C]
         self.shape = tuple(video.shape)
         self.pyramid = pyr.reshape(levels, -1, video.shape[-1])  # [L, P, C]
         self._pos = torch.arange(self.pyramid.shape[1], device=video.device)
@@ -268,36 +309,55 @@ def smoothness_loss(
 
 
 # -- the optimisation -------------------------------------------------------------------------
+Reward = Literal["probability", "logit", "log_probability"]
+
+
 class ExtremalConfig(PluginConfig):
     """Settings shared by ``ep3d`` and ``step`` (EP-3D = STEP without ``L_K``).
 
-    Defaults follow the journal (Sec. V-A.3) where it gives them and Fong et al.'s TorchRay
-    implementation (which the journal builds on) elsewhere.
+    Defaults follow the journal (Sec. III, V-A.3) where it gives them and the STEP authors'
+    released code elsewhere (the journal names no optimiser). The ``step_torchray`` recipe
+    sets TorchRay's optimiser instead (800 iterations, learning rate 0.01, growth 1.0035,
+    sigma 21).
     """
 
     areas: tuple[float, ...] = Field(
         (0.05, 0.10, 0.15, 0.20),
         description="preservation ratios v of Eq. 3/5, optimised as one batch (journal Sec. V-A.3)",
     )
-    iterations: int = Field(800, gt=0, description="SGD iterations for Eq. 5/11 (TorchRay: 800)")
-    learning_rate: float = Field(0.01, gt=0, description="SGD step size (TorchRay: 0.01)")
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum and dampening (TorchRay: 0.9)")
+    iterations: int = Field(
+        1200, gt=0, description="SGD iterations for Eq. 5/11 (authors: 1200; TorchRay: 800)"
+    )
+    learning_rate: float = Field(0.05, gt=0, description="SGD step size (authors: 0.05; TorchRay: 0.01)")
+    momentum: float = Field(
+        0.9, ge=0, lt=1, description="SGD momentum and dampening (authors and TorchRay: 0.9)"
+    )
     lambda1: float = Field(
-        300.0, gt=0, description="lambda_1, weight of the area loss L_S (Eq. 5/11; TorchRay: 300)"
+        300.0, gt=0, description="lambda_1 at iteration 0, weight of the area loss L_S (Eq. 5/11; 300)"
     )
     lambda_growth: float = Field(
-        1.0035, ge=1, description="lambda_1 (and lambda_2) multiplied by this every iteration (TorchRay)"
+        1.0008668,
+        ge=1,
+        description="lambda_1 at iteration i is lambda1 x lambda_growth^i (authors: 1.0008668; TorchRay: 1.0035)",
     )
     step: int = Field(7, gt=0, description="seed-mask stride: H = 7 Hbar, W = 7 Wbar (journal Sec. V-A.3)")
-    sigma: float = Field(21.0, gt=0, description="smooth-max kernel radius in px (TorchRay: 3 x step)")
-    coldness: float = Field(20.0, gt=0, description="smooth-max coldness (TorchRay: 20; inf = max)")
-    levels: int = Field(8, ge=2, description="levels of the per-frame blur pyramid of Eq. 2 (TorchRay: 8)")
-    max_blur: float = Field(20.0, gt=0, description="sigma in px of the blur k of Eq. 2 (TorchRay: 20)")
-    reward: Literal["probability", "logit"] = Field(
-        "probability", description="Phi_c of Eq. 1: softmax probability (journal) or the logit (TorchRay)"
+    sigma: float = Field(
+        11.0, gt=0, description="smooth-max kernel radius in px (authors: 11 on 112-px clips; TorchRay: 21)"
+    )
+    coldness: float = Field(20.0, gt=0, description="smooth-max coldness (authors and TorchRay: 20)")
+    levels: int = Field(8, ge=2, description="levels of the per-frame blur pyramid of Eq. 2 (8)")
+    max_blur: float = Field(20.0, gt=0, description="sigma in px of the blur k of Eq. 2 (20)")
+    blur_padding: BlurPadding = Field(
+        "zeros",
+        description="frame border of the blur k of Eq. 2: zeros (TorchRay imsmooth), replicate, reflect",
+    )
+    reward: Reward = Field(
+        "probability",
+        description="Phi_c of Eq. 1/11: softmax probability (journal), the logit, or log-probability "
+        "(the authors' code minimises -log Phi_c)",
     )
     init: Literal["ones", "uniform"] = Field(
-        "ones", description="seed-mask init: all ones (TorchRay) or U(0,1) from the recipe generator"
+        "ones", description="seed-mask init: all ones (authors, TorchRay) or U(0,1) from the recipe generator"
     )
     jitter: bool = Field(
         False, description="flip frames horizontally every other iteration (TorchRay; not in STEP)"
@@ -314,6 +374,36 @@ class ExtremalConfig(PluginConfig):
         return v
 
 
+def lambda_schedule(
+    iteration: int,
+    lambda1: float,
+    growth: float,
+    lambda2: float = 0.0,
+    lambda2_start: int = 0,
+    lambda2_grows: bool = False,
+) -> tuple[float, float]:
+    """``(lambda_1, lambda_2)`` of Eq. 11 at ``iteration`` (0-based).
+
+    ``lambda_1 = lambda1 x growth^i``. ``lambda_2 = 0`` for ``i < lambda2_start`` ("much
+    smaller than lambda_1 in the first few iterations", Sec. III-B), then ``lambda2``
+    (``x growth^i`` if ``lambda2_grows``). The STEP authors' code: 300 x 1.0008668^i and
+    ``lambda_2`` = 0 up to iteration 100, then 300.
+    """
+    lam1 = lambda1 * growth**iteration
+    if iteration < lambda2_start:
+        return lam1, 0.0
+    return lam1, lambda2 * (growth**iteration if lambda2_grows else 1.0)
+
+
+def _reward(logits: Tensor, target: int, kind: str) -> Tensor:
+    """``float[A]`` reward ``Phi_c`` of each perturbed clip."""
+    if kind == "probability":
+        return torch.softmax(logits, 1)[:, target]
+    if kind == "log_probability":
+        return torch.log_softmax(logits, 1)[:, target]
+    return logits[:, target]
+
+
 def extremal_perturbation(
     model: VideoClassifier,
     video: Tensor,
@@ -323,24 +413,26 @@ def extremal_perturbation(
     *,
     kernel_size: Sequence[int] | None = None,
     kernel_stride: Sequence[int] = (1, 11, 11),
-    lambda2_ratio: float = 1.0,
-    lambda2_early_ratio: float = 0.0,
-    lambda2_warmup: float = 0.25,
+    lambda2: float = 0.0,
+    lambda2_start: int = 0,
+    lambda2_grows: bool = False,
     method: str = "ep3d",
 ) -> Attribution:
     """Optimise Eq. 11 (Eq. 5 when ``kernel_size`` is None) for all ``cfg.areas`` at once.
 
-    ``lambda_2 = lambda2_early_ratio * lambda_1`` for the first ``lambda2_warmup`` fraction
-    of the iterations, then ``lambda2_ratio * lambda_1`` (journal Sec. III-B: "much smaller
-    than lambda_1 in the first few iterations ... comparable afterwards").
+    Iteration ``i`` minimises ``sum_v lambda_1 L_S^v + lambda_2 L_K^v - Phi_c`` with the
+    weights of :func:`lambda_schedule` (``lambda2*`` are ignored without a kernel), by SGD
+    on the seed masks (dampening = momentum), which are clamped to [0, 1] after each step.
 
     Returns
     -------
     Attribution
-        ``values``: the area masks summed and blurred per frame (sigma ``cfg.smooth_sigma``);
-        ``meta["masks"]`` (``float[A, T, H, W]``), ``meta["area_rewards"]`` (``Phi_c`` of each
-        preserved clip), ``meta["loss_history"]`` (total energy per iteration),
-        ``meta["reward_history"]`` (mean ``Phi_c`` per iteration) and counts.
+        ``values``: the area masks summed and blurred per frame (sigma ``cfg.smooth_sigma``,
+        replicated borders, as the authors' scikit-image ``gaussian``); ``meta["masks"]``
+        (``float[A, T, H, W]``), ``meta["area_rewards"]`` (``Phi_c`` of each preserved clip),
+        ``meta["loss_history"]`` (total energy per iteration), ``meta["reward_history"]``
+        (mean ``Phi_c`` per iteration), ``meta["lambda1_history"]`` /
+        ``meta["lambda2_history"]`` (the weights used) and counts.
     """
     require_differentiable(model, method, "a removal recipe such as 'rise3d' or 'occlusion3d'")
     t0 = time.perf_counter()
@@ -349,7 +441,7 @@ def extremal_perturbation(
     t, h, w, _ = (int(s) for s in video.shape)
     a = len(cfg.areas)
     up = SmoothMaxUpsampler((h, w), cfg.step, cfg.sigma, cfg.coldness, device=device)
-    pyramid = BlurPyramid(video, cfg.levels, cfg.max_blur)
+    pyramid = BlurPyramid(video, cfg.levels, cfg.max_blur, cfg.blur_padding)
     sh, sw = up.seed_shape
     if cfg.init == "uniform":
         seed0 = torch.rand(a, t, sh, sw, generator=generator)
@@ -367,24 +459,24 @@ def extremal_perturbation(
         beta = kernel_beta((t, h, w), ks)
 
     areas = list(cfg.areas)
-    lam1 = cfg.lambda1
-    warm = round(lambda2_warmup * cfg.iterations)
     losses: list[Tensor] = []
     rewards: list[Tensor] = []
+    lam1s: list[float] = []
+    lam2s: list[float] = []
     n_f0, n_b0 = model.n_forward, model.n_backward
     mask = None
     for it in range(cfg.iterations):
+        lam1, lam2 = lambda_schedule(
+            it, cfg.lambda1, cfg.lambda_growth, lambda2, lambda2_start, lambda2_grows
+        )
         mask = up(seed)  # [A, T, H, W]
         x = pyramid(mask)
         if cfg.jitter and it % 2 == 0:
             x = torch.flip(x, dims=(3,))
-        logits = model(x)
-        score = torch.softmax(logits, 1)[:, target] if cfg.reward == "probability" else logits[:, target]
+        score = _reward(model(x), target, cfg.reward)
         energy = lam1 * area_loss(mask, areas) - score
-        if kernel is not None:
-            lam2 = lam1 * (lambda2_early_ratio if it < warm else lambda2_ratio)
-            if lam2 > 0:
-                energy = energy + lam2 * smoothness_loss(mask, areas, kernel, kernel_stride, beta)
+        if kernel is not None and lam2 > 0:
+            energy = energy + lam2 * smoothness_loss(mask, areas, kernel, kernel_stride, beta)
         total = energy.sum()
         # gradient w.r.t. the seeds only: no parameter gradients of the model
         (seed.grad,) = torch.autograd.grad(total, seed)
@@ -394,21 +486,23 @@ def extremal_perturbation(
             seed.clamp_(0, 1)
         losses.append(total.detach())  # kept on the device: no sync per iteration
         rewards.append(score.detach().mean())
-        lam1 *= cfg.lambda_growth
+        lam1s.append(lam1)
+        lam2s.append(lam2 if kernel is not None else 0.0)
 
     with torch.no_grad():
         mask = up(seed)
-        score = model(pyramid(mask))
-        score = torch.softmax(score, 1)[:, target] if cfg.reward == "probability" else score[:, target]
-        summed = mask.sum(0)
-        values = blur_frames(summed[..., None], cfg.smooth_sigma)[..., 0] if cfg.smooth_sigma > 0 else summed
+        score = _reward(model(pyramid(mask)), target, cfg.reward)
+        values = gaussian_blur(mask.sum(0)[..., None], cfg.smooth_sigma, "replicate")[..., 0]
     meta: dict[str, Any] = {
         "method": method,
         "areas": areas,
         "masks": mask.detach().cpu(),
         "area_rewards": score.detach().cpu().tolist(),
+        "reward": cfg.reward,
         "loss_history": torch.stack(losses).cpu().tolist() if losses else [],
         "reward_history": torch.stack(rewards).cpu().tolist() if rewards else [],
+        "lambda1_history": lam1s,
+        "lambda2_history": lam2s,
         "n_forward_method": model.n_forward - n_f0,
         "n_backward_method": model.n_backward - n_b0,
         "iterations": cfg.iterations,

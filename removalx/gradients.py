@@ -11,11 +11,15 @@ once:
 * :func:`reduce_channels` -- turn ``[T, H, W, C]`` input attributions into ``[T, H, W]``;
 * :func:`finish` -- build the :class:`~removalx.types.Attribution` with the signed map in meta;
 * :func:`input_gradients` -- batched gradients of the target at many inputs (SmoothGrad,
-  Blur IG and XRAI's IG use it), with the chosen output (logit or probability).
+  Blur IG and XRAI's IG use it), with the chosen output (logit or probability);
+* :class:`InputMapConfig`, :func:`finish_map`, :func:`normalize_map`, :func:`model_space` --
+  the final [0, 1] normalisation and the model's input space of the input-gradient maps.
 
-The journal (Sec. V-B) does not say how channels are reduced; we default to the signed sum
-over RGB (which keeps Integrated Gradients' completeness, ``sum(map) = f(x) - f(baseline)``)
-and expose ``"abs_sum"`` and ``"max_abs"`` (Simonyan et al.'s saliency) as options.
+The journal (Sec. V-B) does not say how channels are reduced; the plugins default to the
+signed sum over RGB (which keeps Integrated Gradients' completeness,
+``sum(map) = f(x) - f(baseline)``) and expose ``"abs_sum"``, ``"abs_mean"`` and ``"max_abs"``
+(Simonyan et al.'s saliency) as options; the journal-baseline recipes set what the STEP
+authors' code does (see docs/explainers.md).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch import Tensor, nn
@@ -37,15 +42,20 @@ if TYPE_CHECKING:
 __all__ = [
     "CaptumForward",
     "GradientConfig",
+    "InputMapConfig",
     "finish",
+    "finish_map",
     "input_gradients",
     "integrated_gradients",
+    "model_space",
+    "normalize_map",
     "output_of",
     "reduce_channels",
     "require_differentiable",
+    "smoothgrad",
 ]
 
-ChannelReduction = Literal["sum", "abs_sum", "max_abs"]
+ChannelReduction = Literal["sum", "abs_sum", "abs_mean", "max_abs"]
 Output = Literal["logit", "probability"]
 
 
@@ -54,9 +64,11 @@ class GradientConfig(PluginConfig):
 
     Attributes
     ----------
-    channel_reduction : {"sum", "abs_sum", "max_abs"}
+    channel_reduction : {"sum", "abs_sum", "abs_mean", "max_abs"}
         How ``[T, H, W, C]`` input attributions become a ``[T, H, W]`` map. The journal
-        (Sec. V-B) does not state it; ``"sum"`` keeps signs and IG completeness.
+        (Sec. V-B) does not state it; ``"sum"`` keeps signs and IG completeness; the STEP
+        authors' code takes ``"abs_mean"`` (``"abs_sum"`` for SmoothGrad), which the
+        journal-baseline recipes set.
     absolute : bool
         Report ``|map|`` as ``values``; the signed map stays in ``meta["signed"]``.
     output : {"logit", "probability"}
@@ -125,11 +137,13 @@ class CaptumForward(nn.Module):
 
 
 def reduce_channels(attr: Tensor, how: str = "sum") -> Tensor:
-    """``[..., T, H, W, C] -> [..., T, H, W]`` by ``sum``, ``abs_sum`` or ``max_abs``."""
+    """``[..., T, H, W, C] -> [..., T, H, W]`` by ``sum``, ``abs_sum``, ``abs_mean`` or ``max_abs``."""
     if how == "sum":
         return attr.sum(-1)
     if how == "abs_sum":
         return attr.abs().sum(-1)
+    if how == "abs_mean":
+        return attr.abs().mean(-1)
     if how == "max_abs":
         return attr.abs().amax(-1)
     raise ValueError(f"unknown channel reduction {how!r}")  # pydantic prevents this
@@ -218,6 +232,7 @@ def smoothgrad(
     output: str,
     batch_size: int,
     generator: torch.Generator,
+    space: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, float]:
     """SmoothGrad (Eq. 25) or SmoothGrad-Squared (Eq. 26): ``[T, H, W, C]`` mean (squared) gradient.
 
@@ -225,12 +240,21 @@ def smoothgrad(
     al.'s "noise level"). Each sample's noise comes from its own seed drawn from
     ``generator``, so the result does not depend on ``batch_size``.
 
+    With ``space=(mean, std)`` (per channel, see :func:`model_space`) ``X`` is the
+    model's normalised input ``(x - mean) / std``: the noise is drawn there (``sigma`` from
+    its value range) and the gradients are taken with respect to it (pixel gradient times
+    ``std``), as the STEP authors' code does.
+
     Returns
     -------
     (Tensor, float)
-        The mean over samples and the absolute ``sigma`` used.
+        The mean over samples and the absolute ``sigma`` used (in model units with
+        ``space``).
     """
-    sigma = float(noise_level * (video.max() - video.min()))
+    std = None if space is None else space[1]
+    ref = video if space is None else (video - space[0]) / space[1]
+    sigma = float(noise_level * (ref.max() - ref.min()))
+    step: float | Tensor = sigma if std is None else sigma * std
     seeds = torch.randint(0, 2**62, (n_samples,), generator=generator).tolist()
 
     def make(start: int, stop: int) -> Tensor:
@@ -240,9 +264,11 @@ def smoothgrad(
                 for s in seeds[start:stop]
             ]
         ).to(video.device)
-        return video[None] + sigma * noise
+        return video[None] + step * noise
 
     def reduce(grad: Tensor, x: Tensor, start: int) -> Tensor:
+        if std is not None:
+            grad = grad * std.to(grad.device)
         return (grad * grad if squared else grad).sum(0)
 
     total = input_gradients(model, make, n_samples, target, output, batch_size, reduce)
@@ -255,7 +281,7 @@ def integrated_gradients(
     target: int,
     *,
     steps: int,
-    baseline: float,
+    baseline: float | Tensor,
     method: str,
     output: str,
     batch_size: int,
@@ -263,7 +289,8 @@ def integrated_gradients(
     """Integrated Gradients (STEP journal Eq. 24) with Captum: ``([T,H,W,C] attribution, delta)``.
 
     ``method="riemann_right"`` is exactly Eq. 24's ``(1/m) sum_{k=1..m}``; the baseline is
-    the constant clip ``baseline`` (0 = black). ``delta`` is Captum's completeness error
+    the constant clip ``baseline`` (0 = black), or a tensor broadcast to the clip (e.g. one
+    value per channel). ``delta`` is Captum's completeness error
     ``sum(attr) - (f(x) - f(baseline))`` (two extra single-clip forward passes).
     """
     from captum.attr import IntegratedGradients
@@ -272,11 +299,94 @@ def integrated_gradients(
     x = video[None].to(model.device)
     attr, delta = IntegratedGradients(fwd).attribute(
         x,
-        baselines=torch.full_like(x, baseline),
+        baselines=(
+            torch.full_like(x, baseline)
+            if not isinstance(baseline, Tensor)
+            else baseline.to(x.device, x.dtype).expand_as(x).contiguous()
+        ),
         target=target,
         n_steps=steps,
         method=method,
         internal_batch_size=batch_size,
         return_convergence_delta=True,
     )
+    if method == "riemann_trapezoid":
+        # Captum's trapezoid weights (1/2, 1, ..., 1, 1/2) / steps on steps points spanning
+        # [0, 1] sum to (steps - 1) / steps; the trapezoid rule's step is 1 / (steps - 1).
+        scale = steps / (steps - 1)
+        delta = delta + attr.sum() * (scale - 1)
+        attr = attr * scale
     return attr[0].detach(), delta.detach()
+
+
+# -- input-gradient maps: model space and the final normalisation ------------------------------
+Normalize = Literal["none", "percentile"]
+InputSpace = Literal["pixel", "model"]
+
+
+class InputMapConfig(GradientConfig):
+    """:class:`GradientConfig` plus the final normalisation of the input-gradient explainers.
+
+    Attributes
+    ----------
+    normalize : {"none", "percentile"}
+        ``"percentile"``: ``values = clip((v - min v) / (P_q(v) - min v), 0, 1)`` with
+        ``P_q`` the ``percentile``-th percentile of the map (linear interpolation) -- the
+        maps in [0, 1] of the STEP journal (Sec. III-A), made as the STEP authors' code makes
+        them (q = 99.9). The map before it stays in ``meta["signed"]``.
+    percentile : float
+        ``q`` of ``"percentile"``.
+    """
+
+    normalize: Normalize = Field(
+        "none", description="none, or percentile: clip((v - min) / (P_q - min), 0, 1) (STEP authors' code)"
+    )
+    percentile: float = Field(
+        99.9, gt=0, le=100, description="q of normalize=percentile (STEP authors: 99.9)"
+    )
+
+
+def model_space(model: VideoClassifier, video: Tensor) -> tuple[Tensor, Tensor]:
+    """``(mean, std)`` of ``model``'s input normalisation, per channel, on ``video``'s device.
+
+    ``(0, 1)`` when the classifier does not normalise, so that "the model's input"
+    ``(x - mean) / std`` is then the clip itself.
+    """
+    c = int(video.shape[-1])
+    mean, std = getattr(model, "mean", None), getattr(model, "std", None)
+    m = torch.zeros(c) if mean is None else torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+    s = torch.ones(c) if std is None else torch.as_tensor(std, dtype=torch.float32).reshape(-1)
+    return m.to(video.device, torch.float32), s.to(video.device, torch.float32)
+
+
+def normalize_map(values: Tensor, how: str = "percentile", percentile: float = 99.9) -> Tensor:
+    """``float32[T, H, W]``: ``values`` unchanged (``"none"``) or percentile-normalised to [0, 1].
+
+    ``clip((v - min v) / (P_q(v) - min v), 0, 1)`` with numpy's linear-interpolation
+    percentile, as the STEP authors' code; when ``P_q(v) = min v`` the pixels above the
+    minimum get 1 and the others 0 (a constant map becomes 0).
+    """
+    if how == "none":
+        return values
+    v = values.detach().double().cpu().numpy()
+    lo = float(v.min())
+    hi = float(np.percentile(v, percentile))
+    out = np.clip((v - lo) / (hi - lo), 0.0, 1.0) if hi > lo else (v > lo).astype(np.float64)
+    return torch.from_numpy(out).float()
+
+
+def finish_map(
+    values: Tensor,
+    target: int,
+    config: InputMapConfig,
+    method: str,
+    model: VideoClassifier,
+    n0: tuple[int, int],
+    **meta: Any,
+) -> Attribution:
+    """:func:`finish`, then ``config.normalize`` applied to ``values`` (recorded in meta)."""
+    attr = finish(values, target, config, method, model, n0, **meta)
+    if config.normalize != "none":
+        attr.values = normalize_map(attr.values, config.normalize, config.percentile)
+        attr.meta["normalize"] = {"how": config.normalize, "percentile": config.percentile}
+    return attr

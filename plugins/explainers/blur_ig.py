@@ -3,29 +3,40 @@
 The path runs through per-frame Gaussian blurs of the clip, from ``g(X, sigma_max)`` (the
 baseline) to ``X`` itself::
 
-    BIG(X) = - sum_{k=1..m} dPhi_c(g(X, s_k)) / dg  (.)  dg(X, s_k) / ds  *  sigma_max / m,
+    BIG(X) = s * sum_{k=1..m} dPhi_c(g(X, s_k)) / dg  (.)  dg(X, s_k) / ds  *  sigma_max / m,
     s_k = (k - 1) sigma_max / m,   sigma_max = 50,   m = 50.
 
-``g`` is a 2D Gaussian blur of every frame (:func:`removalx.filters.blur_frames`); ``dg/ds``
-is a forward finite difference with step ``grad_step`` (0.01, as Xu et al.'s reference
-implementation). The leading minus, which Eq. 27 omits, is Xu et al.'s: the path is walked
-from the blurred baseline (large ``s``) towards ``X`` (``s = 0``), so that
-``sum(values) ~= Phi_c(X) - Phi_c(g(X, sigma_max))`` (completeness). Captum has no Blur IG.
+``g`` is a 2D Gaussian blur of every frame (:func:`gaussian_blur`); ``dg/ds`` is a forward
+finite difference with step ``grad_step`` (0.01, as Xu et al.'s reference implementation and
+the STEP authors' code). The sign ``s``: ``negate=False`` gives ``s = +1``, Eq. 27 as printed
+and the STEP authors' code; ``negate=True`` (the plugin default) gives Xu et al.'s ``s = -1``:
+the path is walked from the blurred baseline (large ``s_k``) towards ``X`` (``s_k = 0``), so
+that ``sum(values) ~= Phi_c(X) - Phi_c(g(X, sigma_max))`` (completeness). After a ``|.|``
+channel reduction (the ``blur_ig`` recipe) the sign does not matter.
+
+The blur kernel has radius ``ceil(truncate * sigma)``. Frame borders: ``padding="reflect"``
+(the plugin default, as :func:`removalx.filters.blur_frames` with ``truncate=3``), or
+``"model_zero"``: constant padding with the value 0 of the model's normalised input, i.e.
+the normalisation mean colour in pixel units (black when the classifier does not normalise)
+-- the STEP authors' code blurs normalised frames with TorchRay's ``imsmooth`` (zero padding,
+radius ``ceil(4 sigma)``), which the ``blur_ig`` recipe reproduces. Captum has no Blur IG.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from removalx.filters import blur_frames
 from removalx.gradients import (
-    GradientConfig,
-    finish,
+    InputMapConfig,
+    finish_map,
     input_gradients,
+    model_space,
     reduce_channels,
     require_differentiable,
 )
@@ -37,12 +48,55 @@ if TYPE_CHECKING:
     from removalx.models import VideoClassifier
 
 
-class BlurIGConfig(GradientConfig):
+class BlurIGConfig(InputMapConfig):
     """Blur IG settings (Eq. 27)."""
 
     steps: int = Field(50, gt=0, description="m of Eq. 27 (journal: 50, as IG)")
     max_sigma: float = Field(50.0, gt=0, description="sigma_max of Eq. 27 in pixels (journal: 50)")
     grad_step: float = Field(0.01, gt=0, description="finite-difference step for dg/dsigma (Xu et al.: 0.01)")
+    negate: bool = Field(
+        True, description="multiply by -1 as Xu et al. (completeness); false: Eq. 27 as printed (STEP code)"
+    )
+    truncate: float = Field(
+        3.0, gt=0, description="blur kernel radius = ceil(truncate * sigma) (STEP code, TorchRay: 4)"
+    )
+    padding: Literal["reflect", "model_zero"] = Field(
+        "reflect",
+        description="frame borders: reflect, or model_zero: the model's normalisation mean (STEP code)",
+    )
+
+
+def gaussian_blur(video: Tensor, sigma: float, truncate: float = 3.0, fill: Tensor | None = None) -> Tensor:
+    """Blur every frame of ``video`` (``[..., H, W, C]``) with a Gaussian of ``sigma`` px.
+
+    Separable convolution with a normalised kernel of radius ``max(1, ceil(truncate sigma))``.
+    ``fill=None``: reflect padding (replicate once the radius reaches the frame size), which
+    is :func:`removalx.filters.blur_frames` for ``truncate=3``; otherwise constant padding
+    with ``fill`` (one value per channel). ``sigma <= 0`` returns the input.
+    """
+    if sigma <= 0:
+        return video
+    lead = video.shape[:-3]
+    h, w, c = (int(s) for s in video.shape[-3:])
+    r = max(1, math.ceil(truncate * sigma))
+    xs = torch.arange(-r, r + 1, dtype=torch.float32, device=video.device)
+    k = torch.exp(-0.5 * (xs / sigma) ** 2)
+    k = k / k.sum()
+    x = video.reshape(-1, h, w, c)
+    if fill is not None:
+        x = x - fill
+    x = x.permute(0, 3, 1, 2).reshape(-1, 1, h, w)
+    if fill is None:
+        mode = "reflect" if r < min(h, w) else "replicate"
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1))
+        x = F.conv2d(F.pad(x, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1))
+    else:  # zero padding of (x - fill): constant padding with fill
+        x = F.conv2d(x, k.view(1, 1, 1, -1), padding=(0, r))
+        x = F.conv2d(x, k.view(1, 1, -1, 1), padding=(r, 0))
+    x = x.reshape(-1, c, h, w).permute(0, 2, 3, 1)
+    if fill is not None:
+        x = x + fill
+    return x.reshape(*lead, h, w, c)
 
 
 def blur_integrated_gradients(
@@ -52,15 +106,20 @@ def blur_integrated_gradients(
     m = cfg.steps
     sigmas = [k * cfg.max_sigma / m for k in range(m)]  # s_k = (k - 1) sigma_max / m, k = 1..m
     dsigma = cfg.max_sigma / m
+    sign = -1.0 if cfg.negate else 1.0
+    fill = model_space(model, video)[0].to(video.device) if cfg.padding == "model_zero" else None
+
+    def blur(s: float) -> Tensor:
+        return gaussian_blur(video, s, cfg.truncate, fill)
 
     def make(start: int, stop: int) -> Tensor:
-        return torch.stack([blur_frames(video, s) for s in sigmas[start:stop]])
+        return torch.stack([blur(s) for s in sigmas[start:stop]])
 
     def reduce(grad: Tensor, x: Tensor, start: int) -> Tensor:
         s = sigmas[start : start + x.shape[0]]
-        ahead = torch.stack([blur_frames(video, si + cfg.grad_step) for si in s])
+        ahead = torch.stack([blur(si + cfg.grad_step) for si in s]).to(x.device)
         dg_ds = (ahead - x) / cfg.grad_step
-        return -(grad * dg_ds).sum(0) * dsigma
+        return sign * (grad * dg_ds).sum(0) * dsigma
 
     return input_gradients(model, make, m, target, cfg.output, cfg.internal_batch_size, reduce)
 
@@ -75,10 +134,11 @@ class BlurIG(Explainer):
         self, model: VideoClassifier, video: Tensor, target: int, generator: torch.Generator
     ) -> Attribution:
         require_differentiable(model, "blur_ig")
+        cfg = self.config
         n0 = (model.n_forward, model.n_backward)
-        attr = blur_integrated_gradients(model, video, target, self.config)
-        values = reduce_channels(attr, self.config.channel_reduction)
-        return finish(values, target, self.config, "blur_ig", model, n0)
+        attr = blur_integrated_gradients(model, video, target, cfg)
+        values = reduce_channels(attr, cfg.channel_reduction)
+        return finish_map(values, target, cfg, "blur_ig", model, n0, padding=cfg.padding, negate=cfg.negate)
 
 
 @hookimpl

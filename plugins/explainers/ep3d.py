@@ -2,9 +2,11 @@
 
 Fong et al.'s extremal perturbation with one area constraint over the whole clip: for each
 ratio ``v`` minimise ``lambda L_S^v(M) - Phi_c(M (x) X)`` (journal Eq. 5-6, blur perturbation
-Eq. 2), i.e. STEP without the smoothness loss ``L_K``. Shares :mod:`removalx.extremal` with
-``step``; defaults are the same (areas 0.05-0.20, stride-7 seeds, smooth max, sigma = 10 px
-smoothing of the summed masks).
+Eq. 2), i.e. STEP without the smoothness loss ``L_K`` (journal Table IV, ``T_K = 0``). The
+STEP authors' code runs EP-3D as STEP with ``L_K`` switched off, so the two share
+:mod:`removalx.extremal` and every default: areas 0.05-0.20, stride-7 seeds, smooth max with
+sigma 11 px, SGD with learning rate 0.05 and momentum 0.9 for 1200 iterations,
+``lambda = 300 x 1.0008668^i``, sigma = 10 px smoothing of the summed masks.
 """
 
 from __future__ import annotations

@@ -1,23 +1,32 @@
-"""``grad_cam``: 3D Grad-CAM (STEP journal, Sec. V-B, Eq. 28).
+"""``grad_cam``: Grad-CAM on a spatio-temporal layer (Selvaraju et al. ICCV 2017; STEP journal Eq. 28).
 
-``GC(X) = ReLU(sum_k alpha_k A_k)`` on a 3D convolution layer, ``alpha_k`` the mean gradient
-of the target over the activation's positions (Captum's ``LayerGradCam`` averages over all
-of ``T' x H' x W'``), then trilinear upsampling to the clip's ``T x H x W`` as the journal
-does for R(2+1)D ("the last 3D convolutional layer", up-sampled in space and time).
+``GC(X) = ReLU(sum_k alpha_k A_k)`` with ``alpha_k`` the mean gradient of the class score
+``y^c`` over the positions of the activation ``A_k`` (Selvaraju et al., Eq. 1-2: the score
+*before* the softmax, gradients "global-average-pooled"). The activation is that of any layer
+with a spatio-temporal output:
+
+* ``[B, C, T', H', W']`` (a ``Conv3d`` or a 3D block), or
+* ``[B*T', C, H', W']`` from a 2D layer applied frame by frame (CNN-RNN models), also when the
+  layer is called once per frame -- the calls are stacked in time.
+
+Defaults (the ``grad_cam`` recipe): the logit, ``alpha_k`` averaged over all ``T' x H' x W'``
+positions, trilinear upsampling to the clip's ``T x H x W``. ``output="probability"``,
+``pooling="space"`` (``alpha_{k,t}`` per frame over ``H' x W'`` only, the journal's "averaging
+the gradient ... on its spatial dimension", Sec. V-B) and ``upsample="nearest_time"``
+(nearest in time, bilinear in space) reproduce the STEP authors' baseline (``grad_cam_step``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
-from captum.attr import LayerGradCam
 from pydantic import Field
 from torch import Tensor, nn
 
 from removalx.errors import ConfigError, ModelError
-from removalx.gradients import CaptumForward, GradientConfig, finish, require_differentiable
+from removalx.gradients import GradientConfig, Output, finish, output_of, require_differentiable
 from removalx.hookspecs import hookimpl
 from removalx.stages import Explainer
 from removalx.types import Attribution
@@ -29,41 +38,113 @@ if TYPE_CHECKING:
 class GradCAMConfig(GradientConfig):
     """Grad-CAM settings (Eq. 28). ``channel_reduction`` does not apply (one map per layer)."""
 
+    output: Output = Field(
+        "logit", description="differentiate the class score before the softmax (Selvaraju et al.) or Phi_c"
+    )
     layer: str | None = Field(
-        None, description="dotted name of a Conv3d in the model (default: the last Conv3d, as the journal)"
+        None,
+        description="dotted name of a module with output [B, C, T', H', W'] or frame-wise [B*T', C, H', W'] "
+        "(default: the last nn.Conv3d, else the last nn.Conv2d)",
+    )
+    pooling: Literal["space_time", "space"] = Field(
+        "space_time",
+        description="alpha_k = mean gradient over T'xH'xW' (Grad-CAM's global average pooling) or per "
+        "frame over H'xW' (STEP journal Sec. V-B, the authors' code)",
+    )
+    upsample: Literal["trilinear", "nearest_time"] = Field(
+        "trilinear", description="to T x H x W: trilinear, or nearest in time + bilinear in space (authors)"
     )
     relu: bool = Field(True, description="the ReLU of Eq. 28")
 
 
-def conv3d_layers(module: nn.Module) -> list[str]:
-    """Dotted names of every ``nn.Conv3d`` in ``module``, in registration order."""
-    return [name for name, m in module.named_modules() if isinstance(m, nn.Conv3d)]
+def conv_layers(module: nn.Module) -> list[str]:
+    """Dotted names of the default Grad-CAM layers: every ``nn.Conv3d``, else every ``nn.Conv2d``."""
+    names = [n for n, m in module.named_modules() if isinstance(m, nn.Conv3d)]
+    return names or [n for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def grad_cam_map(
+    activation: Tensor, gradient: Tensor, pooling: str = "space_time", relu: bool = True
+) -> Tensor:
+    """``ReLU(sum_k alpha_k A_k)`` for ``A``, ``dy/dA`` of shape ``[T', C, H', W']`` -> ``[T', H', W']``.
+
+    ``pooling="space_time"``: ``alpha_k`` = mean of ``dy/dA_k`` over ``T', H', W'``;
+    ``"space"``: ``alpha_{k,t}`` = mean over ``H', W'`` of frame ``t``.
+    """
+    dims = (0, 2, 3) if pooling == "space_time" else (2, 3)
+    alpha = gradient.mean(dim=dims, keepdim=True)
+    cam = (alpha * activation).sum(dim=1)
+    return cam.clamp_min(0) if relu else cam
+
+
+def upsample_map(cam: Tensor, size: tuple[int, int, int], mode: str = "trilinear") -> Tensor:
+    """``[T', H', W'] -> [T, H, W]``: trilinear, or nearest in time then bilinear per frame."""
+    x = cam[None, None].float()
+    if mode == "trilinear":
+        return F.interpolate(x, size=size, mode="trilinear", align_corners=False)[0, 0]
+    t, h, w = size
+    x = F.interpolate(x, size=(t, *cam.shape[1:]), mode="nearest")[0, 0]  # [T, H', W']
+    return F.interpolate(x[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
 
 
 class GradCAM(Explainer):
-    """Grad-CAM on a 3D conv layer, upsampled trilinearly to ``T x H x W`` (Eq. 28)."""
+    """Grad-CAM on a spatio-temporal layer, upsampled to ``T x H x W`` (Eq. 28)."""
 
     def __init__(self, config: GradCAMConfig) -> None:
         self.config = config
 
     def resolve_layer(self, model: VideoClassifier) -> tuple[str, nn.Module]:
         module = model.module
-        names = conv3d_layers(module)  # type: ignore[arg-type]
-        if not names:
-            raise ModelError(
-                f"grad_cam needs a 3D convolution layer, but {model.name!r} has no nn.Conv3d.",
-                "Use a 3D CNN, or a method that needs no layer (gradient, integrated_gradients, step).",
-            )
-        name = self.config.layer or names[-1]
-        modules = dict(module.named_modules())  # type: ignore[union-attr]
-        if name not in modules or not isinstance(modules[name], nn.Conv3d):
-            shown = ", ".join(names[:50]) + (" ..." if len(names) > 50 else "")
+        assert isinstance(module, nn.Module)  # require_differentiable ran first
+        convs = conv_layers(module)
+        modules = dict(module.named_modules())
+        if self.config.layer is None:
+            if not convs:
+                raise ModelError(
+                    f"grad_cam needs a layer, but {model.name!r} has no nn.Conv3d or nn.Conv2d to default to.",
+                    "Set explainer.layer to a module whose output is [B, C, T', H', W'] or [B*T', C, H', W'].",
+                )
+            return convs[-1], modules[convs[-1]]
+        name = self.config.layer
+        if name not in modules or name == "":
+            shown = ", ".join(convs[:50]) + (" ..." if len(convs) > 50 else "")
             raise ConfigError(
-                f"grad_cam: layer {name!r} is not a Conv3d of model {model.name!r}; its 3D conv "
-                f"layers are: {shown}.",
-                f"Set explainer.layer to one of them (default: the last, {names[-1]!r}).",
+                f"grad_cam: {model.name!r} has no layer {name[:100]!r}; its conv layers are: {shown or 'none'}.",
+                "Set explainer.layer to a dotted module name (print(model.module) lists them).",
             )
         return name, modules[name]
+
+    def activation_and_gradient(
+        self, model: VideoClassifier, layer_name: str, layer: nn.Module, video: Tensor, target: int
+    ) -> tuple[Tensor, Tensor]:
+        """``A`` and ``dy/dA`` of the layer, both ``[T', C, H', W']`` (one clip)."""
+        outputs: list[Tensor] = []
+
+        def keep(_module: nn.Module, _inputs: object, out: object) -> None:
+            if isinstance(out, Tensor):
+                outputs.append(out)
+
+        handle = layer.register_forward_hook(keep)
+        try:
+            with torch.enable_grad():
+                x = video[None].to(model.device, torch.float32).requires_grad_(True)
+                score = output_of(model(x), target, self.config.output).sum()
+                dims = {o.dim() for o in outputs}
+                if dims not in ({4}, {5}) or (dims == {5} and len(outputs) > 1):
+                    got = ", ".join(str(tuple(o.shape)) for o in outputs[:3]) or "no tensor"
+                    raise ConfigError(
+                        f"grad_cam: layer {layer_name!r} gave {got}; expected one [B, C, T', H', W'] "
+                        "output, or [B*T', C, H', W'] from a 2D layer run on the frames.",
+                        "Choose a convolution layer or block (e.g. the last Conv3d, or a CNN-RNN's frame CNN).",
+                    )
+                grads = torch.autograd.grad(score, outputs, allow_unused=True)
+        finally:
+            handle.remove()
+        model.n_backward += 1
+        grads = tuple(torch.zeros_like(o) if g is None else g for o, g in zip(outputs, grads, strict=True))
+        if outputs[0].dim() == 5:  # [1, C, T', H', W'] -> [T', C, H', W']
+            return outputs[0][0].detach().transpose(0, 1), grads[0][0].transpose(0, 1)
+        return torch.cat([o.detach() for o in outputs]), torch.cat(grads)  # frames stacked in time
 
     def explain(
         self, model: VideoClassifier, video: Tensor, target: int, generator: torch.Generator
@@ -71,20 +152,16 @@ class GradCAM(Explainer):
         require_differentiable(model, "grad_cam")
         n0 = (model.n_forward, model.n_backward)
         name, layer = self.resolve_layer(model)
-        fwd = CaptumForward(model, self.config.output)
-        x = video[None].to(model.device)
-        cam = LayerGradCam(fwd, layer).attribute(x, target=target, relu_attributions=self.config.relu)
-        cam = cam.detach()
-        if cam.dim() != 5:
-            raise ModelError(
-                f"grad_cam: layer {name!r} returned an activation of shape {tuple(cam.shape)}; "
-                "expected [B, C, T', H', W'].",
-                "Choose a Conv3d whose output keeps the time axis (BCTHW models).",
-            )
-        low = tuple(int(s) for s in cam.shape[2:])
-        t, h, w = (int(s) for s in video.shape[:3])
-        up = F.interpolate(cam.float(), size=(t, h, w), mode="trilinear", align_corners=False)[0, 0]
-        meta = {"layer": name, "layer_shape": low}
+        act, grad = self.activation_and_gradient(model, name, layer, video, target)
+        cam = grad_cam_map(act.float(), grad.float(), self.config.pooling, self.config.relu)
+        size = (int(video.shape[0]), int(video.shape[1]), int(video.shape[2]))
+        up = upsample_map(cam, size, self.config.upsample)
+        meta = {
+            "layer": name,
+            "layer_shape": tuple(int(s) for s in cam.shape),
+            "pooling": self.config.pooling,
+            "upsample": self.config.upsample,
+        }
         return finish(up, target, self.config, "grad_cam", model, n0, **meta)
 
 

@@ -3,6 +3,12 @@
 ``G(X) = dPhi_c(X) / dX``, computed with Captum's ``Saliency`` (``abs=False``) through
 :class:`removalx.gradients.CaptumForward`, then reduced over channels
 (:func:`removalx.gradients.reduce_channels`). One forward and one backward pass.
+
+``input_space="model"`` differentiates with respect to the model's normalised input
+``(X - mean) / std`` (the pixel gradient times ``std``), as the STEP authors' code does; it
+equals ``"pixel"`` for a classifier without normalisation. ``normalize="percentile"`` maps
+the result to [0, 1] as their code does. The ``gradient`` recipe sets both, with
+``channel_reduction="abs_mean"`` (docs/explainers.md, "The journal's gradient baselines").
 """
 
 from __future__ import annotations
@@ -11,9 +17,18 @@ from typing import TYPE_CHECKING
 
 import torch
 from captum.attr import Saliency
+from pydantic import Field
 from torch import Tensor
 
-from removalx.gradients import CaptumForward, GradientConfig, finish, reduce_channels, require_differentiable
+from removalx.gradients import (
+    CaptumForward,
+    InputMapConfig,
+    InputSpace,
+    finish_map,
+    model_space,
+    reduce_channels,
+    require_differentiable,
+)
 from removalx.hookspecs import hookimpl
 from removalx.stages import Explainer
 from removalx.types import Attribution
@@ -21,9 +36,25 @@ from removalx.types import Attribution
 if TYPE_CHECKING:
     from removalx.models import VideoClassifier
 
+INPUT_SPACE_HELP = (
+    "differentiate w.r.t. the clip in [0, 1] (pixel) or the model's normalised input (STEP code)"
+)
 
-class GradientExplainerConfig(GradientConfig):
-    """Eq. 22 has no constants; see :class:`removalx.gradients.GradientConfig`."""
+
+class GradientExplainerConfig(InputMapConfig):
+    """Eq. 22 has no constants; see :class:`removalx.gradients.InputMapConfig`."""
+
+    input_space: InputSpace = Field("pixel", description=INPUT_SPACE_HELP)
+
+
+def input_gradient(model: VideoClassifier, video: Tensor, target: int, output: str, space: str) -> Tensor:
+    """``[T, H, W, C]`` gradient of the target score w.r.t. the clip (``"pixel"``) or the model input."""
+    fwd = CaptumForward(model, output)
+    x = video[None].to(model.device).clone().requires_grad_(True)
+    grad = Saliency(fwd).attribute(x, target=target, abs=False)[0].detach()
+    if space == "model":
+        grad = grad * model_space(model, grad)[1]
+    return grad
 
 
 class Gradient(Explainer):
@@ -36,12 +67,11 @@ class Gradient(Explainer):
         self, model: VideoClassifier, video: Tensor, target: int, generator: torch.Generator
     ) -> Attribution:
         require_differentiable(model, "gradient")
+        cfg = self.config
         n0 = (model.n_forward, model.n_backward)
-        fwd = CaptumForward(model, self.config.output)
-        x = video[None].to(model.device).clone().requires_grad_(True)
-        grad = Saliency(fwd).attribute(x, target=target, abs=False)
-        values = reduce_channels(grad[0].detach(), self.config.channel_reduction)
-        return finish(values, target, self.config, "gradient", model, n0)
+        grad = input_gradient(model, video, target, cfg.output, cfg.input_space)
+        values = reduce_channels(grad, cfg.channel_reduction)
+        return finish_map(values, target, cfg, "gradient", model, n0, input_space=cfg.input_space)
 
 
 @hookimpl

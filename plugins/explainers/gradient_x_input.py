@@ -1,7 +1,11 @@
 """``gradient_x_input``: Gradient x Input (STEP journal, Sec. V-B, Eq. 23).
 
-``G*I(X) = X (.) dPhi_c(X) / dX`` with Captum's ``InputXGradient``, reduced over channels.
-Pixel space is [0, 1], so the implicit baseline is black. One forward and one backward pass.
+``G*I(X) = X (.) dPhi_c(X) / dX``, reduced over channels. With ``input_space="pixel"``
+``X`` is the clip in [0, 1] (the implicit baseline is black); with ``"model"`` it is the
+model's normalised input ``(X - mean) / std`` and the gradient is taken with respect to it,
+which in pixel units is ``(X - mean) (.) dPhi_c / dX`` -- what the STEP authors' code
+computes (their ``gradients(..., multiply_input=True)`` on normalised clips). One forward and
+one backward pass.
 """
 
 from __future__ import annotations
@@ -9,20 +13,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from captum.attr import InputXGradient
+from pydantic import Field
 from torch import Tensor
 
-from removalx.gradients import CaptumForward, GradientConfig, finish, reduce_channels, require_differentiable
+from removalx.gradients import (
+    InputMapConfig,
+    InputSpace,
+    finish_map,
+    model_space,
+    reduce_channels,
+    require_differentiable,
+)
 from removalx.hookspecs import hookimpl
 from removalx.stages import Explainer
 from removalx.types import Attribution
+from removalx_plugins.explainers.gradient import INPUT_SPACE_HELP, input_gradient
 
 if TYPE_CHECKING:
     from removalx.models import VideoClassifier
 
 
-class GradientXInputConfig(GradientConfig):
-    """Eq. 23 has no constants; see :class:`removalx.gradients.GradientConfig`."""
+class GradientXInputConfig(InputMapConfig):
+    """Eq. 23 has no constants; see :class:`removalx.gradients.InputMapConfig`."""
+
+    input_space: InputSpace = Field("pixel", description=INPUT_SPACE_HELP)
 
 
 class GradientXInput(Explainer):
@@ -35,12 +49,16 @@ class GradientXInput(Explainer):
         self, model: VideoClassifier, video: Tensor, target: int, generator: torch.Generator
     ) -> Attribution:
         require_differentiable(model, "gradient_x_input")
+        cfg = self.config
         n0 = (model.n_forward, model.n_backward)
-        fwd = CaptumForward(model, self.config.output)
-        x = video[None].to(model.device).clone().requires_grad_(True)
-        attr = InputXGradient(fwd).attribute(x, target=target)
-        values = reduce_channels(attr[0].detach(), self.config.channel_reduction)
-        return finish(values, target, self.config, "gradient_x_input", model, n0)
+        x = video.to(model.device, torch.float32)
+        if cfg.input_space == "pixel":
+            attr = x * input_gradient(model, video, target, cfg.output, "pixel")
+        else:  # x_n * dPhi/dx_n = ((x - mean) / std) * (std * dPhi/dx)
+            mean, std = model_space(model, x)
+            attr = ((x - mean) / std) * input_gradient(model, video, target, cfg.output, "model")
+        values = reduce_channels(attr, cfg.channel_reduction)
+        return finish_map(values, target, cfg, "gradient_x_input", model, n0, input_space=cfg.input_space)
 
 
 @hookimpl

@@ -5,6 +5,10 @@ right Riemann sum of Eq. 24, which is Captum's ``IntegratedGradients`` with
 ``method="riemann_right"``; ``m = 50`` and a black baseline as the journal (after
 Sundararajan et al.) sets. Completeness: ``sum(values) ~= Phi_c(X) - Phi_c(Xbar)`` with the
 default ``channel_reduction="sum"``; Captum's convergence delta is in ``meta["delta"]``.
+The STEP authors' code sums over ``k = 0..m-1`` (``method="riemann_left"``); the ``ig``
+recipe keeps Eq. 24 and takes their ``|.|``-mean over channels and [0, 1] normalisation.
+IG does not depend on the input space: ``(X - Xbar) dPhi/dX`` is the same in pixel and in
+normalised units.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from pydantic import Field
 from torch import Tensor
 
 from removalx.gradients import (
-    GradientConfig,
-    finish,
+    InputMapConfig,
+    finish_map,
     integrated_gradients,
     reduce_channels,
     require_differentiable,
@@ -30,7 +34,7 @@ if TYPE_CHECKING:
     from removalx.models import VideoClassifier
 
 
-class IGConfig(GradientConfig):
+class IGConfig(InputMapConfig):
     """Integrated Gradients settings (Eq. 24)."""
 
     steps: int = Field(50, gt=1, description="m, the number of path points in Eq. 24 (journal: 50)")
@@ -39,7 +43,10 @@ class IGConfig(GradientConfig):
     )
     method: Literal[
         "riemann_right", "riemann_left", "riemann_middle", "riemann_trapezoid", "gausslegendre"
-    ] = Field("riemann_right", description="quadrature; riemann_right is Eq. 24's sum over k = 1..m")
+    ] = Field(
+        "riemann_right",
+        description="quadrature; riemann_right: Eq. 24's k = 1..m; riemann_left: k = 0..m-1 (STEP code)",
+    )
 
 
 class IntegratedGradients(Explainer):
@@ -65,7 +72,7 @@ class IntegratedGradients(Explainer):
             batch_size=cfg.internal_batch_size,
         )
         values = reduce_channels(attr, self.config.channel_reduction)
-        return finish(
+        return finish_map(
             values, target, self.config, "integrated_gradients", model, n0, delta=float(delta.abs().max())
         )
 

@@ -11,14 +11,16 @@ mask sequence ``M`` minimising Eq. 11::
   (1, 11, 11), no padding) with a normalised 3D ellipsoid ``K`` of ``T_K x 11 x 11``
   (``T_K = 8``; Eq. 7-10, Sec. V-D), ``beta`` of Eq. 8 accounting for the convolution;
 * ``lambda_2`` is much smaller than ``lambda_1`` for the first iterations and comparable
-  afterwards (Sec. III-B);
+  afterwards (Sec. III-B); the numbers are the authors' released ones: ``lambda_2 = 0`` up
+  to iteration 100, then 300, while ``lambda_1 = 300 x 1.0008668^i``;
 * masks are upsampled from per-frame seeds with stride 7 by Fong et al.'s smooth max.
 
-All areas are optimised as one batch; the final map is the sum of the area masks blurred per
-frame with a Gaussian of sigma = 10 px (Sec. V-A.3). The machinery is in
-:mod:`removalx.extremal` (shared with ``ep3d``). When the clip is smaller than the kernel
-along an axis (e.g. 4 frames < ``T_K = 8``), the kernel is clipped to the clip along that
-axis and ``beta`` is computed with the clipped size (recorded in ``meta["kernel_size"]``).
+All areas are optimised as one batch (SGD, learning rate 0.05, momentum 0.9, 1200
+iterations: the authors' code; the journal names no optimiser); the final map is the sum of
+the area masks blurred per frame with a Gaussian of sigma = 10 px (Sec. V-A.3). The machinery
+is in :mod:`removalx.extremal` (shared with ``ep3d``). When the clip is smaller than the
+kernel along an axis (e.g. 4 frames < ``T_K = 8``), the kernel is clipped to the clip along
+that axis and ``beta`` is computed with the clipped size (recorded in ``meta["kernel_size"]``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 
 class STEPConfig(ExtremalConfig):
-    """STEP = EP-3D settings plus the smoothness loss ``L_K`` (Eq. 7-11)."""
+    """STEP = EP-3D settings plus the smoothness loss ``L_K`` (Eq. 7-11) and its weight."""
 
     kernel_size: tuple[int, int, int] = Field(
         (8, 11, 11),
@@ -48,14 +50,19 @@ class STEPConfig(ExtremalConfig):
     kernel_stride: tuple[int, int, int] = Field(
         (1, 11, 11), description="stride of the 3D convolution M * K in Eq. 7 (journal Sec. V-A.3), padding 0"
     )
-    lambda2_ratio: float = Field(
-        1.0, ge=0, description="lambda_2 / lambda_1 after warm-up: 'comparable' (Eq. 11, Sec. III-B)"
+    lambda2: float = Field(
+        300.0, ge=0, description="lambda_2 of Eq. 11 once L_K is on: 'comparable' to lambda_1 (authors: 300)"
     )
-    lambda2_early_ratio: float = Field(
-        0.0, ge=0, description="lambda_2 / lambda_1 during warm-up: 'much smaller' (Eq. 11, Sec. III-B)"
+    lambda2_start: int = Field(
+        101,
+        ge=0,
+        description="first iteration (0-based) with lambda_2 > 0; before it lambda_2 = 0 "
+        "(Sec. III-B 'much smaller'; authors: switched on after iteration 100)",
     )
-    lambda2_warmup: float = Field(
-        0.25, ge=0, le=1, description="fraction of the iterations with the small lambda_2 (Sec. III-B)"
+    lambda2_grows: bool = Field(
+        False,
+        description="multiply lambda_2 by lambda_growth^i like lambda_1 (authors: no, constant 300; "
+        "step_torchray: yes, so that lambda_2 = lambda_1 after the warm-up)",
     )
 
 
@@ -77,9 +84,9 @@ class STEP(Explainer):
             generator,
             kernel_size=cfg.kernel_size,
             kernel_stride=cfg.kernel_stride,
-            lambda2_ratio=cfg.lambda2_ratio,
-            lambda2_early_ratio=cfg.lambda2_early_ratio,
-            lambda2_warmup=cfg.lambda2_warmup,
+            lambda2=cfg.lambda2,
+            lambda2_start=cfg.lambda2_start,
+            lambda2_grows=cfg.lambda2_grows,
             method="step",
         )
 
