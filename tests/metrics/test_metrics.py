@@ -20,7 +20,6 @@ from removalx.metrics import (
     temporal_pointing,
 )
 from removalx.models import VideoClassifier
-from removalx.registry import Registry
 from removalx.testing import LinearVideoModel, check_plugin, tiny_video
 from removalx.testing.data import square_evidence
 from removalx.types import Attribution
@@ -34,21 +33,6 @@ METRICS = [
     "spatial_pointing",
     "temporal_pointing",
 ]
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    import removalx_plugins.metrics.insertion_deletion as a
-    import removalx_plugins.metrics.minimal_mask as b
-    import removalx_plugins.metrics.pointing_game as c
-    import removalx_plugins.metrics.saliency as d
-
-    reg = Registry()
-    reg.load_entry_points()
-    for m in (a, b, c, d):
-        if not reg.pm.is_registered(m):
-            reg.register_module(m)
-    return reg
 
 
 def region_model(evidence: torch.Tensor, gain: float = 4.0) -> VideoClassifier:

@@ -31,24 +31,8 @@ from removalx.metrics import (
     temporal_pointing,
 )
 from removalx.models import VideoClassifier
-from removalx.registry import Registry
 from removalx.testing import LinearVideoModel
 from removalx.types import Attribution
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    import removalx_plugins.metrics.insertion_deletion as a
-    import removalx_plugins.metrics.minimal_mask as b
-    import removalx_plugins.metrics.pointing_game as c
-    import removalx_plugins.metrics.saliency as d
-
-    reg = Registry()
-    reg.load_entry_points()
-    for m in (a, b, c, d):
-        if not reg.pm.is_registered(m):
-            reg.register_module(m)
-    return reg
 
 
 def linear_model(
