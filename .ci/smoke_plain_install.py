@@ -14,10 +14,10 @@ from pathlib import Path
 
 os.environ["REMOVALX_STRICT_PLUGINS"] = "1"
 
-import removalx  # noqa: E402
-from removalx.cli import main  # noqa: E402
-from removalx.recipe import RECIPE_STAGES, builtin_recipes  # noqa: E402
-from removalx.registry import get_registry  # noqa: E402
+import removalx
+from removalx.cli import main
+from removalx.recipe import RECIPE_STAGES, builtin_recipes
+from removalx.registry import get_registry
 
 here = Path(removalx.__file__).resolve()
 if "site-packages" not in here.parts:
@@ -42,5 +42,7 @@ with tempfile.TemporaryDirectory() as tmp:
         code = main(["explain", "--recipe", recipe, "--quiet", "--out", str(out), *extra])
         gif = out / "overlay.gif"
         if code != 0 or not gif.is_file() or gif.stat().st_size == 0:
-            sys.exit(f"`removalx explain --recipe {recipe}` exited {code}; overlay.gif written: {gif.is_file()}")
+            sys.exit(
+                f"`removalx explain --recipe {recipe}` exited {code}; overlay.gif written: {gif.is_file()}"
+            )
         print(f"explain --recipe {recipe}: ok")

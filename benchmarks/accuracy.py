@@ -31,9 +31,12 @@ def _setup(cells: tuple[int, int, int]):
     video = tiny_video(frames=4, size=16, seed=3)
     module = ToyClassifier(n_classes=3, seed=5)
     model = removalx.VideoClassifier(module)
-    labels = removalx.get_registry().make("segmentation", "grid3d", {"cells": list(cells)}).segment(
-        video, torch.Generator()
-    ).labels
+    labels = (
+        removalx.get_registry()
+        .make("segmentation", "grid3d", {"cells": list(cells)})
+        .segment(video, torch.Generator())
+        .labels
+    )
     with torch.no_grad():
         target = int(model(video[None]).argmax())
 
@@ -76,7 +79,9 @@ def main() -> int:
     video, model, labels, target, f_of_z = _setup(cells)
     n = int(labels.max()) + 1
     exact = exact_shapley(f_of_z, n)
-    print(f"F = {n} features, exact Shapley values from all {2**n} coalitions; |phi| = {np.abs(exact).mean():.4f}")
+    print(
+        f"F = {n} features, exact Shapley values from all {2**n} coalitions; |phi| = {np.abs(exact).mean():.4f}"
+    )
     budgets = [int(b) for b in args.budgets.split(",")]
 
     import shap
@@ -93,8 +98,11 @@ def main() -> int:
             ex = removalx.Explainer.from_recipe(
                 "kernelshap3d",
                 seed=seed,
-                overrides={"segmentation.name": "grid3d", "segmentation.cells": list(cells),
-                           "sample_selection.n_samples": budget - 2},  # + f(full), f(empty)
+                overrides={
+                    "segmentation.name": "grid3d",
+                    "segmentation.cells": list(cells),
+                    "sample_selection.n_samples": budget - 2,
+                },  # + f(full), f(empty)
                 progress=False,
             )
             a = ex.explain(model, video, target=target)
@@ -102,8 +110,12 @@ def main() -> int:
 
             torch.manual_seed(seed)
             cap = KernelShap(forward_prob).attribute(
-                video[None], baselines=0.0, target=target, feature_mask=labels[None, ..., None].expand(
-                    1, *labels.shape, 3), n_samples=budget, perturbations_per_eval=64,
+                video[None],
+                baselines=0.0,
+                target=target,
+                feature_mask=labels[None, ..., None].expand(1, *labels.shape, 3),
+                n_samples=budget,
+                perturbations_per_eval=64,
             )
             cphi = np.array([float(cap[0][..., 0][labels == i][0]) for i in range(n)])
             errs["captum"].append(float(np.sqrt(((cphi - exact) ** 2).mean())))
@@ -122,7 +134,9 @@ def main() -> int:
     for lib in ("captum", "shap"):
         need = next((b for b, e in rows if e[lib] <= target_err), None)
         shown = f"{need}" if need else f"> {budgets[-1]}"
-        print(f"{lib}: evaluations to reach removalx's error at {budgets[0]} evals ({target_err:.5f}): {shown}")
+        print(
+            f"{lib}: evaluations to reach removalx's error at {budgets[0]} evals ({target_err:.5f}): {shown}"
+        )
     return 0
 
 

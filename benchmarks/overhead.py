@@ -54,11 +54,15 @@ def make_video(frames: int, size: int) -> tuple[torch.Tensor, str]:
     try:
         from removalx.zoo.data import make_clip
 
-        return make_clip(0, seed=0, frames=frames, size=size).video.float().contiguous(), "zoo make_clip(0, seed=0)"
+        return make_clip(
+            0, seed=0, frames=frames, size=size
+        ).video.float().contiguous(), "zoo make_clip(0, seed=0)"
     except Exception:  # pragma: no cover - fallback when the zoo is unavailable
         g = torch.Generator().manual_seed(0)
         low = torch.rand(1, 3, max(frames // 4, 1), max(size // 8, 1), max(size // 8, 1), generator=g)
-        up = torch.nn.functional.interpolate(low, size=(frames, size, size), mode="trilinear", align_corners=False)
+        up = torch.nn.functional.interpolate(
+            low, size=(frames, size, size), mode="trilinear", align_corners=False
+        )
         return up[0].permute(1, 2, 3, 0).clamp(0, 1).contiguous(), "random smooth clip"
 
 
@@ -73,7 +77,9 @@ def near_free_prob(x: torch.Tensor) -> torch.Tensor:
     return near_free(x).softmax(dim=-1)
 
 
-def occlusion_grid(shape: tuple[int, int, int], n: int) -> tuple[tuple[int, int, int], tuple[int, int, int], int]:
+def occlusion_grid(
+    shape: tuple[int, int, int], n: int
+) -> tuple[tuple[int, int, int], tuple[int, int, int], int]:
     """Non-overlapping window = stride along (T, H, W) giving about ``n`` windows."""
 
     def count(d: int, w: int) -> int:
@@ -197,7 +203,9 @@ def r3d_overhead(video: torch.Tensor, n: int, bs: int, reps: int) -> list[dict[s
 
 
 # -- 2. near-free model vs Captum -------------------------------------------------------
-def captum_comparison(video: torch.Tensor, n: int, bs: int, reps: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def captum_comparison(
+    video: torch.Tensor, n: int, bs: int, reps: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from captum._utils.models.linear_model import SkLearnRidge
     from captum.attr import KernelShap, Lime, Occlusion
 
@@ -209,7 +217,9 @@ def captum_comparison(video: torch.Tensor, n: int, bs: int, reps: int) -> tuple[
         target = int(near_free(x).argmax(1)[0])
 
     # the same feature mask for both: the SLIC labels of a removalx run
-    lime_ex = removalx.Explainer.from_recipe("lime3d", seed=0, overrides={"sample_selection.n_samples": n}, progress=False)
+    lime_ex = removalx.Explainer.from_recipe(
+        "lime3d", seed=0, overrides={"sample_selection.n_samples": n}, progress=False
+    )
     ks_ex = removalx.Explainer.from_recipe(
         "kernelshap3d", seed=0, overrides={"sample_selection.n_samples": n}, progress=False
     )
@@ -329,15 +339,23 @@ def memory_child(n: int, frames: int, size: int, bs: int) -> int:
     """Run lime3d with ``n`` samples and print the peak RSS (KiB) as JSON."""
     video, _ = make_video(frames, size)
     clf = removalx.VideoClassifier(near_free, layout="BTHWC", name="near_free")
-    ex = removalx.Explainer.from_recipe("lime3d", seed=0, overrides={"sample_selection.n_samples": n}, progress=False)
+    ex = removalx.Explainer.from_recipe(
+        "lime3d", seed=0, overrides={"sample_selection.n_samples": n}, progress=False
+    )
     before = peak_rss_kib()
     attr = ex.explain(clf, video, batch_size=bs)
     peak = peak_rss_kib()
-    print(json.dumps({"n_samples": n, "n_forward": attr.meta["n_forward"], "rss_before_kib": before, "peak_kib": peak}))
+    print(
+        json.dumps(
+            {"n_samples": n, "n_forward": attr.meta["n_forward"], "rss_before_kib": before, "peak_kib": peak}
+        )
+    )
     return 0
 
 
-def memory_peaks(sample_counts: list[int], frames: int, size: int, bs: int, threads: int) -> list[dict[str, Any]]:
+def memory_peaks(
+    sample_counts: list[int], frames: int, size: int, bs: int, threads: int
+) -> list[dict[str, Any]]:
     rows = []
     for n in sample_counts:
         cmd = [
@@ -368,8 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=64, help="samples per recipe in the r3d_18 measurement")
     ap.add_argument("--quick", action="store_true", help="smoke run: 8x56x56 clips and 32 samples everywhere")
     ap.add_argument("--skip-r3d", action="store_true", help="skip the (slow) r3d_18 measurement")
-    ap.add_argument("--batch-size", type=int, default=8, help="perturbed clips per forward pass (also Captum's)")
-    ap.add_argument("--repeat", type=int, default=3, help="repetitions of every timing (min and median reported)")
+    ap.add_argument(
+        "--batch-size", type=int, default=8, help="perturbed clips per forward pass (also Captum's)"
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="repetitions of every timing (min and median reported)"
+    )
     ap.add_argument(
         "--threads",
         type=int,
@@ -398,8 +420,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print("# removalx overhead benchmark\n")
     print(f"clip      : {frames}x{size}x{size}x3 ({source})")
-    print(f"machine   : {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}")
-    print(f"software  : python {platform.python_version()}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(
+        f"machine   : {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}"
+    )
+    print(
+        f"software  : python {platform.python_version()}, torch {torch.__version__}, threads {torch.get_num_threads()}"
+    )
     print(f"settings  : batch size {bs}, repeat {reps} (times are the minimum over repeats)")
     with contextlib.suppress(OSError):
         print(f"load avg  : {' '.join(f'{x:.2f}' for x in os.getloadavg())} (at start)")

@@ -66,4 +66,6 @@ __all__ = [
 
 def explain(model, video, recipe="lime3d", target=None, seed=0, overrides=None, **kwargs):  # type: ignore[no-untyped-def]
     """One-call form of ``Explainer.from_recipe(recipe, seed, overrides).explain(model, video, target)``."""
-    return Explainer.from_recipe(recipe, seed=seed, overrides=overrides).explain(model, video, target, **kwargs)
+    return Explainer.from_recipe(recipe, seed=seed, overrides=overrides).explain(
+        model, video, target, **kwargs
+    )

@@ -54,44 +54,95 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    e.add_argument("video", nargs="?", help="video file (.mp4 .avi .webm .gif) or folder of frames; "
-                   "omitted: the bundled demo clip")
-    e.add_argument("--recipe", "-r", default=DEFAULT_RECIPE, help=f"built-in name or YAML file (default {DEFAULT_RECIPE})")
-    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key, e.g. --set sample_selection.n_samples=200 (repeatable)")
-    e.add_argument("--model", "-m", default=DEFAULT_MODEL,
-                   help=f"model spec: zoo:NAME, torchvision:ARCH, python:MODULE_OR_FILE:FACTORY (default {DEFAULT_MODEL})")
+    e.add_argument(
+        "video",
+        nargs="?",
+        help="video file (.mp4 .avi .webm .gif) or folder of frames; omitted: the bundled demo clip",
+    )
+    e.add_argument(
+        "--recipe",
+        "-r",
+        default=DEFAULT_RECIPE,
+        help=f"built-in name or YAML file (default {DEFAULT_RECIPE})",
+    )
+    e.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set sample_selection.n_samples=200 (repeatable)",
+    )
+    e.add_argument(
+        "--model",
+        "-m",
+        default=DEFAULT_MODEL,
+        help=f"model spec: zoo:NAME, torchvision:ARCH, python:MODULE_OR_FILE:FACTORY (default {DEFAULT_MODEL})",
+    )
     e.add_argument("--weights", help="weights file for the model, or 'none' for random weights")
     e.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: CUDA if available, else the CPU)")
     e.add_argument("--target", type=int, help="class index to explain (default: the top class)")
     e.add_argument("--seed", type=int, help="seed (default: the recipe's)")
-    e.add_argument("--batch-size", type=positive_int,
-                   help="perturbed clips per forward pass (default: from free memory, at most 32)")
-    e.add_argument("--frames", type=positive_int,
-                   help="frames of the clip (default: the model's native clip length, 16 when unknown)")
-    e.add_argument("--start", type=non_negative_float, metavar="SECONDS",
-                   help="start of the window the clip is taken from, in seconds (default: the whole video)")
-    e.add_argument("--duration", type=positive_float, metavar="SECONDS",
-                   help="length of that window in seconds (default: to the end of the video)")
-    e.add_argument("--start-frame", type=int, default=0, metavar="N",
-                   help="start of the window as a frame index (for videos without a frame rate)")
-    e.add_argument("--stride", type=positive_int,
-                   help="take consecutive frames, every N-th, from the start of the window, instead of "
-                   "spreading the clip over the window")
-    e.add_argument("--size", type=positive_int,
-                   help="resize the short side and centre-crop to SIZE x SIZE (default: the model's native "
-                   f"input size, {DEFAULT_SIZE} when unknown)")
-    e.add_argument("--format", default="gif", help="overlay formats, comma-separated: gif,mp4,png (default gif)")
+    e.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="perturbed clips per forward pass (default: from free memory, at most 32)",
+    )
+    e.add_argument(
+        "--frames",
+        type=positive_int,
+        help="frames of the clip (default: the model's native clip length, 16 when unknown)",
+    )
+    e.add_argument(
+        "--start",
+        type=non_negative_float,
+        metavar="SECONDS",
+        help="start of the window the clip is taken from, in seconds (default: the whole video)",
+    )
+    e.add_argument(
+        "--duration",
+        type=positive_float,
+        metavar="SECONDS",
+        help="length of that window in seconds (default: to the end of the video)",
+    )
+    e.add_argument(
+        "--start-frame",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start of the window as a frame index (for videos without a frame rate)",
+    )
+    e.add_argument(
+        "--stride",
+        type=positive_int,
+        help="take consecutive frames, every N-th, from the start of the window, instead of "
+        "spreading the clip over the window",
+    )
+    e.add_argument(
+        "--size",
+        type=positive_int,
+        help="resize the short side and centre-crop to SIZE x SIZE (default: the model's native "
+        f"input size, {DEFAULT_SIZE} when unknown)",
+    )
+    e.add_argument(
+        "--format", default="gif", help="overlay formats, comma-separated: gif,mp4,png (default gif)"
+    )
     e.add_argument("--out", "-o", default="removalx-out", help="output folder (default ./removalx-out)")
     e.add_argument("--quiet", "-q", action="store_true", help="no progress bar, print only the output folder")
 
-    pl = sub.add_parser("plugins", help="list every stage, plugin, source package and config fields",
-                        description="List installed plugins (built-in and third-party).")
+    pl = sub.add_parser(
+        "plugins",
+        help="list every stage, plugin, source package and config fields",
+        description="List installed plugins (built-in and third-party).",
+    )
     pl.add_argument("--stage", help="only this stage")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
 
-    r = sub.add_parser("recipes", help="list, show, validate recipes or print their JSON Schema",
-                       description="Work with recipes.")
+    r = sub.add_parser(
+        "recipes",
+        help="list, show, validate recipes or print their JSON Schema",
+        description="Work with recipes.",
+    )
     rs = r.add_subparsers(dest="action", metavar="ACTION")
     rs.add_parser("list", help="built-in recipes")
     sh = rs.add_parser("show", help="print a recipe as validated YAML (with defaults filled in)")
@@ -102,8 +153,11 @@ def _parser() -> argparse.ArgumentParser:
     va.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     rs.add_parser("schema", help="JSON Schema of recipes (for editors)")
 
-    z = sub.add_parser("zoo", help="built-in demo models trained on synthetic videos",
-                       description="List or retrain the zoo's demo models.")
+    z = sub.add_parser(
+        "zoo",
+        help="built-in demo models trained on synthetic videos",
+        description="List or retrain the zoo's demo models.",
+    )
     zs = z.add_subparsers(dest="action", metavar="ACTION")
     zs.add_parser("list", help="models with their held-out accuracy")
     zt = zs.add_parser("train", help="train a zoo model on freshly generated synthetic clips")
@@ -243,8 +297,10 @@ def cmd_zoo(args: argparse.Namespace) -> int:
             acc_s = f"{100 * acc:.1f}%" if isinstance(acc, (int, float)) else "untrained"
             p = row.get("top1_prob_median")
             p_s = f"median p {p:.2f}" if isinstance(p, (int, float)) else "median p  -  "
-            print(f"{row['name']:<{width}} held-out accuracy {acc_s:<9} {p_s}  {row.get('params', '?')} params  "
-                  f"{row.get('description', '')}")
+            print(
+                f"{row['name']:<{width}} held-out accuracy {acc_s:<9} {p_s}  {row.get('params', '?')} params  "
+                f"{row.get('description', '')}"
+            )
         return EXIT_OK
     from removalx.zoo.train import train
 

@@ -129,7 +129,11 @@ def run_explain(args: argparse.Namespace) -> int:
         _, original = probe_video(args.video)
         video, info = read_video(args.video, **clip_options(args, model.clip_size, original))
         source, fps = str(args.video), float(info.fps or 8.0)
-        clip = {"indices": list(info.indices), "n_frames": info.n_frames, "original_size": list(info.original)}
+        clip = {
+            "indices": list(info.indices),
+            "n_frames": info.n_frames,
+            "original_size": list(info.original),
+        }
         if not args.quiet:
             t, h, w = (int(s) for s in video.shape[:3])
             span = f"frames {info.indices[0]}..{info.indices[-1]} of {info.n_frames}"

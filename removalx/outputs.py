@@ -93,7 +93,8 @@ def check_output_file(path: str | Path, what: str = "the output file") -> Path:
     p = Path(path).expanduser()
     if p.is_dir():
         raise OutputError(
-            f"{what} {_shown(p)} is an existing folder, not a file.", "Pass the path of a file (it is created if missing), not a folder."
+            f"{what} {_shown(p)} is an existing folder, not a file.",
+            "Pass the path of a file (it is created if missing), not a folder.",
         )
     check_output_dir(p.parent, what=f"the folder of {what}")
     return p

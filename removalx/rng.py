@@ -38,7 +38,9 @@ def hash_uniform(seed: int, index: Tensor, shape: tuple[int, ...], stream: int =
         Separates independent uses within one run.
     """
     device = index.device
-    base = torch.tensor([(seed * 0x9E3779B1 + stream * 0x85EBCA77) & _MASK32], device=device, dtype=torch.long)
+    base = torch.tensor(
+        [(seed * 0x9E3779B1 + stream * 0x85EBCA77) & _MASK32], device=device, dtype=torch.long
+    )
     row = _mix((index.long() & _MASK32) ^ _mix(base))  # [B]
     n = math.prod(shape)
     pos = torch.arange(n, device=device, dtype=torch.long)

@@ -40,7 +40,11 @@ def render(
 
 
 def save_overlays(
-    frames: Tensor, out_dir: str | Path, formats: Iterable[str] = ("gif",), fps: float = 8, stem: str = "overlay"
+    frames: Tensor,
+    out_dir: str | Path,
+    formats: Iterable[str] = ("gif",),
+    fps: float = 8,
+    stem: str = "overlay",
 ) -> list[Path]:
     """Write overlay frames as GIF / MP4 / PNG frames into ``out_dir``; returns the paths."""
     out = Path(out_dir)

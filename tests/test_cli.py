@@ -12,8 +12,8 @@ import torch
 
 from removalx.cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE, main
 from removalx.io import write_gif
-from removalx.types import Attribution
 from removalx.testing import tiny_video
+from removalx.types import Attribution
 
 MODEL_FILE = """
 from removalx.testing import ToyClassifier
@@ -35,11 +35,29 @@ def clip_and_model(tmp_path):
 def test_explain_writes_outputs(tmp_path, clip_and_model, capsys):
     gif, model = clip_and_model
     out = tmp_path / "out"
-    rc = main([
-        "explain", str(gif), "--model", f"python:{model}:make", "--frames", "4",
-        "--recipe", "lime3d", "--set", "segmentation.name=grid3d", "--set", "segmentation.cells=[2,2,2]",
-        "--set", "sample_selection.n_samples=8", "--format", "gif,mp4,png", "--out", str(out), "--quiet",
-    ])
+    rc = main(
+        [
+            "explain",
+            str(gif),
+            "--model",
+            f"python:{model}:make",
+            "--frames",
+            "4",
+            "--recipe",
+            "lime3d",
+            "--set",
+            "segmentation.name=grid3d",
+            "--set",
+            "segmentation.cells=[2,2,2]",
+            "--set",
+            "sample_selection.n_samples=8",
+            "--format",
+            "gif,mp4,png",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == EXIT_OK
     assert capsys.readouterr().out.strip() == str(out)
     summary = json.loads((out / "summary.json").read_text())
@@ -54,17 +72,52 @@ def test_explain_writes_outputs(tmp_path, clip_and_model, capsys):
 
 def test_explain_bad_input_exit_code(tmp_path, clip_and_model, capsys):
     gif, model = clip_and_model
-    rc = main(["explain", str(gif), "--model", f"python:{model}:make", "--frames", "4",
-               "--set", "removal.name=nope", "--out", str(tmp_path / "o")])
+    rc = main(
+        [
+            "explain",
+            str(gif),
+            "--model",
+            f"python:{model}:make",
+            "--frames",
+            "4",
+            "--set",
+            "removal.name=nope",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert rc == EXIT_INPUT
     err = capsys.readouterr().err
     assert "removal" in err and "constant" in err
-    rc = main(["explain", str(tmp_path / "missing.mp4"), "--model", f"python:{model}:make",
-               "--out", str(tmp_path / "o")])
+    rc = main(
+        [
+            "explain",
+            str(tmp_path / "missing.mp4"),
+            "--model",
+            f"python:{model}:make",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert rc == EXIT_INPUT
-    rc = main(["explain", str(gif), "--model", f"python:{model}:make", "--frames", "4", "--target", "7",
-               "--set", "segmentation.name=grid3d", "--set", "segmentation.cells=[1,2,2]",
-               "--out", str(tmp_path / "o")])
+    rc = main(
+        [
+            "explain",
+            str(gif),
+            "--model",
+            f"python:{model}:make",
+            "--frames",
+            "4",
+            "--target",
+            "7",
+            "--set",
+            "segmentation.name=grid3d",
+            "--set",
+            "segmentation.cells=[1,2,2]",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert rc == EXIT_INPUT
     assert "3 classes" in capsys.readouterr().err
 
@@ -86,8 +139,16 @@ def test_plugins_lists_every_stage(capsys):
     assert main(["plugins", "--json"]) == EXIT_OK
     rows = json.loads(capsys.readouterr().out)
     stages = {r["stage"] for r in rows}
-    assert {"segmentation", "feature_selection", "sample_selection", "removal", "behavior", "summary",
-            "visualization", "model"} <= stages
+    assert {
+        "segmentation",
+        "feature_selection",
+        "sample_selection",
+        "removal",
+        "behavior",
+        "summary",
+        "visualization",
+        "model",
+    } <= stages
     slic = next(r for r in rows if r["name"] == "slic3d")
     assert slic["source"] == "removalx" and "n_segments" in slic["fields"]
 
@@ -100,5 +161,7 @@ def test_no_command_and_help():
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "removalx.cli", "recipes", "list"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "removalx.cli", "recipes", "list"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "lime3d" in out.stdout

@@ -87,9 +87,13 @@ def test_numpy_callable_model(ex):
 def test_config_errors():
     with pytest.raises(removalx.RemovalxError, match="grid3d cells"):
         removalx.Explainer.from_recipe(
-            "lime3d", overrides={"segmentation.name": "grid3d", "segmentation.cells": [99, 2, 2]}, progress=False
+            "lime3d",
+            overrides={"segmentation.name": "grid3d", "segmentation.cells": [99, 2, 2]},
+            progress=False,
         ).explain(removalx.VideoClassifier(ToyClassifier()), tiny_video())
     with pytest.raises(removalx.RemovalxError, match="exhaustive"):
         removalx.Explainer.from_recipe(
-            "loco_lv", overrides={"sample_selection.name": "fixed", "sample_selection.n_samples": 5}, progress=False
+            "loco_lv",
+            overrides={"sample_selection.name": "fixed", "sample_selection.n_samples": 5},
+            progress=False,
         ).explain(removalx.VideoClassifier(ToyClassifier()), tiny_video())

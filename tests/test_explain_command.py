@@ -18,8 +18,15 @@ from removalx.models import VideoClassifier, load_model
 from removalx.outputs import StagedOutput, check_output_dir, check_output_file
 from removalx.pipeline import Explainer
 
-FAST = ["--set", "segmentation.name=grid3d", "--set", "segmentation.cells=[2,2,2]",
-        "--set", "sample_selection.n_samples=8", "--quiet"]
+FAST = [
+    "--set",
+    "segmentation.name=grid3d",
+    "--set",
+    "segmentation.cells=[2,2,2]",
+    "--set",
+    "sample_selection.n_samples=8",
+    "--quiet",
+]
 
 
 def _args(**kw) -> argparse.Namespace:
@@ -90,8 +97,21 @@ def test_real_file_defaults(tmp_path, fade_in_avi, capsys) -> None:
 
 def test_window_in_seconds(tmp_path, fade_in_avi) -> None:
     out = tmp_path / "out"
-    rc = main(["explain", str(fade_in_avi), "--start", "1", "--duration", "2", "--frames", "4",
-               "--out", str(out), *FAST])
+    rc = main(
+        [
+            "explain",
+            str(fade_in_avi),
+            "--start",
+            "1",
+            "--duration",
+            "2",
+            "--frames",
+            "4",
+            "--out",
+            str(out),
+            *FAST,
+        ]
+    )
     assert rc == EXIT_OK
     # 10 fps: the window is frames 10..29; the middle frame of each quarter
     assert json.loads((out / "summary.json").read_text())["clip"]["indices"] == [12, 17, 22, 27]
@@ -149,8 +169,16 @@ def test_bad_flags_exit_3_before_work(tmp_path, fade_in_avi, no_work, capsys, fl
 
 @pytest.mark.parametrize(
     "flags",
-    [["--batch-size", "0"], ["--batch-size", "-4"], ["--frames", "0"], ["--size", "-1"],
-     ["--stride", "x"], ["--start", "-1"], ["--duration", "0"], ["--duration", "nan"]],
+    [
+        ["--batch-size", "0"],
+        ["--batch-size", "-4"],
+        ["--frames", "0"],
+        ["--size", "-1"],
+        ["--stride", "x"],
+        ["--start", "-1"],
+        ["--duration", "0"],
+        ["--duration", "nan"],
+    ],
 )
 def test_bad_numbers_are_usage_errors(tmp_path, flags, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
@@ -182,7 +210,7 @@ class Shifting(torch.nn.Module):
         return torch.zeros(x.shape[0], 2 + self.calls)
 
 
-def test_model_raising_in_forward_is_a_model_error(tiny_video_fixture=None) -> None:
+def test_model_raising_in_forward_is_a_model_error() -> None:
     clf = VideoClassifier(Raising(), name="mynet")
     with pytest.raises(ModelError) as exc:
         clf(torch.rand(5, 4, 8, 8, 3))
@@ -194,14 +222,17 @@ def test_model_raising_in_forward_is_a_model_error(tiny_video_fixture=None) -> N
 def test_model_whose_class_count_changes() -> None:
     clf = VideoClassifier(Shifting())
     clf(torch.rand(1, 4, 8, 8, 3))
-    with pytest.raises(ModelError, match="returned 4 classes .* but 3 on its first call"):
+    with pytest.raises(ModelError, match=r"returned 4 classes .* but 3 on its first call"):
         clf(torch.rand(1, 4, 8, 8, 3))
 
 
 @pytest.mark.parametrize("where", ["import", "factory"])
 def test_model_file_calling_sys_exit(tmp_path, capsys, where) -> None:
-    body = ("import sys\nsys.exit(0)\ndef make():\n    pass\n" if where == "import"
-            else "import sys\ndef make():\n    sys.exit(0)\n")
+    body = (
+        "import sys\nsys.exit(0)\ndef make():\n    pass\n"
+        if where == "import"
+        else "import sys\ndef make():\n    sys.exit(0)\n"
+    )
     f = tmp_path / "m.py"
     f.write_text(body)
     rc = main(["explain", "--model", f"python:{f}:make", "--out", str(tmp_path / "o"), *FAST])
@@ -212,8 +243,10 @@ def test_model_file_calling_sys_exit(tmp_path, capsys, where) -> None:
 
 def test_failing_model_leaves_out_untouched(tmp_path, capsys) -> None:
     f = tmp_path / "m.py"
-    f.write_text("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n"
-                 "        raise ValueError('boom')\ndef make():\n    return M()\n")
+    f.write_text(
+        "import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n"
+        "        raise ValueError('boom')\ndef make():\n    return M()\n"
+    )
     out = tmp_path / "o"
     out.mkdir()
     (out / "summary.json").write_text("old")
@@ -278,8 +311,10 @@ def test_one_class_model_with_softmax_behavior_is_refused() -> None:
 def test_one_class_model_with_logit_behavior_works() -> None:
     video = torch.rand(4, 8, 8, 3)
     ex = Explainer.from_recipe(
-        "occlusion3d", overrides={"behavior.name": "logit", "segmentation.name": "grid3d",
-                                  "segmentation.cells": [2, 2, 2]}, progress=False)
+        "occlusion3d",
+        overrides={"behavior.name": "logit", "segmentation.name": "grid3d", "segmentation.cells": [2, 2, 2]},
+        progress=False,
+    )
     attr = ex.explain(OneClass(), video)
     assert attr.values.shape == (4, 8, 8) and attr.values.std() > 0
 
@@ -288,7 +323,17 @@ def test_one_class_model_with_logit_behavior_works() -> None:
     "argv",
     [
         ["evaluate", "--recipe", "lime3d", "--n-videos", "1", "--db", "{file}/runs.db"],
-        ["evaluate", "--recipe", "lime3d", "--n-videos", "1", "--db", "{tmp}/runs.db", "--export", "{file}/x.csv"],
+        [
+            "evaluate",
+            "--recipe",
+            "lime3d",
+            "--n-videos",
+            "1",
+            "--db",
+            "{tmp}/runs.db",
+            "--export",
+            "{file}/x.csv",
+        ],
         ["report", "{tmp}/runs.db", "--out", "{file}/report.html"],
         ["report", "{tmp}/runs.db", "--out", "{tmp}"],
     ],

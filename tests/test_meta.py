@@ -25,7 +25,9 @@ BUILTIN = [
 
 
 def test_every_hook_is_documented():
-    hooks = [n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("removalx_register")]
+    hooks = [
+        n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("removalx_register")
+    ]
     assert len(hooks) == len(STAGES)
     plugins_doc = (ROOT / "docs" / "plugins.md").read_text()
     for name in hooks:

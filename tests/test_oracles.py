@@ -153,7 +153,11 @@ def _region_sums(weight, video, labels, target, fill=0.0):
 def test_shapley_sampled_recovers_additive_model(video, linear_setup):
     model, weight = linear_setup
     recipe = _grid_recipe(
-        [1, 3, 4], {"name": "shapley_kernel"}, {"name": "fixed", "n_samples": 200}, {"name": "shapley"}, "logit"
+        [1, 3, 4],
+        {"name": "shapley_kernel"},
+        {"name": "fixed", "n_samples": 200},
+        {"name": "shapley"},
+        "logit",
     )
     attr = removalx.Explainer.from_recipe(recipe, seed=3, progress=False).explain(model, video, target=1)
     labels = attr.space.labels
@@ -191,8 +195,12 @@ def test_linear_equals_lime_base(video, toy, kernel_width):
 
     seed, n, target = 7, 60, 1
     summary = {"name": "linear"} if kernel_width == 0.25 else {"name": "linear", "kernel_width": kernel_width}
-    recipe = _grid_recipe([2, 2, 3], {"name": "bernoulli", "p": 0.5}, {"name": "fixed", "n_samples": n}, summary)
-    attr = removalx.Explainer.from_recipe(recipe, seed=seed, progress=False).explain(toy, video, target=target)
+    recipe = _grid_recipe(
+        [2, 2, 3], {"name": "bernoulli", "p": 0.5}, {"name": "fixed", "n_samples": n}, summary
+    )
+    attr = removalx.Explainer.from_recipe(recipe, seed=seed, progress=False).explain(
+        toy, video, target=target
+    )
     labels = attr.space.labels
     f = attr.space.n_features
     assert f == 12

@@ -16,7 +16,9 @@ def _model():
 
 
 def test_meta_counts_and_timings():
-    a = removalx.Explainer.from_recipe("lime3d", overrides=SMALL, progress=False).explain(_model(), tiny_video())
+    a = removalx.Explainer.from_recipe("lime3d", overrides=SMALL, progress=False).explain(
+        _model(), tiny_video()
+    )
     # 1 clean pass for the target (which also gives the "full" base case) + 20 samples
     assert a.meta["n_forward"] == 21
     assert a.meta["base"]["full"] == pytest.approx(float(_model()(tiny_video()[None]).softmax(-1).max()))
@@ -49,7 +51,9 @@ def test_summary_change_reuses_model_outputs():
 def test_removal_change_does_not_hit_cache():
     cache: dict = {}
     model = _model()
-    removalx.Explainer.from_recipe("lime3d", overrides=SMALL, progress=False).explain(model, tiny_video(), cache=cache)
+    removalx.Explainer.from_recipe("lime3d", overrides=SMALL, progress=False).explain(
+        model, tiny_video(), cache=cache
+    )
     b = removalx.Explainer.from_recipe(
         "lime3d", overrides={**SMALL, "removal.value": 0.5}, progress=False
     ).explain(model, tiny_video(), cache=cache)
@@ -57,8 +61,13 @@ def test_removal_change_does_not_hit_cache():
 
 
 def test_save_and_load(tmp_path):
-    a = removalx.explain(_model(), tiny_video(), recipe="loco_lv", overrides={"segmentation.name": "grid3d",
-                         "segmentation.cells": [2, 2, 2]}, progress=False)
+    a = removalx.explain(
+        _model(),
+        tiny_video(),
+        recipe="loco_lv",
+        overrides={"segmentation.name": "grid3d", "segmentation.cells": [2, 2, 2]},
+        progress=False,
+    )
     p = a.save(tmp_path / "a.pt")
     b = removalx.Attribution.load(p)
     assert torch.equal(a.values, b.values) and b.target == a.target
@@ -70,9 +79,16 @@ def test_any_callable_model_in_thwc():
         m = x[..., 0].mean(dim=(1, 2, 3))
         return torch.stack([m, -m], 1)
 
-    a = removalx.Explainer.from_recipe("occlusion3d", overrides={
-        "segmentation.window": [2, 8, 8], "segmentation.stride": [2, 8, 8], "summary.name": "difference",
-        "behavior.name": "logit"}, progress=False).explain(f, tiny_video(), target=0)
+    a = removalx.Explainer.from_recipe(
+        "occlusion3d",
+        overrides={
+            "segmentation.window": [2, 8, 8],
+            "segmentation.stride": [2, 8, 8],
+            "summary.name": "difference",
+            "behavior.name": "logit",
+        },
+        progress=False,
+    ).explain(f, tiny_video(), target=0)
     # logit = mean of the red channel: removing a window (black) lowers it by the window's share
     video = tiny_video()
     expected = video[..., 0].reshape(2, 2, 2, 8, 2, 8).sum(dim=(1, 3, 5)) / video[..., 0].numel()
@@ -87,9 +103,11 @@ def test_nn_module_is_wrapped_bcthw():
 
 
 def test_value_summary_is_lower_is_important():
-    a = removalx.Explainer.from_recipe("occlusion3d", overrides={
-        "segmentation.window": [2, 8, 8], "segmentation.stride": [2, 8, 8]}, progress=False).explain(
-        _model(), tiny_video())
+    a = removalx.Explainer.from_recipe(
+        "occlusion3d",
+        overrides={"segmentation.window": [2, 8, 8], "segmentation.stride": [2, 8, 8]},
+        progress=False,
+    ).explain(_model(), tiny_video())
     assert a.lower_is_important
     torch.testing.assert_close(a.importance(), -a.values)
 
@@ -100,4 +118,7 @@ def test_pass_counts_are_per_explanation():
     first = ex.explain(model, tiny_video(), target=0)
     second = ex.explain(model, tiny_video(), target=0)
     assert first.meta["n_backward"] > 0
-    assert (second.meta["n_forward"], second.meta["n_backward"]) == (first.meta["n_forward"], first.meta["n_backward"])
+    assert (second.meta["n_forward"], second.meta["n_backward"]) == (
+        first.meta["n_forward"],
+        first.meta["n_backward"],
+    )

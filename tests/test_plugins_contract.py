@@ -141,14 +141,22 @@ def _module(hook: str, name: str, config, factory) -> types.ModuleType:
 SEG = "removalx_register_segmenters"
 BROKEN = {
     "wrong_shape": ("segmentation", _module(SEG, "wrong_shape", HalvesConfig, WrongShapeSegmenter), "render"),
-    "inverted": ("segmentation", _module(SEG, "inverted", HalvesConfig, InvertedSegmenter), "keep every pixel"),
+    "inverted": (
+        "segmentation",
+        _module(SEG, "inverted", HalvesConfig, InvertedSegmenter),
+        "keep every pixel",
+    ),
     "batch_dependent": (
         "segmentation",
         _module(SEG, "batch_dependent", HalvesConfig, BatchDependentSegmenter),
         "batch size",
     ),
     "loose_config": ("segmentation", _module(SEG, "loose_config", LooseConfig, GoodSegmenter), "forbid"),
-    "leaky": ("removal", _module("removalx_register_removals", "leaky", HalvesConfig, LeakyRemoval), "unchanged"),
+    "leaky": (
+        "removal",
+        _module("removalx_register_removals", "leaky", HalvesConfig, LeakyRemoval),
+        "unchanged",
+    ),
     "unseeded": (
         "feature_selection",
         _module("removalx_register_feature_selectors", "unseeded", HalvesConfig, UnseededSelector),

@@ -31,7 +31,9 @@ def test_every_builtin_plugin_module_has_one_entry_point():
 
     root = pathlib.Path(removalx_plugins.__file__).parent
     modules = {
-        f"removalx_plugins.{p.parent.name}.{p.stem}" for p in root.glob("*/*.py") if not p.name.startswith("_")
+        f"removalx_plugins.{p.parent.name}.{p.stem}"
+        for p in root.glob("*/*.py")
+        if not p.name.startswith("_")
     }
     eps = {ep.value for ep in md.entry_points(group="removalx") if ep.value.startswith("removalx_plugins")}
     assert modules == eps
@@ -57,7 +59,9 @@ def test_local_registration_and_duplicates():
     from removalx_plugins.segmentation.grid3d import Grid3D, Grid3DConfig
 
     reg = Registry()
-    reg.register_module(_module_with("removalx_register_segmenters", "g", Grid3DConfig, Grid3D), source="mine")
+    reg.register_module(
+        _module_with("removalx_register_segmenters", "g", Grid3DConfig, Grid3D), source="mine"
+    )
     assert reg.names("segmentation") == ["g"] and reg.get("segmentation", "g").source == "mine"
     with pytest.raises(PluginError, match="registered twice"):
         reg.register_module(_module_with("removalx_register_segmenters", "g", Grid3DConfig, Grid3D))
@@ -92,7 +96,8 @@ def test_third_party_example_plugin(capsys):
     assert "time_slices" in out and "removalx-example-plugin" in out
     check_plugin("segmentation", "time_slices")
     a = removalx.Explainer.from_recipe(
-        "loco_lv", overrides={"segmentation.name": "time_slices", "segmentation.frames_per_slice": 2},
+        "loco_lv",
+        overrides={"segmentation.name": "time_slices", "segmentation.frames_per_slice": 2},
         progress=False,
     ).explain(removalx.VideoClassifier(ToyClassifier()), tiny_video())
     assert a.meta["n_features"] == 2

@@ -40,7 +40,9 @@ class Inpaint(Removal):
         for b in range(keep.shape[0]):
             for t in range(frames.shape[0]):
                 if holes[b, t].any():
-                    out[b, t] = cv2.inpaint(frames[t], holes[b, t], self.radius, self.flag).reshape(frames[t].shape)
+                    out[b, t] = cv2.inpaint(frames[t], holes[b, t], self.radius, self.flag).reshape(
+                        frames[t].shape
+                    )
                 else:
                     out[b, t] = frames[t]
         return torch.from_numpy(out).to(video.device, video.dtype) / 255.0

@@ -42,7 +42,9 @@ class Mean(Removal):
 
     def fill(self, video: Tensor, keep: Tensor, index: Tensor) -> Tensor:
         if self._fill is None:
-            raise ConfigError("mean removal used before prepare().", "Call prepare(video, space, seed) first.")
+            raise ConfigError(
+                "mean removal used before prepare().", "Call prepare(video, space, seed) first."
+            )
         return self._fill
 
 

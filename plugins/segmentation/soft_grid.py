@@ -33,7 +33,9 @@ class SoftGridConfig(PluginConfig):
 class SoftGridSpace(FeatureSpace):
     """``F = prod(cells)`` soft, overlapping features."""
 
-    def __init__(self, shape: tuple[int, int, int], cells: tuple[int, int, int], seed: int, shift: bool) -> None:
+    def __init__(
+        self, shape: tuple[int, int, int], cells: tuple[int, int, int], seed: int, shift: bool
+    ) -> None:
         self.shape = shape
         self.cells = cells
         self.cell_size = tuple(math.ceil(n / c) for n, c in zip(shape, cells))
@@ -54,7 +56,9 @@ class SoftGridSpace(FeatureSpace):
 
     def _upsample_crop(self, grid: Tensor, shifts: Tensor) -> Tensor:
         b = grid.shape[0]
-        up = F.interpolate(grid.view(b, 1, *self.cells), size=self.up_size, mode="trilinear", align_corners=False)[:, 0]
+        up = F.interpolate(
+            grid.view(b, 1, *self.cells), size=self.up_size, mode="trilinear", align_corners=False
+        )[:, 0]
         t, h, w = self.shape
         dev = grid.device
         ti = shifts[:, 0, None] + torch.arange(t, device=dev)
@@ -89,7 +93,6 @@ class SoftGrid(Segmenter):
             )
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
         return SoftGridSpace(shape, tuple(self.config.cells), seed, self.config.random_shift)  # type: ignore[arg-type]
-
 
 
 @hookimpl

@@ -75,7 +75,9 @@ class MetricSpec:
         with the same protocol, also after a metric's defaults change.
         """
         try:
-            resolved = get_registry().get("metric", self.name).make(self.config).config.model_dump(mode="json")
+            resolved = (
+                get_registry().get("metric", self.name).make(self.config).config.model_dump(mode="json")
+            )
         except AttributeError:  # a metric object without a pydantic ``config``: the user's config
             resolved = self.config
         return config_hash({"label": self.label, "name": self.name, "config": resolved})

@@ -7,8 +7,14 @@ import pytest
 #: Two 4-frame 16x16 clips, no progress bars.
 TINY = ["--n-videos", "2", "--frames", "4", "--size", "16", "--quiet"]
 #: A 1x2x2 grid and 8 samples: the cheapest removal recipe.
-GRID = ["--set", "segmentation.name=grid3d", "--set", "segmentation.cells=[1,2,2]",
-        "--set", "sample_selection.n_samples=8"]
+GRID = [
+    "--set",
+    "segmentation.name=grid3d",
+    "--set",
+    "segmentation.cells=[1,2,2]",
+    "--set",
+    "sample_selection.n_samples=8",
+]
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,22 @@ from removalx.experiments.cli import main
 from removalx.experiments.stats import mean_ci
 
 TINY = ["--n-videos", "2", "--frames", "4", "--size", "16", "--quiet"]
-FAST_METRICS = ["--metrics", "deletion,insertion,spatial_pointing", "--metric-set", "deletion.steps=4",
-                "--metric-set", "insertion.steps=4"]
-GRID = ["--set", "segmentation.name=grid3d", "--set", "segmentation.cells=[1,2,2]",
-        "--set", "sample_selection.n_samples=8"]
+FAST_METRICS = [
+    "--metrics",
+    "deletion,insertion,spatial_pointing",
+    "--metric-set",
+    "deletion.steps=4",
+    "--metric-set",
+    "insertion.steps=4",
+]
+GRID = [
+    "--set",
+    "segmentation.name=grid3d",
+    "--set",
+    "segmentation.cells=[1,2,2]",
+    "--set",
+    "sample_selection.n_samples=8",
+]
 
 
 def rows(db: Path, sql: str) -> list[tuple]:
@@ -36,8 +48,18 @@ def rows(db: Path, sql: str) -> list[tuple]:
 @pytest.fixture(scope="module")
 def compare_db(tmp_path_factory, model_spec) -> Path:
     db = tmp_path_factory.mktemp("cmp") / "results.db"
-    argv = ["compare", "--recipes", "lime3d,rise3d", "--model", model_spec, "--db", str(db), *TINY, *FAST_METRICS,
-            *GRID]
+    argv = [
+        "compare",
+        "--recipes",
+        "lime3d,rise3d",
+        "--model",
+        model_spec,
+        "--db",
+        str(db),
+        *TINY,
+        *FAST_METRICS,
+        *GRID,
+    ]
     assert main(argv) == 0
     return db
 
@@ -55,8 +77,20 @@ def test_compare_stores_everything_and_reruns_for_free(compare_db, model_spec, t
     assert len(expl) == 6
     assert len(rows(compare_db, "SELECT * FROM scores")) == 6 * 3
     out = tmp_path / "res.json"
-    argv = ["compare", "--recipes", "lime3d,rise3d", "--model", model_spec, "--db", str(compare_db), *TINY,
-            *FAST_METRICS, *GRID, "--export", str(out)]
+    argv = [
+        "compare",
+        "--recipes",
+        "lime3d,rise3d",
+        "--model",
+        model_spec,
+        "--db",
+        str(compare_db),
+        *TINY,
+        *FAST_METRICS,
+        *GRID,
+        "--export",
+        str(out),
+    ]
     assert main(argv) == 0
     assert len(rows(compare_db, "SELECT * FROM explanations")) == 6
     last = rows(compare_db, "SELECT computed, skipped FROM runs ORDER BY id DESC LIMIT 1")[0]
@@ -72,9 +106,25 @@ def test_compare_stores_everything_and_reruns_for_free(compare_db, model_spec, t
 
 def test_ablate_reuses_one_sample_plan(tmp_path, model_spec):
     db = tmp_path / "abl.db"
-    argv = ["ablate", "--recipe", "lime3d", "--vary", "removal.name=constant,blur,mean", "--model", model_spec,
-            "--db", str(db), *TINY, "--metrics", "deletion", "--metric-set", "deletion.steps=4", *GRID,
-            "--export", str(tmp_path / "abl.json")]
+    argv = [
+        "ablate",
+        "--recipe",
+        "lime3d",
+        "--vary",
+        "removal.name=constant,blur,mean",
+        "--model",
+        model_spec,
+        "--db",
+        str(db),
+        *TINY,
+        "--metrics",
+        "deletion",
+        "--metric-set",
+        "deletion.steps=4",
+        *GRID,
+        "--export",
+        str(tmp_path / "abl.json"),
+    ]
     assert main(argv) == 0
     expl = rows(db, "SELECT item, method, plan_digest, seed, recipe FROM explanations")
     assert len(expl) == 6
@@ -94,20 +144,47 @@ def test_ablate_reuses_one_sample_plan(tmp_path, model_spec):
 
 def test_bad_input_exits_3(tmp_path, model_spec):
     db = str(tmp_path / "x.db")
-    assert main(["evaluate", "--recipe", "lime3d", "--model", model_spec, "--db", db, "--metrics", "nope"]) == 3
-    assert main(["ablate", "--recipe", "lime3d", "--vary", "removal.name=blur", "--model", model_spec,
-                 "--db", db]) == 3
+    assert (
+        main(["evaluate", "--recipe", "lime3d", "--model", model_spec, "--db", db, "--metrics", "nope"]) == 3
+    )
+    assert (
+        main(
+            ["ablate", "--recipe", "lime3d", "--vary", "removal.name=blur", "--model", model_spec, "--db", db]
+        )
+        == 3
+    )
     assert main(["report", str(tmp_path / "missing.db")]) == 3
 
 
 def test_killed_evaluate_resumes_without_loss_or_duplicates(tmp_path, model_spec):
     db = tmp_path / "resume.db"
-    argv = ["evaluate", "--recipe", "occlusion3d", "--model", model_spec, "--db", str(db),
-            "--n-videos", "4", "--frames", "4", "--size", "16", "--quiet", "--metrics", "deletion",
-            "--metric-set", "deletion.steps=4"]
+    argv = [
+        "evaluate",
+        "--recipe",
+        "occlusion3d",
+        "--model",
+        model_spec,
+        "--db",
+        str(db),
+        "--n-videos",
+        "4",
+        "--frames",
+        "4",
+        "--size",
+        "16",
+        "--quiet",
+        "--metrics",
+        "deletion",
+        "--metric-set",
+        "deletion.steps=4",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "removalx.experiments.cli", *argv, "--item-delay", "3"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "removalx.experiments.cli", *argv, "--item-delay", "3"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         n = 0
@@ -153,19 +230,35 @@ def test_report_is_self_contained(compare_db, tmp_path):
     assert len(imgs) == 2  # one strip per video
     for src in imgs:
         assert src.startswith("data:image/gif;base64,") or (out.parent / src).exists()
-    assert not re.search(r"(src|href)=['\"]?(https?:)?//", html), "the report must not load anything from the network"
+    assert not re.search(r"(src|href)=['\"]?(https?:)?//", html), (
+        "the report must not load anything from the network"
+    )
 
 
 def test_report_renders_in_headless_chromium(compare_db, tmp_path):
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        pytest.skip("chromium is not on PATH (Debian: apt-get install -y chromium); the HTML checks above still ran")
+        pytest.skip(
+            "chromium is not on PATH (Debian: apt-get install -y chromium); the HTML checks above still ran"
+        )
     out = tmp_path / "report.html"
     assert main(["report", str(compare_db), "--out", str(out)]) == 0
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
-    dom = subprocess.run([exe, *flags, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+    ]
+    dom = subprocess.run(
+        [exe, *flags, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     body = re.search(r"<body[^>]*>", dom.stdout)
     assert body, dom.stdout[:500]
@@ -174,8 +267,18 @@ def test_report_renders_in_headless_chromium(compare_db, tmp_path):
     console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
     assert not console, console
     shot = tmp_path / "shot.png"
-    subprocess.run([exe, *flags[:-1], f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}",
-                    "--window-size=1200,1600", out.as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            exe,
+            *flags[:-1],
+            f"--user-data-dir={tmp_path / 'profile2'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.exists() and shot.stat().st_size > 10_000
 
 
@@ -193,9 +296,29 @@ def test_evaluate_a_folder_of_videos_with_labels(tmp_path, model_spec):
     (folder / "labels.csv").write_text("file,label\nclip0.gif,2\nclip1,3\n")
     (folder / "notes.txt").write_text("not a video")
     db = tmp_path / "dir.db"
-    argv = ["evaluate", "--recipe", "lime3d", "--dataset", str(folder), "--model", model_spec, "--db", str(db),
-            "--frames", "4", "--size", "16", "--quiet", "--metrics", "deletion,insertion",
-            "--metric-set", "deletion.steps=4", "--metric-set", "insertion.steps=4", *GRID]
+    argv = [
+        "evaluate",
+        "--recipe",
+        "lime3d",
+        "--dataset",
+        str(folder),
+        "--model",
+        model_spec,
+        "--db",
+        str(db),
+        "--frames",
+        "4",
+        "--size",
+        "16",
+        "--quiet",
+        "--metrics",
+        "deletion,insertion",
+        "--metric-set",
+        "deletion.steps=4",
+        "--metric-set",
+        "insertion.steps=4",
+        *GRID,
+    ]
     assert main(argv) == 0
     videos = rows(db, "SELECT item, label FROM videos ORDER BY item")
     assert [(item.split("-")[0], label) for item, label in videos] == [("clip0.gif", 2), ("clip1.gif", 3)]

@@ -24,9 +24,25 @@ def test_hash_follows_the_resolved_protocol() -> None:
 
 def test_evaluate_prints_the_preset_and_pools_pointing(tmp_path: Path, model_spec: str, capsys) -> None:
     db = tmp_path / "r.db"
-    argv = ["evaluate", "--recipe", "lime3d", "--model", model_spec, "--db", str(db), *TINY[:-1], *GRID,
-            "--metrics", "deletion,spatial_pointing", "--metric-set", "deletion.preset=step",
-            "--metric-set", "deletion.steps=4", "--metric-set", "deletion.fill_value=[0.4,0.4,0.4]"]
+    argv = [
+        "evaluate",
+        "--recipe",
+        "lime3d",
+        "--model",
+        model_spec,
+        "--db",
+        str(db),
+        *TINY[:-1],
+        *GRID,
+        "--metrics",
+        "deletion,spatial_pointing",
+        "--metric-set",
+        "deletion.preset=step",
+        "--metric-set",
+        "deletion.steps=4",
+        "--metric-set",
+        "deletion.fill_value=[0.4,0.4,0.4]",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("deletion: preset step"))
@@ -50,8 +66,14 @@ class _FakeStore:
 
     def __init__(self, values: dict[str, list[float]]) -> None:
         self._rows = [
-            {"method": m, "metric": "ins", "dataset": "d", "item": str(i), "value": v,
-             "details": {"curve": [], "higher_is_better": True}}
+            {
+                "method": m,
+                "metric": "ins",
+                "dataset": "d",
+                "item": str(i),
+                "value": v,
+                "details": {"curve": [], "higher_is_better": True},
+            }
             for m, vs in values.items()
             for i, v in enumerate(vs)
         ]

@@ -31,10 +31,6 @@ SMALL = {  # reduced internal steps for speed
 }
 
 
-
-
-
-
 def run(reg: Registry, name: str, model, video, target=0, seed=0, **cfg):
     recipe = {"name": name, "seed": seed, "explainer": {"name": name, **SMALL.get(name, {}), **cfg}}
     return removalx.Explainer.from_recipe(recipe, registry=reg, progress=False).explain(model, video, target)
