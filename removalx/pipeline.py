@@ -232,7 +232,7 @@ class Explainer:
             digest = plan.digest()
         removal: Removal = self._make("removal")
         behavior: Behavior = self._make("behavior")
-        _check_behavior_sees_the_model(behavior, clean_logits, target, clf.name)
+        _check_behavior_sees_the_model(behavior, clean_logits, target, str(clf.name))
         summary: Summary = self._make("summary")
         with timer("perturb"):
             removal.prepare(clip_d, space, self.seed)

@@ -102,6 +102,8 @@ class PartitionSpace(FeatureSpace):
         Extra information exposed to users.
     """
 
+    labels: Tensor  # never None for a partition
+
     def __init__(self, labels: Tensor, meta: dict[str, Any] | None = None) -> None:
         if labels.dim() != 3:
             from removalx.errors import PluginError

@@ -17,13 +17,12 @@ class WeightedGram:
 
     def __init__(self, n_features: int, device: torch.device | str = "cpu") -> None:
         f = n_features
-        kw = {"dtype": torch.float64, "device": device}
-        self.sw = torch.zeros((), **kw)  # type: ignore[arg-type]
-        self.sx = torch.zeros(f, **kw)  # type: ignore[arg-type]
-        self.sy = torch.zeros((), **kw)  # type: ignore[arg-type]
-        self.sxx = torch.zeros(f, f, **kw)  # type: ignore[arg-type]
-        self.sxy = torch.zeros(f, **kw)  # type: ignore[arg-type]
-        self.syy = torch.zeros((), **kw)  # type: ignore[arg-type]
+        def zeros(*shape: int) -> Tensor:
+            return torch.zeros(shape, dtype=torch.float64, device=device)
+
+        self.sw, self.sy, self.syy = zeros(), zeros(), zeros()
+        self.sx, self.sxy = zeros(f), zeros(f)
+        self.sxx = zeros(f, f)
         self.n = 0
 
     def add(self, x: Tensor, y: Tensor, w: Tensor) -> None:

@@ -321,7 +321,7 @@ def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict
             "n_forward": nf["mean"],
         }
         for metric in metrics:
-            stats = mean_ci(list(by.get((method, metric), {}).values()))
+            stats: dict[str, Any] = dict(mean_ci(list(by.get((method, metric), {}).values())))
             pooled = _pooled(store, method, metric)
             if pooled is not None:  # pointing games: the paper's dataset hit rate, not a mean of clips
                 stats = {**stats, "mean": pooled[0], "pooling": pooled[1]}
