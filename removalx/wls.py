@@ -17,6 +17,7 @@ class WeightedGram:
 
     def __init__(self, n_features: int, device: torch.device | str = "cpu") -> None:
         f = n_features
+
         def zeros(*shape: int) -> Tensor:
             return torch.zeros(shape, dtype=torch.float64, device=device)
 
