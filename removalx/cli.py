@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from removalx.cli_types import non_negative_float, positive_float, positive_int
+from removalx.cli_types import non_negative_float, non_negative_int, positive_float, positive_int
 from removalx.errors import truncate
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--start-frame",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="start of the window as a frame index (for videos without a frame rate)",

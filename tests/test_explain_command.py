@@ -178,6 +178,7 @@ def test_bad_flags_exit_3_before_work(tmp_path, fade_in_avi, no_work, capsys, fl
         ["--start", "-1"],
         ["--duration", "0"],
         ["--duration", "nan"],
+        ["--start-frame", "-3"],
     ],
 )
 def test_bad_numbers_are_usage_errors(tmp_path, flags, capsys) -> None:
