@@ -17,8 +17,8 @@ import pytest
 
 from removalx.experiments.cli import main
 from removalx.experiments.stats import mean_ci
+from tests.experiments.conftest import GRID, TINY
 
-TINY = ["--n-videos", "2", "--frames", "4", "--size", "16", "--quiet"]
 FAST_METRICS = [
     "--metrics",
     "deletion,insertion,spatial_pointing",
@@ -26,14 +26,6 @@ FAST_METRICS = [
     "deletion.steps=4",
     "--metric-set",
     "insertion.steps=4",
-]
-GRID = [
-    "--set",
-    "segmentation.name=grid3d",
-    "--set",
-    "segmentation.cells=[1,2,2]",
-    "--set",
-    "sample_selection.n_samples=8",
 ]
 
 

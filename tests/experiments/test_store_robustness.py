@@ -18,6 +18,7 @@ from removalx.experiments.datasets import dataset_items
 from removalx.experiments.runner import make_methods, parse_metrics, run_items
 from removalx.experiments.store import Store
 from removalx.types import Attribution
+from tests.experiments.conftest import GRID
 
 TINY = ["--frames", "4", "--size", "16", "--quiet"]
 METRICS = [
@@ -27,14 +28,6 @@ METRICS = [
     "deletion.steps=4",
     "--metric-set",
     "insertion.steps=4",
-]
-GRID = [
-    "--set",
-    "segmentation.name=grid3d",
-    "--set",
-    "segmentation.cells=[1,2,2]",
-    "--set",
-    "sample_selection.n_samples=8",
 ]
 
 
