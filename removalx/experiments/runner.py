@@ -1,12 +1,12 @@
 """Dataset-scale runs: explain every clip with every method and score every explanation.
 
-The work loop behind ``evaluate``, ``compare`` and ``ablate`` (DESIGN.md §5): items x methods,
+The work loop behind ``evaluate``, ``compare`` and ``ablate`` (docs/experiments.md): items x methods,
 each explanation and score committed to the :class:`~removalx.experiments.store.Store` as
 soon as it exists and skipped when already stored (key: dataset item, recipe hash, model,
 seed). Several runs may fill one store at once: a unit another run stored first is kept,
 counted as skipped, and its stored explanation is what this run scores. Methods that share a
 sample plan (an ablation of removal, behavior or summary) run on one explainer cache per clip,
-so a variant that changes only the summary costs no forward pass (DESIGN.md §8.3).
+so a variant that changes only the summary costs no forward pass (docs/design-notes.md, "Reusing forward passes").
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -67,7 +68,7 @@ class MetricSpec:
     name: str
     config: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def hash(self) -> str:
         """Hash of the label, the plugin and its *resolved* config (defaults and preset filled in).
 
@@ -307,9 +308,11 @@ def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict
     expl = store.explanations(methods)
     rows: list[dict[str, Any]] = []
     orient: dict[str, bool] = {}
+    details: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for s in store.scores():
         if s["metric"] in metrics and "higher_is_better" in s["details"]:
             orient[s["metric"]] = bool(s["details"]["higher_is_better"])
+        details.setdefault((s["method"], s["metric"]), []).append(s["details"])
     for method in methods:
         mine = [e for e in expl if e["method"] == method]
         t = mean_ci([e["time_s"] for e in mine])
@@ -322,7 +325,7 @@ def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict
         }
         for metric in metrics:
             stats: dict[str, Any] = dict(mean_ci(list(by.get((method, metric), {}).values())))
-            pooled = _pooled(store, method, metric)
+            pooled = _pooled(details.get((method, metric), []))
             if pooled is not None:  # pointing games: the paper's dataset hit rate, not a mean of clips
                 stats = {**stats, "mean": pooled[0], "pooling": pooled[1]}
             row[metric] = stats
@@ -331,9 +334,8 @@ def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict
     return rows
 
 
-def _pooled(store: Store, method: str, metric: str) -> tuple[float, str] | None:
+def _pooled(details: list[dict[str, Any]]) -> tuple[float, str] | None:
     """``(pooled hit rate, pooling)`` of a pointing-game metric whose scores say how to pool them."""
-    details = [s["details"] for s in store.scores() if s["method"] == method and s["metric"] == metric]
     if not details or not all("pooling" in d and "hits" in d for d in details):
         return None
     pooling = str(details[0]["pooling"])
