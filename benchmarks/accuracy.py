@@ -1,6 +1,6 @@
 """Forward passes needed for the same accuracy: Kernel SHAP estimates against exact Shapley values.
 
-DESIGN.md §8.2: compare at equal accuracy, not only at equal sample count. On a clip split
+Speed is compared at equal accuracy, not only at equal sample count. On a clip split
 into F grid features (F <= 12, so the exact Shapley values can be enumerated), each
 estimator gets the same budget of model evaluations; the error is the RMSE against the
 exact values, averaged over seeds. Estimators: removalx ``kernelshap3d`` (Shapley-kernel

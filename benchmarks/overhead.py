@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""How much does removalx add on top of the model's own forward passes? (DESIGN.md §8)
+"""How much does removalx add on top of the model's own forward passes? (docs/benchmarks.md)
 
 Four measurements, printed as tables:
 
@@ -380,7 +380,7 @@ def memory_peaks(
 # -- main -------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        description="Measure removalx's overhead over the model's forward passes (DESIGN.md §8).",
+        description="Measure removalx's overhead over the model's forward passes (docs/benchmarks.md).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     ap.add_argument("--samples", type=int, default=64, help="samples per recipe in the r3d_18 measurement")

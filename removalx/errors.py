@@ -1,7 +1,7 @@
 """Error types of removalx.
 
 Every error a user can cause is a :class:`RemovalxError` subclass whose message says
-what was expected, what was given and how to fix it (DESIGN.md §7).
+what was expected, what was given and how to fix it (docs/cli.md, exit codes).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hook specifications: one registration hook per stage (DESIGN.md §3).
+"""Hook specifications: one registration hook per stage (docs/plugins.md).
 
 A plugin module implements one or more of these hooks and is made known through the
 ``removalx`` entry-point group, exactly like the built-in plugins in ``removalx_plugins``::

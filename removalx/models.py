@@ -1,4 +1,4 @@
-"""The model contract: :class:`VideoClassifier` (DESIGN.md §2).
+"""The model contract: :class:`VideoClassifier` (docs/models.md).
 
 Every method sees a model as ``float[B, T, H, W, C]`` in [0, 1] -> logits ``float[B, K]``.
 The wrapper owns the layout permute, resizing, normalisation, device and dtype, checks

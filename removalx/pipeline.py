@@ -1,4 +1,4 @@
-"""The streaming removal pipeline and the public :class:`Explainer` (DESIGN.md §5).
+"""The streaming removal pipeline and the public :class:`Explainer` (docs/concepts.md).
 
 plan -> batches of keep-masks rendered on the model's device -> perturbed clips ->
 model behavior -> streaming summary. The plan is read in chunks of the batch size and only

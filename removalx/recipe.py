@@ -1,4 +1,4 @@
-"""Recipes: a YAML file naming one plugin and its config per stage (DESIGN.md §4).
+"""Recipes: a YAML file naming one plugin and its config per stage (docs/recipes.md).
 
 The pydantic model of a recipe is built from the registered plugins (a discriminated union
 on ``name`` per stage), so a third-party plugin is valid in a recipe as soon as it is
@@ -421,7 +421,7 @@ def _check_override_key(key: Any, item: Any) -> None:
 
 def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: str) -> dict[str, Any]:
     data = copy.deepcopy(data)
-    # `<stage>.name=x` replaces the stage's whole config (DESIGN.md §4): apply names first.
+    # `<stage>.name=x` replaces the stage's whole config (docs/recipes.md): apply names first.
     names = {k: v for k, v in overrides.items() if k.endswith(".name") and k.count(".") == 1}
     for key, value in names.items():
         stage = key.split(".", 1)[0]

@@ -1,7 +1,7 @@
 """Counter-based random numbers: the same value for the same (seed, sample, position).
 
 Per-sample randomness (RISE shifts, noise fill, conditional sampling) must not depend on
-which batch a sample lands in, nor on the device (DESIGN.md §5). A stateful generator
+which batch a sample lands in, nor on the device (docs/concepts.md, determinism). A stateful generator
 cannot promise either; a hash of integer counters can, with plain tensor operations.
 """
 

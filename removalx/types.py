@@ -1,4 +1,4 @@
-"""Data contracts shared by every stage (DESIGN.md §2).
+"""Data contracts shared by every stage (docs/concepts.md).
 
 * :class:`FeatureSpace` -- what segmentation returns: ``F`` features of a ``T x H x W`` clip,
   a way to turn coalitions ``z`` into pixel keep-masks (``render``) and a way to spread

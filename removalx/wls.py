@@ -3,7 +3,7 @@
 LIME's weighted ridge and Kernel SHAP's constrained regression only need
 ``sum w``, ``sum w x``, ``sum w y``, ``sum w x x^T``, ``sum w x y`` and ``sum w y^2``; keeping
 those (``F x F`` numbers, float64) makes the summaries' memory independent of the number
-of samples (DESIGN.md §2).
+of samples (docs/concepts.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bad input gets a RemovalxError that says what was expected (DESIGN.md §7)."""
+"""Bad input gets a RemovalxError that says what was expected (docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Dataset-scale experiments: ``evaluate``, ``compare``, ``ablate`` and their HTML ``report``.
 
 Results live in a SQLite file (:class:`~removalx.experiments.store.Store`); runs commit after
-every explanation and score and skip stored work on rerun (DESIGN.md §5). See
+every explanation and score and skip stored work on rerun (docs/experiments.md). See
 ``docs/experiments.md``.
 """
 

@@ -1,4 +1,4 @@
-"""The SQLite result store of dataset-scale runs (DESIGN.md §5).
+"""The SQLite result store of dataset-scale runs (docs/experiments.md).
 
 Every explanation (its values as an ``.npy`` blob) and every metric score is written and
 committed as soon as it exists, so a run that is killed loses at most the item it was

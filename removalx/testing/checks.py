@@ -2,7 +2,7 @@
 
 Like scikit-learn's ``check_estimator``: a plugin author calls
 ``check_plugin("segmentation", "my_segmenter")`` in their tests and gets a clear
-``AssertionError`` naming the broken contract (DESIGN.md §2).
+``AssertionError`` naming the broken contract (docs/concepts.md).
 """
 
 from __future__ import annotations
