@@ -269,7 +269,7 @@ def reliability_part(ctx: ReportContext, view: ExperimentView) -> str:
         "<h3>Metric reliability α (STEP journal, Sec. IV-B, Eq. 20–21)</h3>"
         "<p class='note'>Does the metric rank the methods (random maps included) the same way on every "
         "video? α in [−1, 1].</p>"
-        f"<table><tr><th>metric</th><th>α</th><th>what it means</th></tr>{rows}</table>"
+        f"<table><tr><th>metric</th><th>α</th><th class='meaning'>what it means</th></tr>{rows}</table>"
     )
 
 
