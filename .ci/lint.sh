@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${1:-.venv}/bin"
-"$BIN/ruff" check removalx plugins tests benchmarks .ci
-"$BIN/ruff" format --check removalx plugins tests benchmarks .ci
+"$BIN/ruff" check removalx plugins tests benchmarks .ci docs/gen_pages.py
+"$BIN/ruff" format --check removalx plugins tests benchmarks .ci docs/gen_pages.py
 "$BIN/mypy" removalx plugins

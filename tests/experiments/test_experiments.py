@@ -280,7 +280,7 @@ def test_report_charts_and_tables_are_fit_for_a_paper(report_html):
         assert re.fullmatch(r"[0-9]+", cells[1]) and re.fullmatch(r"[0-9]+", cells[-1]), cells
     # every alpha comes with a line saying what it means
     assert (
-        page.count("class='meaning'")
+        page.count("<td class='meaning'>")
         == len(re.findall(r"<tr><td>(?:deletion|insertion)</td><td>", page))
         >= 1
     )
