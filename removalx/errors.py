@@ -145,3 +145,7 @@ class DatasetError(RemovalxError, ValueError):
 
 class OutputError(RemovalxError, ValueError):
     """An output path cannot be written (an existing file where a folder is needed, no permission)."""
+
+
+class MissingExtraError(RemovalxError, ImportError):
+    """An optional feature needs a package that is not installed (the message names the extra)."""
