@@ -22,6 +22,7 @@ import torch
 from removalx.atomic import write_bytes
 from removalx.experiments.runner import RANDOM, aggregate, alpha_table, paired_table
 from removalx.experiments.store import Store
+from removalx.experiments.study.report import study_section
 
 __all__ = ["write_report"]
 
@@ -263,6 +264,7 @@ def write_report(db: str | Path, out: str | Path, max_videos: int = 6, scale: in
         ]
         for exp in exps:
             body.append(_section(store, exp, max_videos, scale))
+        body.append(study_section(db))
     finally:
         store.close()
     page = (

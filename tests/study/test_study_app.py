@@ -13,7 +13,7 @@ pytest.importorskip("starlette", reason="needs the study extra: pip install 'rem
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (the study extra)")
 
 with warnings.catch_warnings():  # Starlette >= 1.x suggests httpx2; httpx still works
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from removalx.experiments.cli import main
@@ -157,6 +157,10 @@ def test_requests_from_elsewhere_are_refused(study_db, sec_study):
         f"/r/{token}/answer", data={"item": iid, "score": "1"}, headers={"origin": "http://evil.example"}
     )
     assert cross.status_code == 403
+    fetch = client.post(
+        f"/r/{token}/answer", data={"item": iid, "score": "1"}, headers={"sec-fetch-site": "cross-site"}
+    )
+    assert fetch.status_code == 403
     big = client.post(f"/r/{token}/answer", content=b"item=" + b"a" * 10000, headers={"content-type": "x"})
     assert big.status_code == 400
     assert all(r[0] != "bob" for r in _answers(study_db, sec_study))
@@ -244,3 +248,18 @@ def test_missing_extra_names_the_install_command(monkeypatch):
     monkeypatch.delitem(__import__("sys").modules, "krippendorff", raising=False)
     with pytest.raises(StudyDependencyError, match=r"removalx\[study\]"):
         require("krippendorff", "alpha")
+
+
+def test_report_has_a_user_study_section(study_db, tmp_path):
+    new_study(study_db, "rep", "--raters", "r1,r2")
+    client = _client(study_db, "rep")
+    tokens = _tokens(study_db, "rep")
+    for rater, score in (("r1", "2"), ("r2", "-1")):
+        iid = client.get(f"/r/{tokens[rater]}/").headers["location"].rsplit("/", 1)[1]
+        client.post(f"/r/{tokens[rater]}/answer", data={"item": iid, "score": score})
+    out = tmp_path / "report.html"
+    assert main(["report", str(study_db), "--out", str(out)]) == 0
+    page = out.read_text()
+    section = page[page.index("<h2>User study</h2>") :]
+    assert "<h3>rep " in section and "2 answers" in section and "Krippendorff" in section
+    assert "<td>lime3d</td>" in section or "<td>rise3d</td>" in section

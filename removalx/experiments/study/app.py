@@ -106,11 +106,15 @@ def make_app(db: str, name: str, *, tokens_required: bool = False, hosts: list[s
         return {a["item_id"]: int(a["score"]) for a in sdb.answers(name, rater)}
 
     def same_origin(request: Request) -> bool:
+        # Browsers say where a request comes from in Sec-Fetch-Site; with "no-referrer" pages
+        # Chromium sends "Origin: null" on same-origin form posts, so Origin is the fallback only.
+        site = request.headers.get("sec-fetch-site")
+        if site is not None:
+            return site in ("same-origin", "none")
         origin = request.headers.get("origin")
-        if origin is None:  # not sent by a browser on same-origin form posts of older versions
+        if origin is None:
             return True
-        host = request.headers.get("host", "")
-        return urlsplit(origin).netloc == host
+        return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
 
     async def form(request: Request) -> dict[str, str] | None:
         body = await request.body()
@@ -244,8 +248,12 @@ def make_app(db: str, name: str, *, tokens_required: bool = False, hosts: list[s
     async def static_js(request: Request) -> Response:
         return Response(js, media_type="text/javascript", headers=HEADERS)
 
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204, headers=HEADERS)
+
     routes = [
         Route("/", landing, methods=["GET"]),
+        Route("/favicon.ico", no_icon, methods=["GET"]),
         Route("/start", start, methods=["POST"]),
         Route("/static/study.css", static_css, methods=["GET"]),
         Route("/static/study.js", static_js, methods=["GET"]),
