@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from removalx.cli_types import positive_float, positive_int
+from removalx.experiments.cli import _clean
 
 __all__ = ["add_study_parser", "cmd_study"]
 
@@ -177,16 +178,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _fmt(v: Any) -> str:
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.3f}"
-
-
-def _clean(o: Any) -> Any:
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    return o
 
 
 def load_results(db: str, name: str) -> dict[str, Any]:
