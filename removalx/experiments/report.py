@@ -38,6 +38,7 @@ import torch
 from removalx.experiments.figures import PALETTE, FigureSink, mean_curves, metric_bars, require_matplotlib
 from removalx.experiments.runner import RANDOM, aggregate, alpha_table, paired_table
 from removalx.experiments.store import Store
+from removalx.experiments.study.report import study_section
 from removalx.outputs import StagedOutput
 
 __all__ = [
@@ -372,10 +373,16 @@ def experiment_sections(ctx: ReportContext) -> str:
     return "".join(out)
 
 
+def user_study_sections(ctx: ReportContext) -> str:
+    """The "User study" section: every rating study stored in the database (``removalx study``)."""
+    return study_section(ctx.store.path)
+
+
 #: The sections of the page after its heading, in order: ``section(ctx) -> html`` ("" to skip).
 #: A new section (a user study, KAR / ROAR curves ...) is one more entry here.
 SECTIONS: list[Callable[[ReportContext], str]] = [
     experiment_sections,
+    user_study_sections,
 ]
 
 
