@@ -154,6 +154,7 @@ def wrap_hf_model(
     source = str(getattr(config, "_name_or_path", "") or getattr(model, "name_or_path", "") or "")
     if processor is None and source:
         processor = _saved_processor(source)
+    sized_by = processor  # a default processor's size is not the model's: use the config's
     if processor is None:
         processor = _default_processor(model_type)
         if processor is not None:
@@ -172,7 +173,7 @@ def wrap_hf_model(
                 stacklevel=2,
             )
     frames = getattr(config, "num_frames", None) or _get(processor, "num_frames")
-    spatial = _spatial_size(processor, config)
+    spatial = _spatial_size(sized_by, config)
     if not isinstance(frames, int) or frames < 1 or spatial is None:
         raise ModelError(
             f"Cannot tell the input size of the {type(model).__name__}: its config has num_frames="
