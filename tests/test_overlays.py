@@ -169,7 +169,7 @@ def test_mp4_is_h264_and_gif_still_written(tmp_path) -> None:
         assert stream.codec_context.name == "h264"
         decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert len(decoded) == 3
-    t, h, w, _ = frames.shape
+    _, h, w, _ = frames.shape
     assert decoded[0].shape == (h + h % 2, w + w % 2, 3)
     # lossy but close: H.264 at crf 18 keeps the picture (mean error of a few grey levels)
     err = np.abs(decoded[1][:h, :w].astype(float) - frames[1].numpy().astype(float)).mean()

@@ -114,10 +114,8 @@ def test_hf_spec_from_the_cli(saved, tmp_path) -> None:  # type: ignore[no-untyp
     out = tmp_path / "out"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        code = main(
-            ["explain", "--recipe", "occlusion3d", "--model", f"hf:{folder}", "--device", "cpu"]
-            + ["--set", "segmentation.divisions=[2,2,2]", "--out", str(out), "--quiet"]
-        )
+        argv = ["explain", "--recipe", "occlusion3d", "--model", f"hf:{folder}", "--device", "cpu"]
+        code = main([*argv, "--set", "segmentation.divisions=[2,2,2]", "--out", str(out), "--quiet"])
     assert code == 0
     assert np.load(out / "attribution.npy").ndim == 3  # the bundled demo clip
     summary = json.loads((out / "summary.json").read_text())
