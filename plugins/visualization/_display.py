@@ -21,6 +21,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from removalx.colorbar import Legend
 from removalx.errors import ConfigError
 from removalx.stages import PluginConfig
 from removalx.types import Attribution
@@ -153,3 +154,23 @@ def legend_label(attribution: Attribution) -> str:
     recipe = attribution.meta.get("recipe") or {}
     name = recipe.get("name") if isinstance(recipe, dict) else None
     return f"attribution ({str(name)[:40]})" if name else "attribution"
+
+
+def make_legend(
+    config: DisplayConfig,
+    attribution: Attribution,
+    colours: Tensor,
+    alpha: Tensor,
+    ends: tuple[float, float],
+    signed: bool,
+) -> Legend:
+    """The :class:`~removalx.colorbar.Legend` of a built-in visualization (label and note added)."""
+    return Legend(
+        colours,
+        alpha,
+        ends[0],
+        ends[1],
+        label=legend_label(attribution),
+        signed=signed,
+        note=legend_note(config),
+    )

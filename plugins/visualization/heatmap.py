@@ -25,8 +25,7 @@ from removalx.stages import Visualizer
 from removalx.types import Attribution
 from removalx_plugins.visualization._display import (
     DisplayConfig,
-    legend_label,
-    legend_note,
+    make_legend,
     quantile_range,
     shown_mask,
     signed_for_display,
@@ -131,15 +130,7 @@ class Heatmap(Visualizer):
             low, high = top - lo, top - hi
         else:
             low, high = lo, hi
-        return Legend(
-            colours,
-            alpha,
-            low,
-            high,
-            label=legend_label(attribution),
-            signed=signed,
-            note=legend_note(self.config),
-        )
+        return make_legend(self.config, attribution, colours, alpha, (low, high), signed)
 
 
 @hookimpl

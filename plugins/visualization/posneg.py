@@ -23,8 +23,7 @@ from removalx.types import Attribution
 from removalx_plugins.visualization._display import (
     DisplayConfig,
     Rank,
-    legend_label,
-    legend_note,
+    make_legend,
     quantile_range,
     shown_mask,
     signed_for_display,
@@ -98,15 +97,7 @@ class PosNeg(Visualizer):
         colours, alpha = self._paint(ramp, lo, hi)
         sign = -1.0 if attribution.lower_is_important else 1.0  # displayed = importance = sign * value
         low, high = (sign * float(ramp[0]), sign * float(ramp[-1]))
-        return Legend(
-            colours,
-            alpha,
-            low,
-            high,
-            label=legend_label(attribution),
-            signed=signed,
-            note=legend_note(self.config),
-        )
+        return make_legend(self.config, attribution, colours, alpha, (low, high), signed)
 
 
 @hookimpl
