@@ -148,4 +148,28 @@ class OutputError(RemovalxError, ValueError):
 
 
 class MissingExtraError(RemovalxError, ImportError):
-    """An optional feature needs a package that is not installed (the message names the extra)."""
+    """A feature needs an optional dependency that is not installed (``pip install removalx[extra]``)."""
+
+
+def require_extra(module: str, extra: str, feature: str) -> Any:
+    """Import ``module`` or raise :class:`MissingExtraError` naming ``pip install removalx[extra]``.
+
+    Parameters
+    ----------
+    module : str
+        The module to import (e.g. ``"transformers"``).
+    extra : str
+        The removalx extra that installs it (e.g. ``"hf"``).
+    feature : str
+        What needs it, for the message (e.g. ``"the hf: model spec"``).
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{feature} needs the Python package {module!r}, which is not installed "
+            f"({type(exc).__name__}: {truncate(str(exc), 120)}).",
+            f"Install the extra: pip install 'removalx[{extra}]'.",
+        ) from exc

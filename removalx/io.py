@@ -814,7 +814,7 @@ def write_gif(frames: Any, path: str | Path, fps: float = 8) -> Path:
 
 
 #: fourcc code used by each container.
-_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
+_FOURCC = {".avi": "MJPG", ".webm": "VP80"}
 
 
 def _write_cv2(frames: Any, path: str | Path, fps: float, ext: str, func: str) -> Path:
@@ -859,8 +859,24 @@ def _write_cv2(frames: Any, path: str | Path, fps: float, ext: str, func: str) -
 
 
 def write_mp4(frames: Any, path: str | Path, fps: float = 8) -> Path:
-    """Write ``uint8[T, H, W, 3]`` frames as MPEG-4 Part 2 (``mp4v``) ``.mp4``; returns the path."""
-    return _write_cv2(frames, path, fps, ".mp4", "write_mp4")
+    """Write ``uint8[T, H, W, 3]`` frames as H.264 ``.mp4`` (browsers play it); returns the path.
+
+    Encoded with PyAV (:mod:`removalx.mp4`, the extra ``removalx[mp4]``; a
+    :class:`~removalx.errors.MissingExtraError` names it when missing). Odd frame sizes are
+    padded by one pixel to even ones (``yuv420p``).
+    """
+    from removalx.mp4 import write_h264
+
+    p = _prepare_path(path)
+    what = f"write_mp4({p})"
+    arr = _frames_uint8(frames, what)
+    fps = _check_fps(fps, what)
+    if p.suffix.lower() != ".mp4":
+        raise VideoError(
+            f"{what}: the file name must end in .mp4, got {p.suffix or '(none)'!r}.",
+            "Name the file *.mp4, or use write_video(frames, path) to pick the writer from the extension.",
+        )
+    return write_h264(arr, p, fps)
 
 
 def write_webm(frames: Any, path: str | Path, fps: float = 8) -> Path:

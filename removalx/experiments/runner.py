@@ -236,7 +236,7 @@ def run_items(
                             "Build methods with make_methods().",
                         )
                     else:
-                        attr = method.explainer.explain(
+                        attr = method.explainer.explain_clip(
                             model, item.video, target, cache=cache, progress=False
                         )
                     eid, inserted = store.put_explanation(
