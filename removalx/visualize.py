@@ -28,11 +28,7 @@ def _visualizer(
 ) -> Any:
     """The visualization plugin for ``attribution`` (its recipe's, else ``heatmap``)."""
     registry = registry or get_registry()
-    if visualization is None:
-        visualization = (attribution.meta.get("recipe") or {}).get("visualization") or {"name": "heatmap"}
-    if hasattr(visualization, "model_dump"):
-        visualization = visualization.model_dump()
-    cfg = dict(visualization)
+    cfg = _vis_config(attribution, visualization)
     name = cfg.pop("name", "heatmap")
     if scale is not None:
         cfg["vmin"], cfg["vmax"] = float(scale[0]), float(scale[1])
@@ -158,7 +154,7 @@ def comparable_scales(
         if not (hasattr(vis, "display_range") and hasattr(vis, "legend")):
             keys.append(None)
             continue
-        name = _vis_name(attr, vis_cfg)
+        name = _vis_config(attr, vis_cfg).get("name", "heatmap")
         keys.append((name, bool(vis.legend(attr).signed), attr.lower_is_important))
     ranges: dict[tuple[Any, ...], tuple[float, float] | None] = {}
     for key in {k for k in keys if k is not None}:
@@ -169,12 +165,13 @@ def comparable_scales(
     return [None if k is None else ranges[k] for k in keys]
 
 
-def _vis_name(attribution: Attribution, visualization: dict[str, Any] | Any | None) -> str:
+def _vis_config(attribution: Attribution, visualization: dict[str, Any] | Any | None) -> dict[str, Any]:
+    """``visualization`` as a dict (a copy); ``None``: the attribution's recipe's, else ``heatmap``."""
     if visualization is None:
         visualization = (attribution.meta.get("recipe") or {}).get("visualization") or {"name": "heatmap"}
     if hasattr(visualization, "model_dump"):
         visualization = visualization.model_dump()
-    return str(dict(visualization).get("name", "heatmap"))
+    return dict(visualization)
 
 
 def upsample(attribution: Attribution, size: tuple[int, ...]) -> Attribution:
