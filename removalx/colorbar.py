@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["BAR_HEIGHT", "MIN_WIDTH", "Legend", "colorbar_strip", "with_colorbar"]
+__all__ = ["BAR_HEIGHT", "MIN_WIDTH", "Legend", "colorbar_row", "colorbar_strip", "with_colorbar"]
 
 #: Height in pixels of the strip drawn under the frames.
 BAR_HEIGHT = 44
@@ -68,27 +68,32 @@ def _tick(v: float) -> str:
     return f"{v:.3g}".replace("-", "\u2212")
 
 
-def colorbar_strip(legend: Legend, width: int) -> np.ndarray:
-    """``uint8[BAR_HEIGHT, width, 3]``: the colour bar with its end values and label.
+def colorbar_row(legend: Legend, width: int) -> np.ndarray:
+    """``uint8[width, 3]``: the bar's colours from ``low`` (left) to ``high`` (right), no text.
 
     Colours are drawn over mid-grey with their opacity relative to the most opaque one, so a
     map that encodes magnitude as opacity (``posneg``) shows it, and a constant opacity shows
     the plain colours.
     """
-    from PIL import Image, ImageDraw
-
-    width = max(int(width), 16)
-    pad = 6
-    bar_w = max(width - 2 * pad, 8)
-    pos = np.linspace(0, 1, bar_w)
+    pos = np.linspace(0, 1, max(int(width), 1))
     idx = np.clip(np.round(pos * (legend.colors.shape[0] - 1)).astype(int), 0, legend.colors.shape[0] - 1)
     colors = legend.colors.detach().float().cpu().numpy()[idx]
     alpha = legend.alpha.detach().float().cpu().numpy()[idx]
     peak = float(alpha.max()) if alpha.size else 0.0
     rel = (alpha / peak if peak > 0 else np.zeros_like(alpha))[:, None]
     row = colors * rel + 0.5 * (1 - rel)
+    return (np.clip(row, 0, 1) * 255).round().astype(np.uint8)
+
+
+def colorbar_strip(legend: Legend, width: int) -> np.ndarray:
+    """``uint8[BAR_HEIGHT, width, 3]``: the colour bar (:func:`colorbar_row`) with its end values and label."""
+    from PIL import Image, ImageDraw
+
+    width = max(int(width), 16)
+    pad = 6
+    bar_w = max(width - 2 * pad, 8)
     img = Image.new("RGB", (width, BAR_HEIGHT), (255, 255, 255))
-    bar = (np.clip(row, 0, 1) * 255).round().astype(np.uint8)
+    bar = colorbar_row(legend, bar_w)
     top, h = 16, 10
     img.paste(Image.fromarray(np.repeat(bar[None], h, axis=0), "RGB"), (pad, top))
     draw = ImageDraw.Draw(img)
@@ -113,16 +118,16 @@ def colorbar_strip(legend: Legend, width: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def with_colorbar(frames: Tensor, legend: Legend | None) -> Tensor:
+def with_colorbar(frames: Tensor, legend: Legend | None, min_width: int = MIN_WIDTH) -> Tensor:
     """``frames`` (``uint8[T, H, W, 3]``) with ``legend``'s colour bar under every frame.
 
-    Frames narrower than :data:`MIN_WIDTH` are padded on the right with white so the labels
-    fit. ``legend=None`` returns the frames unchanged.
+    Frames narrower than ``min_width`` (default :data:`MIN_WIDTH`) are padded on the right
+    with white so the labels fit. ``legend=None`` returns the frames unchanged.
     """
     if legend is None:
         return frames
     t, h, w, _ = frames.shape
-    width = max(int(w), MIN_WIDTH)
+    width = max(int(w), int(min_width))
     if width > w:
         pad = torch.full((t, h, width - w, 3), 255, dtype=torch.uint8)
         frames = torch.cat([frames.cpu(), pad], dim=2)

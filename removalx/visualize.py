@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from removalx.colorbar import with_colorbar
+from removalx.colorbar import Legend, with_colorbar
 from removalx.errors import ConfigError
 from removalx.io import write_gif, write_mp4, write_png_frames
 from removalx.registry import Registry, get_registry
@@ -28,11 +28,7 @@ def _visualizer(
 ) -> Any:
     """The visualization plugin for ``attribution`` (its recipe's, else ``heatmap``)."""
     registry = registry or get_registry()
-    if visualization is None:
-        visualization = (attribution.meta.get("recipe") or {}).get("visualization") or {"name": "heatmap"}
-    if hasattr(visualization, "model_dump"):
-        visualization = visualization.model_dump()
-    cfg = dict(visualization)
+    cfg = _vis_config(attribution, visualization)
     name = cfg.pop("name", "heatmap")
     if scale is not None:
         cfg["vmin"], cfg["vmax"] = float(scale[0]), float(scale[1])
@@ -122,6 +118,60 @@ def shared_scale(
     if hi <= lo:
         hi = lo + 1e-12
     return lo, hi
+
+
+def legend_of(
+    attribution: Attribution,
+    visualization: dict[str, Any] | Any | None = None,
+    registry: Registry | None = None,
+    *,
+    scale: tuple[float, float] | None = None,
+) -> Legend | None:
+    """The colour bar (:class:`~removalx.colorbar.Legend`) of ``attribution`` drawn with ``visualization``.
+
+    ``scale`` as in :func:`render`. ``None`` for a visualization without ``legend``.
+    """
+    vis = _visualizer(attribution, visualization, registry, scale)
+    return vis.legend(attribution) if hasattr(vis, "legend") else None
+
+
+def comparable_scales(
+    attributions: Sequence[Attribution],
+    visualizations: Sequence[dict[str, Any] | Any | None],
+    registry: Registry | None = None,
+) -> list[tuple[float, float] | None]:
+    """One colour scale per map: the :func:`shared_scale` of the maps of its kind.
+
+    Maps are of one kind when they are drawn by the same visualization plugin, are both
+    signed (diverging colour map centred at 0) or both unsigned (sequential), and agree on
+    whether lower values are more important; only such maps share a scale, so equal values
+    get equal colours across them. A map whose visualization reports no range or legend
+    gets ``None`` (its own stretching).
+    """
+    keys: list[tuple[Any, ...] | None] = []
+    for attr, vis_cfg in zip(attributions, visualizations, strict=True):
+        vis = _visualizer(attr, vis_cfg, registry)
+        if not (hasattr(vis, "display_range") and hasattr(vis, "legend")):
+            keys.append(None)
+            continue
+        name = _vis_config(attr, vis_cfg).get("name", "heatmap")
+        keys.append((name, bool(vis.legend(attr).signed), attr.lower_is_important))
+    ranges: dict[tuple[Any, ...], tuple[float, float] | None] = {}
+    for key in {k for k in keys if k is not None}:
+        group = [(a, v) for a, v, k in zip(attributions, visualizations, keys, strict=True) if k == key]
+        lows, highs = zip(*(_visualizer(a, v, registry).display_range(a) for a, v in group), strict=True)
+        lo, hi = float(min(lows)), float(max(highs))
+        ranges[key] = (lo, hi if hi > lo else lo + 1e-12)
+    return [None if k is None else ranges[k] for k in keys]
+
+
+def _vis_config(attribution: Attribution, visualization: dict[str, Any] | Any | None) -> dict[str, Any]:
+    """``visualization`` as a dict (a copy); ``None``: the attribution's recipe's, else ``heatmap``."""
+    if visualization is None:
+        visualization = (attribution.meta.get("recipe") or {}).get("visualization") or {"name": "heatmap"}
+    if hasattr(visualization, "model_dump"):
+        visualization = visualization.model_dump()
+    return dict(visualization)
 
 
 def upsample(attribution: Attribution, size: tuple[int, ...]) -> Attribution:

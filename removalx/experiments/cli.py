@@ -121,6 +121,14 @@ def add_subcommands(subparsers: Any) -> None:
         default=6,
         help="overlay GIFs for at most N videos per experiment",
     )
+    r.add_argument(
+        "--gallery-scale",
+        choices=("shared", "per-method"),
+        default="shared",
+        help="colour scale of the overlays side by side: 'shared' (default; one scale for the maps of "
+        "one kind, so equal values get equal colours) or 'per-method' (each map stretched to its own "
+        "range, for methods whose values differ by orders of magnitude)",
+    )
     from removalx.experiments.study.cli import add_study_parser
 
     add_study_parser(subparsers)
@@ -335,7 +343,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from removalx.experiments.report import write_report
 
     check_output_file(args.out, what="--out")
-    out = write_report(args.db, args.out, max_videos=args.max_videos)
+    out = write_report(args.db, args.out, max_videos=args.max_videos, gallery_scale=args.gallery_scale)
     print(out)
     return 0
 

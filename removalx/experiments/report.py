@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from removalx.errors import ConfigError, truncate
 from removalx.experiments.figures import PALETTE, FigureSink, mean_curves, metric_bars, require_matplotlib
 from removalx.experiments.runner import RANDOM, aggregate, alpha_table, paired_table
 from removalx.experiments.store import Store
@@ -43,6 +44,7 @@ from removalx.outputs import StagedOutput
 
 __all__ = [
     "EXPERIMENT_PARTS",
+    "GALLERY_SCALES",
     "SECTIONS",
     "ExperimentView",
     "ReportContext",
@@ -92,6 +94,8 @@ class ReportContext:
         The experiments recorded in ``store`` (or one "all results" pseudo-experiment).
     max_videos, scale : int
         Options of :func:`write_report`.
+    gallery_scale : str
+        Option of :func:`write_report`: one of :data:`GALLERY_SCALES`.
     """
 
     store: Store
@@ -99,6 +103,7 @@ class ReportContext:
     experiments: list[dict[str, Any]]
     max_videos: int = 6
     scale: int = 2
+    gallery_scale: str = "shared"
 
 
 @dataclass
@@ -180,34 +185,120 @@ def _gif_data_uri(frames: torch.Tensor, fps: float = 6) -> str:
         return "data:image/gif;base64," + base64.b64encode(p.read_bytes()).decode("ascii")
 
 
+#: Choices of ``removalx report --gallery-scale``: one colour scale per kind of map across the
+#: methods of a strip (default), or each map stretched to its own range.
+GALLERY_SCALES = ("shared", "per-method")
+#: An overlay column with its own colour bar is at least this wide (pixels), so the ticks fit.
+BAR_MIN_WIDTH = 160
+#: Pixels of white between the columns of a strip.
+GAP = 4
+#: On a shared scale, a map whose values span less than this fraction of it is flagged as faint.
+FAINT = 0.05
+
+
+@dataclass
+class OverlayStrip:
+    """One video's row of the gallery: a GIF (data URI), its column labels and notes."""
+
+    uri: str = ""
+    labels: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    shared_bar: bool = False
+
+
+def _same_scale(a: Any, b: Any) -> bool:
+    """Whether two colour bars draw the same colours at the same values."""
+    return (
+        (a.low, a.high, a.signed, a.note) == (b.low, b.high, b.signed, b.note)
+        and torch.equal(a.colors, b.colors)
+        and torch.equal(a.alpha, b.alpha)
+    )
+
+
+def _pad(frames: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``frames`` padded with white at the bottom and right to ``h x w``."""
+    t, fh, fw, _ = frames.shape
+    out = torch.full((t, h, w, 3), 255, dtype=torch.uint8)
+    out[:, :fh, :fw] = frames
+    return out
+
+
+def _hcat(cols: list[torch.Tensor]) -> torch.Tensor:
+    gap = torch.full((*cols[0].shape[:2], GAP, 3), 255, dtype=torch.uint8)
+    return torch.cat([t for col in cols for t in (col, gap)][:-1], dim=2)
+
+
 def _overlay_strip(
-    store: Store, dataset: str, item: str, methods: list[str], scale: int
-) -> tuple[str, list[str]]:
-    """GIF of the clip followed by every method's overlay, as a data URI, and the column labels."""
-    from removalx.visualize import render
+    store: Store, dataset: str, item: str, methods: list[str], scale: int, gallery_scale: str = "shared"
+) -> OverlayStrip:
+    """The clip followed by every method's overlay, one GIF, with colour bars under the overlays.
+
+    ``gallery_scale="shared"``: maps of one kind (same visualization, both signed or both
+    unsigned, :func:`~removalx.visualize.comparable_scales`) share one colour scale, drawn
+    once under the strip when every overlay has the same bar; ``"per-method"``: each map is
+    stretched to its own range. Without a shared bar, each overlay has its own.
+    """
+    from dataclasses import replace
+
+    from removalx.colorbar import BAR_HEIGHT, colorbar_strip, with_colorbar
+    from removalx.visualize import comparable_scales, legend_of, render, upsample
 
     v = store.video(dataset, item)
     if v is None:
-        return "", []
-    video = v["video"]
-    tiles, labels = [(video.clamp(0, 1) * 255).round().to(torch.uint8)], ["clip"]
+        return OverlayStrip()
+    video = v["video"].float()
+    shown: list[tuple[str, Any, dict[str, Any]]] = []
     for method in methods:
         rows = [e for e in store.explanations([method], dataset) if e["item"] == item]
         if not rows:
             continue
-        attr = store.attribution(rows[0]["id"])
-        vis = (attr.meta.get("recipe") or {}).get("visualization") or {"name": "heatmap"}
+        attr = upsample(store.attribution(rows[0]["id"]), tuple(video.shape[1:3]))
+        vis = dict((attr.meta.get("recipe") or {}).get("visualization") or {"name": "heatmap"})
         try:
-            tiles.append(render(video, attr, vis))
+            legend_of(attr, vis)
         except Exception:  # a visualizer that is not installed here: fall back to the heat map
-            tiles.append(render(video, attr, {"name": "heatmap"}))
-        labels.append(method)
-    gap = torch.full((*tiles[0].shape[:2], 2, 3), 255, dtype=torch.uint8)
-    strip = torch.cat([t for tile in tiles for t in (tile, gap)][:-1], dim=2)
-    scale = max(scale, 128 // max(int(video.shape[1]), 1))
-    if scale > 1:
-        strip = strip.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-    return _gif_data_uri(strip), labels
+            vis = {"name": "heatmap"}
+        shown.append((method, attr, vis))
+    attrs, visos = [a for _, a, _ in shown], [c for _, _, c in shown]
+    scales = comparable_scales(attrs, visos) if gallery_scale == "shared" else [None] * len(shown)
+    factor = max(scale, 128 // max(int(video.shape[1]), 1))
+
+    def up(t: torch.Tensor) -> torch.Tensor:
+        return t.repeat_interleave(factor, 1).repeat_interleave(factor, 2) if factor > 1 else t
+
+    clip = up((video[..., :3].clamp(0, 1) * 255).round().to(torch.uint8))
+    overlays = [up(render(video, a, c, scale=s)) for a, c, s in zip(attrs, visos, scales, strict=True)]
+    legends = [legend_of(a, c, scale=s) for a, c, s in zip(attrs, visos, scales, strict=True)]
+    notes = []
+    for (method, a, c), s in zip(shown, scales, strict=True):
+        own = comparable_scales([a], [c])[0]
+        if s is not None and own is not None and len(shown) > 1 and own[1] - own[0] < FAINT * (s[1] - s[0]):
+            notes.append(
+                f"{method}: its values span under {FAINT:.0%} of the shared scale, so its overlay looks "
+                "nearly uniform; --gallery-scale per-method stretches each map to its own range."
+            )
+    span = len(overlays) * clip.shape[2] + (len(overlays) - 1) * GAP
+    first = legends[0] if legends else None
+    shared_bar = (
+        len(overlays) > 1
+        and span >= BAR_MIN_WIDTH
+        and first is not None
+        and all(lg is not None and _same_scale(first, lg) for lg in legends)
+    )
+    if shared_bar:
+        assert first is not None
+        bar = colorbar_strip(replace(first, label="attribution, one scale for every method"), span)
+        strip = _hcat([clip, *overlays])
+        row = torch.full((BAR_HEIGHT, strip.shape[2], 3), 255, dtype=torch.uint8)
+        row[:, -span:] = torch.from_numpy(bar)
+        strip = torch.cat([strip, row[None].expand(strip.shape[0], -1, -1, -1)], dim=1)
+    else:
+        cols = [clip] + [
+            with_colorbar(o, lg, min_width=BAR_MIN_WIDTH) for o, lg in zip(overlays, legends, strict=True)
+        ]
+        h, w = max(c.shape[1] for c in cols), max(c.shape[2] for c in cols)
+        strip = _hcat([_pad(c, h, w) for c in cols])
+    return OverlayStrip(_gif_data_uri(strip), ["clip"] + [m for m, _, _ in shown], notes, bool(shared_bar))
 
 
 def _table(view: ExperimentView) -> str:
@@ -331,6 +422,19 @@ def curve_charts_part(ctx: ReportContext, view: ExperimentView) -> str:
     return "<h3>Perturbation curves (mean over videos)</h3><div class='charts'>" + "".join(charts) + "</div>"
 
 
+def _scale_note(gallery_scale: str) -> str:
+    if gallery_scale == "per-method":
+        return (
+            "Each overlay is stretched to its own range (--gallery-scale per-method): compare where a "
+            "method puts its importance, not how much; each overlay's colour bar gives its values."
+        )
+    return (
+        "Maps of one kind (same visualization; signed maps on a diverging colour map centred at 0, "
+        "unsigned ones on a sequential map) share one colour scale in a row, so equal values get equal "
+        "colours; the bar under the row (or under each overlay when the kinds differ) gives the values."
+    )
+
+
 def overlays_part(ctx: ReportContext, view: ExperimentView) -> str:
     """For the first videos, one GIF each: the clip next to every method's overlay."""
     items: list[str] = []
@@ -339,16 +443,22 @@ def overlays_part(ctx: ReportContext, view: ExperimentView) -> str:
             items.append(e["item"])
     if not items:
         return ""
-    parts = [f"<h3>Overlays (first {min(len(items), ctx.max_videos)} of {len(items)} videos)</h3>"]
+    parts = [
+        f"<h3>Overlays (first {min(len(items), ctx.max_videos)} of {len(items)} videos)</h3>"
+        f"<p class='note'>{html.escape(_scale_note(ctx.gallery_scale))}</p>"
+    ]
     for item in items[: ctx.max_videos]:
-        uri, labels = _overlay_strip(ctx.store, view.exp.get("dataset") or "", item, view.methods, ctx.scale)
-        if not uri:
+        strip = _overlay_strip(
+            ctx.store, view.exp.get("dataset") or "", item, view.methods, ctx.scale, ctx.gallery_scale
+        )
+        if not strip.uri:
             continue
-        cols = "".join(f"<span style='flex:1'>{html.escape(lbl)}</span>" for lbl in labels)
+        cols = "".join(f"<span style='flex:1'>{html.escape(lbl)}</span>" for lbl in strip.labels)
+        notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in strip.notes)
         parts.append(
             f"<div class='video'><div><b>{html.escape(item)}</b></div><div class='strip'>"
             f"<div class='labels'>{cols}</div>"
-            f"<img alt='{html.escape(item)}: clip and overlays' src='{uri}'></div></div>"
+            f"<img alt='{html.escape(item)}: clip and overlays' src='{strip.uri}'></div>{notes}</div>"
         )
     return "".join(parts)
 
@@ -409,7 +519,9 @@ def figures_dir(out: str | Path) -> Path:
     return p.with_name(f"{p.stem}_figures")
 
 
-def write_report(db: str | Path, out: str | Path, max_videos: int = 6, scale: int = 2) -> Path:
+def write_report(
+    db: str | Path, out: str | Path, max_videos: int = 6, scale: int = 2, gallery_scale: str = "shared"
+) -> Path:
     """Write the HTML report of results database ``db`` to ``out`` and its figures beside it.
 
     Parameters
@@ -424,14 +536,25 @@ def write_report(db: str | Path, out: str | Path, max_videos: int = 6, scale: in
         Overlay GIFs for at most this many videos per experiment.
     scale : int
         Nearest-neighbour upscaling of the GIFs (small clips are hard to see).
+    gallery_scale : {"shared", "per-method"}
+        Colour scale of the overlays side by side: ``"shared"`` (one scale for the maps of one
+        kind in a strip, :func:`~removalx.visualize.comparable_scales`) or ``"per-method"``
+        (each map stretched to its own range).
 
     Raises
     ------
+    ConfigError
+        ``gallery_scale`` is not one of :data:`GALLERY_SCALES`.
     MissingExtraError
         matplotlib (the ``report`` extra) is not installed.
     StorageError
         ``db`` is missing, damaged or not a results database.
     """
+    if gallery_scale not in GALLERY_SCALES:
+        raise ConfigError(
+            f"Unknown gallery scale {truncate(str(gallery_scale), 40)!r}.",
+            f"Use one of {', '.join(GALLERY_SCALES)}.",
+        )
     require_matplotlib()
     out = Path(out)
     fig_dir = figures_dir(out)
@@ -444,6 +567,7 @@ def write_report(db: str | Path, out: str | Path, max_videos: int = 6, scale: in
                 experiments=_experiments(store),
                 max_videos=max_videos,
                 scale=scale,
+                gallery_scale=gallery_scale,
             )
             body = [
                 f"<h1>removalx report</h1><p class='note'>{html.escape(str(db))}: "

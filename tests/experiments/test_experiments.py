@@ -256,6 +256,103 @@ def test_report_is_self_contained(report_html):
     )
 
 
+def _gif_frame(uri: str):
+    """The first frame of a GIF data URI as ``uint8[H, W, 3]``."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    data = base64.b64decode(uri.split(",", 1)[1])
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _two_heatmap_db(path: Path) -> Path:
+    """One grey 4x16x16 clip explained by two heat-map methods: ``a`` = column / 15, ``b`` = a / 2."""
+    import torch
+
+    from removalx.experiments.store import Store
+    from removalx.types import Attribution
+
+    vis = {"name": "heatmap", "top_fraction": None, "stretch": False, "alpha": 1.0}
+    ramp = (torch.arange(16.0) / 15).expand(4, 16, 16).contiguous()
+    store = Store(path)
+    store.put_video("toy", "v0", torch.full((4, 16, 16, 3), 0.5), 0, {})
+    for method, values in (("a", ramp), ("b", ramp / 2)):
+        recipe = {"name": method, "visualization": vis}
+        store.put_explanation(
+            dataset="toy", item="v0", method=method, recipe_hash=method, model="m", seed=0,
+            recipe=recipe, attribution=Attribution(values=values, target=0, meta={"recipe": recipe}), run_id=0,
+        )  # fmt: skip
+    store.close()
+    return path
+
+
+def test_report_strip_shares_one_scale_across_methods_of_one_kind(tmp_path):
+    from removalx.colorbar import BAR_HEIGHT
+    from removalx.experiments.report import BAR_MIN_WIDTH, GAP
+
+    db = _two_heatmap_db(tmp_path / "toy.db")
+    frames = {}
+    for mode in ("shared", "per-method"):
+        out = tmp_path / mode / "report.html"
+        out.parent.mkdir()
+        assert main(["report", str(db), "--out", str(out), "--gallery-scale", mode]) == 0
+        (src,) = _images(out.read_text())
+        frames[mode] = _gif_frame(src)
+    tile = 16 * 8  # 16-pixel clips are upscaled 8x to 128 pixels
+
+    def px(img, col_x0, column):  # centre of the attribution's pixel (row 4, column) in a panel
+        return tuple(int(c) for c in img[4 * 8 + 4, col_x0 + column * 8 + 4])
+
+    # shared: clip | a | b side by side, one colour bar under the overlays, none under the clip
+    img = frames["shared"]
+    assert img.shape[:2] == (tile + BAR_HEIGHT, 3 * tile + 2 * GAP)
+    x_a, x_b = tile + GAP, 2 * (tile + GAP)
+    assert px(img, x_a, 7) == px(img, x_b, 14)  # a = b = 7/15: one colour on the shared scale
+    assert px(img, x_a, 15) != px(img, x_b, 15)  # a = 1, b = 0.5: different colours
+    below = img[tile:]
+    assert (below[:, :tile] == 255).all() and (below[:, x_a:] != 255).any(axis=2).sum() > 500
+
+    # per-method: each map stretched to its own range (b's 7/15 is drawn like a's 14/15),
+    # and every overlay has its own colour bar (columns padded to the bar's minimum width)
+    img = frames["per-method"]
+    w = BAR_MIN_WIDTH
+    assert img.shape[:2] == (tile + BAR_HEIGHT, 3 * w + 2 * GAP)
+    x_a, x_b = w + GAP, 2 * (w + GAP)
+    assert px(img, x_a, 7) != px(img, x_b, 14)
+    assert px(img, x_a, 14) == px(img, x_b, 14)
+    for x0 in (x_a, x_b):
+        assert (img[tile:, x0 : x0 + w] != 255).any(axis=2).sum() > 500
+    assert (img[tile:, :w] == 255).all()
+
+
+def test_report_overlays_of_different_kinds_each_have_a_colour_bar(report_html):
+    from removalx.colorbar import BAR_HEIGHT
+
+    page = report_html.read_text()
+    assert "one colour scale" in page
+    for src in _images(page):
+        img = _gif_frame(src)
+        assert img.shape[0] == 16 * 8 + BAR_HEIGHT  # 16-pixel clip upscaled 8x, then the bars
+        # lime3d (posneg) and rise3d (heatmap) are not comparable: a bar under each overlay
+        assert (img[16 * 8 :] != 255).any(axis=2).any(axis=0).sum() > 2 * 100
+
+
+def test_report_rejects_an_unknown_gallery_scale(compare_db, tmp_path, capsys):
+    from removalx.errors import ConfigError
+    from removalx.experiments.report import write_report
+
+    with pytest.raises(ConfigError, match="per-method"):
+        write_report(compare_db, tmp_path / "r.html", gallery_scale="absolute")
+    with pytest.raises(SystemExit) as exc:  # an argparse usage error
+        main(["report", str(compare_db), "--out", str(tmp_path / "r.html"), "--gallery-scale", "x"])
+    assert exc.value.code == 2 and "per-method" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_report_charts_and_tables_are_fit_for_a_paper(report_html):
     page = report_html.read_text()
     tmp_path = report_html.parent

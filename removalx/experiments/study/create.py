@@ -4,8 +4,8 @@ An item is one explanation in the experiment database (one video x method x mode
 are rendered once, when the study is created, with the visualization of the explanation's own
 recipe (the display of "removal-based video explanations", Sec. 4.5: top 30 %, no negative
 relevance, histogram stretching): the clip and its overlay side by side in one GIF (so their
-playback is synchronised frame by frame), and the colour-map legend as a PNG, drawn by the
-same visualizer over a ramp of importance. Nothing in the media names the method, the
+playback is synchronised frame by frame), and the colour-map legend as a PNG: the colours of
+the visualizer's colour bar (:mod:`removalx.colorbar`), without values. Nothing in the media names the method, the
 model or the dataset.
 """
 
@@ -90,22 +90,26 @@ def _vis_config(attr: Attribution) -> dict[str, Any]:
     return dict((attr.meta.get("recipe") or {}).get("visualization") or {"name": "heatmap"})
 
 
-def legend_png(vis: dict[str, Any], width: int = 256, height: int = 14) -> bytes:
-    """The colour bar of a visualization: the visualizer drawn over mid-grey, importance 0 -> 1.
+def legend_png(
+    vis: dict[str, Any], attr: Attribution | None = None, width: int = 256, height: int = 14
+) -> bytes:
+    """The colour bar of an item: its visualizer's :class:`~removalx.colorbar.Legend`, no text.
 
-    Left is the least, right the most important value; every value is shown (no top
-    fraction), so the bar covers the whole colour range the overlay uses.
+    The colours come from :func:`removalx.colorbar.colorbar_row`, the same bar the report and
+    ``removalx explain`` draw, left the least and right the most important value. The study
+    page labels the ends in words ("less / more important"): no tick values, which could hint
+    at the method. ``attr`` is the item's attribution (its scale and, for signed maps, both
+    signs); a visualizer without ``legend`` is drawn over a ramp of importance 0 -> 1 instead.
     """
-    from removalx.visualize import render
+    from removalx.colorbar import colorbar_row
+    from removalx.visualize import legend_of, render
 
-    grey = torch.full((1, height, width, 3), 0.5)
     ramp = torch.linspace(0.0, 1.0, width).expand(1, height, width).contiguous()
-    attr = Attribution(values=ramp, target=0, meta={})
-    try:
-        frames = render(grey, attr, {**vis, "top_fraction": None})
-    except Exception:  # a visualizer without a top_fraction option
-        frames = render(grey, attr, vis)
-    return _png_bytes(frames[0].numpy())
+    legend = legend_of(attr if attr is not None else Attribution(values=ramp, target=0, meta={}), vis)
+    if legend is not None:
+        return _png_bytes(np.repeat(colorbar_row(legend, width)[None], height, axis=0))
+    grey = torch.full((1, height, width, 3), 0.5)
+    return _png_bytes(render(grey, Attribution(values=ramp, target=0, meta={}), vis)[0].numpy())
 
 
 def render_item(video: torch.Tensor, attr: Attribution, fps: float) -> tuple[bytes, bytes, int, int]:
@@ -122,7 +126,7 @@ def render_item(video: torch.Tensor, attr: Attribution, fps: float) -> tuple[byt
     scale = max(1, math.ceil(MIN_PANEL / max(int(video.shape[1]), 1)))
     if scale > 1:
         both = both.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-    return _gif_bytes(both, fps), legend_png(vis), int(both.shape[2]), int(both.shape[1])
+    return _gif_bytes(both, fps), legend_png(vis, attr), int(both.shape[2]), int(both.shape[1])
 
 
 def _class_name(attr: Attribution) -> str:
