@@ -552,10 +552,7 @@ def extremal_perturbation(
             it, cfg.lambda1, cfg.lambda_growth, lambda2, lambda2_start, lambda2_grows
         )
         mask = make_mask(seed)  # [A, T, H, W]
-        if unsync:
-            x = pyramid(_one_frame_masks(mask).reshape(a * t, t, h, w))
-        else:
-            x = pyramid(mask)
+        x = pyramid(_one_frame_masks(mask).reshape(a * t, t, h, w) if unsync else mask)
         if cfg.jitter and it % 2 == 0:
             x = torch.flip(x, dims=(3,))
         score = _reward(model(x), target, cfg.reward)
@@ -588,10 +585,7 @@ def extremal_perturbation(
         bound = phi0_bound(cfg.phi0, cfg.phi0_relative, clean)
         eq4 = min_preservation_ratio(areas, rewards_a, bound)
         if cfg.final == "min_ratio":
-            if eq4.index is None:
-                values = torch.ones(t, h, w, device=device)
-            else:
-                values = mask[eq4.index]
+            values = torch.ones(t, h, w, device=device) if eq4.index is None else mask[eq4.index]
         else:
             values = gaussian_blur(mask.sum(0)[..., None], cfg.smooth_sigma, "replicate")[..., 0]
     meta: dict[str, Any] = {

@@ -60,9 +60,7 @@ class EP2D(Explainer):
     ) -> Attribution:
         cfg = self.config
         name = "ep2d_sync" if cfg.sync else "ep2d_unsync"
-        return extremal_perturbation(
-            model, video, target, cfg, generator, unsync=not cfg.sync, method=name
-        )
+        return extremal_perturbation(model, video, target, cfg, generator, unsync=not cfg.sync, method=name)
 
 
 @hookimpl

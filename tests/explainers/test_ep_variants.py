@@ -145,7 +145,9 @@ def test_unsync_blurs_every_other_frame_during_each_frames_optimisation(reg):
     rec = Recorder(square_model().module)
     model = VideoClassifier(rec, layout="BTHWC")
     iters = 3
-    a = explain(reg, "ep2d", model, video, sync=False, areas=[0.1, 0.2], iterations=iters, max_blur=3.0, **SMALL)
+    a = explain(
+        reg, "ep2d", model, video, sync=False, areas=[0.1, 0.2], iterations=iters, max_blur=3.0, **SMALL
+    )
     # m = 0 is the clip blurred with max_blur (zero borders, radius 4 sigma): SciPy's filter
     blurred = torch.from_numpy(
         ndimage.gaussian_filter(video.double().numpy(), (0, 3, 3, 0), mode="constant", truncate=4.0)
@@ -258,3 +260,10 @@ def test_evaluate_reports_v_star_from_the_database(tmp_path):
     d = scores[0]["details"]
     r = min_preservation_ratio(d["areas"], d["area_rewards"], d["bound"])
     assert scores[0]["value"] == r.v_star and 0 < r.v_star <= 1
+
+
+@pytest.mark.parametrize("cfg", [{"iterations": 3}, {"iterations": 3, "sync": False}])
+def test_ep2d_conformance_check(reg, cfg):
+    from removalx.testing import check_plugin
+
+    check_plugin("explainer", "ep2d", config=cfg, registry=reg)
