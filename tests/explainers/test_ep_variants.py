@@ -23,6 +23,8 @@ from removalx.temporal_smoothing import temporal_kernel, temporal_smooth
 from removalx.testing.data import LinearVideoModel, ToyClassifier, square_evidence, tiny_video
 from removalx.types import Attribution
 
+from .test_step import explain
+
 T = 8  # 8 x 16 x 16 clips
 SMALL = {"step": 2, "sigma": 1.5, "learning_rate": 0.2, "lambda1": 1.0, "smooth_sigma": 0.0}
 
@@ -36,11 +38,6 @@ def square_model(frames: int = T) -> VideoClassifier:
     w[1] = -w[0]
     w = w * (3.0 / (w[0] * video).sum().abs())
     return VideoClassifier(LinearVideoModel(w), layout="BTHWC")
-
-
-def explain(reg, name, model, video, **cfg):
-    recipe = {"name": name, "seed": 0, "explainer": {"name": name, **cfg}}
-    return removalx.Explainer.from_recipe(recipe, registry=reg, progress=False).explain(model, video, 0)
 
 
 def np_temporal_smooth(x: np.ndarray, dt: int) -> np.ndarray:
