@@ -52,6 +52,7 @@ __all__ = [
     "area_loss",
     "ellipsoid_kernel",
     "extremal_perturbation",
+    "frame_area_loss",
     "gaussian_blur",
     "kernel_beta",
     "lambda_schedule",
@@ -365,6 +366,39 @@ class ExtremalConfig(PluginConfig):
     smooth_sigma: float = Field(
         10.0, ge=0, description="per-frame Gaussian sigma (px) on the summed masks (journal Sec. V-A.3: 10)"
     )
+    area_scope: Literal["clip", "frame"] = Field(
+        "clip",
+        description="where the preservation ratio v is imposed: clip (EP-3D, journal Eq. 6) or every frame "
+        "separately (EP-3D-Evenly, WACV Eq. 10-11; ECCV-W extremal perturbation sync./unsync.)",
+    )
+    temporal_smoothing: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Delta t of the temporal Gaussian smoothing of WACV Eq. 12 / ECCV-W Eq. 7, "
+        "k(u) = exp(-u^2 / (0.6 Delta t)), inside the optimisation; 0 = off (the plain method)",
+    )
+    temporal_smoothing_on: Literal["seed", "mask"] = Field(
+        "seed",
+        description="what is smoothed in time: the seed masks before upsampling (WACV Sec. 4.4) or the "
+        "upsampled masks",
+    )
+    phi0: float = Field(
+        1.0,
+        gt=0,
+        description="probability bound Phi_0 of Eq. 4 (v* = smallest area whose mask reaches it); "
+        "with phi0_relative, a share of Phi_c of the clean clip",
+    )
+    phi0_relative: bool = Field(
+        True,
+        description="Phi_0 = phi0 x Phi_c(clean clip) (WACV Sec. 4.2: 'without decreasing the output "
+        "probabilities'); false: phi0 is the reward itself",
+    )
+    final: Literal["sum", "min_ratio"] = Field(
+        "sum",
+        description="heat map: sum of the area masks blurred (journal Sec. V-A.3) or the mask at v* of "
+        "Eq. 4 (journal Sec. III-A: 'M_v* is taken as the final solution')",
+    )
 
     @field_validator("areas")
     @classmethod
@@ -404,6 +438,24 @@ def _reward(logits: Tensor, target: int, kind: str) -> Tensor:
     return logits[:, target]
 
 
+def frame_area_loss(mask: Tensor, areas: Sequence[float]) -> Tensor:
+    """``L_S^v`` imposed on every frame (WACV Eq. 10-11): ``float[A, T]``.
+
+    Each frame's sorted values are matched to the template ``r_v`` of ``round(v H W)`` ones
+    then zeros (:func:`area_loss` per frame); the energy sums (or averages) over frames.
+    """
+    a, t = mask.shape[:2]
+    per = area_loss(mask.reshape(a * t, -1), [v for v in areas for _ in range(t)])
+    return per.reshape(a, t)
+
+
+def _one_frame_masks(mask: Tensor) -> Tensor:
+    """``[A, T, H, W] -> [A, T, T, H, W]``: row ``(a, t)`` keeps frame ``t``'s mask, the others 0."""
+    t = mask.shape[1]
+    eye = torch.eye(t, dtype=mask.dtype, device=mask.device)
+    return mask.unsqueeze(1) * eye[None, :, :, None, None]
+
+
 def extremal_perturbation(
     model: VideoClassifier,
     video: Tensor,
@@ -416,6 +468,7 @@ def extremal_perturbation(
     lambda2: float = 0.0,
     lambda2_start: int = 0,
     lambda2_grows: bool = False,
+    unsync: bool = False,
     method: str = "ep3d",
 ) -> Attribution:
     """Optimise Eq. 11 (Eq. 5 when ``kernel_size`` is None) for all ``cfg.areas`` at once.
@@ -424,17 +477,38 @@ def extremal_perturbation(
     weights of :func:`lambda_schedule` (``lambda2*`` are ignored without a kernel), by SGD
     on the seed masks (dampening = momentum), which are clamped to [0, 1] after each step.
 
+    ``cfg.area_scope == "frame"`` imposes ``L_S^v`` on every frame (:func:`frame_area_loss`,
+    the mean over frames: EP-3D-Evenly, WACV Eq. 10-11). ``cfg.temporal_smoothing = dt > 0``
+    smooths the seeds (or the masks) in time with WACV Eq. 12 at every iteration
+    (:func:`removalx.temporal_smoothing.temporal_smooth`). ``unsync`` (ECCV-W Sec. 4.2,
+    "Extm. Ptb. Unsync.") optimises each frame's mask alone: the batch holds one clip per
+    (area, frame) in which every other frame's mask is 0 (fully blurred); as the energies of
+    different frames share no variable, this equals ``T`` separate optimisations.
+
     Returns
     -------
     Attribution
         ``values``: the area masks summed and blurred per frame (sigma ``cfg.smooth_sigma``,
-        replicated borders, as the authors' scikit-image ``gaussian``); ``meta["masks"]``
+        replicated borders, as the authors' scikit-image ``gaussian``), or with
+        ``cfg.final == "min_ratio"`` the mask at ``v*`` of Eq. 4; ``meta["masks"]``
         (``float[A, T, H, W]``), ``meta["area_rewards"]`` (``Phi_c`` of each preserved clip),
-        ``meta["loss_history"]`` (total energy per iteration), ``meta["reward_history"]``
-        (mean ``Phi_c`` per iteration), ``meta["lambda1_history"]`` /
-        ``meta["lambda2_history"]`` (the weights used) and counts.
+        ``meta["clean_reward"]`` (``Phi_c`` of the clip), ``meta["v_star"]`` / ``meta["phi0"]``
+        / ``meta["phi0_reached"]`` (Eq. 4 with ``cfg.phi0``), ``meta["seeds"]`` (the seed
+        masks), ``meta["loss_history"]`` (total energy per iteration),
+        ``meta["reward_history"]`` (mean ``Phi_c`` per iteration), ``meta["lambda1_history"]``
+        / ``meta["lambda2_history"]`` (the weights used) and counts.
     """
+    from removalx.min_ratio import min_preservation_ratio, phi0_bound
+    from removalx.temporal_smoothing import temporal_smooth
+
     require_differentiable(model, method, "a removal recipe such as 'rise3d' or 'occlusion3d'")
+    if unsync and (cfg.area_scope != "frame" or cfg.temporal_smoothing > 0):
+        raise ConfigError(
+            "Unsynchronous extremal perturbation optimises each frame alone: it needs area_scope 'frame' "
+            f"and no temporal smoothing (got area_scope {cfg.area_scope!r}, "
+            f"temporal_smoothing {cfg.temporal_smoothing}).",
+            "Set explainer.area_scope=frame and explainer.temporal_smoothing=0, or use sync.",
+        )
     t0 = time.perf_counter()
     device = model.device
     video = video.to(device, torch.float32)
@@ -449,6 +523,13 @@ def extremal_perturbation(
         seed0 = torch.ones(a, t, sh, sw)
     seed = seed0.to(device).requires_grad_(True)
     opt = torch.optim.SGD([seed], lr=cfg.learning_rate, momentum=cfg.momentum, dampening=cfg.momentum)
+    dt = cfg.temporal_smoothing
+
+    def make_mask(s: Tensor) -> Tensor:
+        if dt and cfg.temporal_smoothing_on == "seed":
+            return up(temporal_smooth(s, dt, dim=1))
+        m = up(s)
+        return temporal_smooth(m, dt, dim=1) if dt else m
 
     kernel = None
     beta = 1.0
@@ -459,6 +540,7 @@ def extremal_perturbation(
         beta = kernel_beta((t, h, w), ks)
 
     areas = list(cfg.areas)
+    rows = a * t if unsync else a
     losses: list[Tensor] = []
     rewards: list[Tensor] = []
     lam1s: list[float] = []
@@ -469,18 +551,23 @@ def extremal_perturbation(
         lam1, lam2 = lambda_schedule(
             it, cfg.lambda1, cfg.lambda_growth, lambda2, lambda2_start, lambda2_grows
         )
-        mask = up(seed)  # [A, T, H, W]
-        x = pyramid(mask)
+        mask = make_mask(seed)  # [A, T, H, W]
+        x = pyramid(_one_frame_masks(mask).reshape(a * t, t, h, w) if unsync else mask)
         if cfg.jitter and it % 2 == 0:
             x = torch.flip(x, dims=(3,))
         score = _reward(model(x), target, cfg.reward)
-        energy = lam1 * area_loss(mask, areas) - score
+        if unsync:  # one energy per (area, frame): lambda_1 L_S of that frame - Phi_c of its clip
+            energy = lam1 * frame_area_loss(mask, areas).reshape(-1) - score
+        elif cfg.area_scope == "frame":
+            energy = lam1 * frame_area_loss(mask, areas).mean(1) - score
+        else:
+            energy = lam1 * area_loss(mask, areas) - score
         if kernel is not None and lam2 > 0:
             energy = energy + lam2 * smoothness_loss(mask, areas, kernel, kernel_stride, beta)
         total = energy.sum()
         # gradient w.r.t. the seeds only: no parameter gradients of the model
         (seed.grad,) = torch.autograd.grad(total, seed)
-        model.n_backward += a
+        model.n_backward += rows
         opt.step()
         with torch.no_grad():
             seed.clamp_(0, 1)
@@ -490,15 +577,31 @@ def extremal_perturbation(
         lam2s.append(lam2 if kernel is not None else 0.0)
 
     with torch.no_grad():
-        mask = up(seed)
-        score = _reward(model(pyramid(mask)), target, cfg.reward)
-        values = gaussian_blur(mask.sum(0)[..., None], cfg.smooth_sigma, "replicate")[..., 0]
+        mask = make_mask(seed)
+        logits = model(torch.cat([pyramid(mask), video[None]]))
+        score = _reward(logits[:a], target, cfg.reward)
+        clean = float(_reward(logits[a:], target, cfg.reward)[0])
+        rewards_a = score.detach().cpu().tolist()
+        bound = phi0_bound(cfg.phi0, cfg.phi0_relative, clean)
+        eq4 = min_preservation_ratio(areas, rewards_a, bound)
+        if cfg.final == "min_ratio":
+            values = torch.ones(t, h, w, device=device) if eq4.index is None else mask[eq4.index]
+        else:
+            values = gaussian_blur(mask.sum(0)[..., None], cfg.smooth_sigma, "replicate")[..., 0]
     meta: dict[str, Any] = {
         "method": method,
         "areas": areas,
         "masks": mask.detach().cpu(),
-        "area_rewards": score.detach().cpu().tolist(),
+        "seeds": seed.detach().cpu(),
+        "area_rewards": rewards_a,
+        "clean_reward": clean,
+        "v_star": eq4.v_star,
+        "phi0": eq4.phi0,
+        "phi0_reached": eq4.reached,
         "reward": cfg.reward,
+        "area_scope": cfg.area_scope,
+        "temporal_smoothing": dt,
+        "unsync": unsync,
         "loss_history": torch.stack(losses).cpu().tolist() if losses else [],
         "reward_history": torch.stack(rewards).cpu().tolist() if rewards else [],
         "lambda1_history": lam1s,
@@ -509,6 +612,10 @@ def extremal_perturbation(
         "seed_shape": (sh, sw),
         "optimize_seconds": time.perf_counter() - t0,
     }
+    if unsync:
+        with torch.no_grad():
+            xs = pyramid(_one_frame_masks(mask).reshape(a * t, t, h, w))
+            meta["frame_rewards"] = _reward(model(xs), target, cfg.reward).reshape(a, t).cpu().tolist()
     if ks is not None:
         meta.update(kernel_size=ks, beta=beta, kernel_stride=tuple(kernel_stride))
     return Attribution(values=values.detach().cpu(), target=int(target), meta=meta)

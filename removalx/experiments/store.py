@@ -425,6 +425,9 @@ class Store:
                 "cached_outputs",
                 "target_name",
                 "n_backward",
+                "areas",  # extremal explainers: what Eq. 4 (min_preservation_ratio) reads
+                "area_rewards",
+                "clean_reward",
             )
             if k in meta
         }

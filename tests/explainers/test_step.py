@@ -133,7 +133,7 @@ def test_step_preserves_the_object_and_loss_decreases(reg):
     warm = TINY_L2["lambda2_start"]  # L_K switches on here
     assert hist[-1] < hist[warm] and hist[-1] < hist[0]
     assert a.meta["kernel_size"] == (3, 5, 5)
-    assert a.meta["n_forward_method"] == TINY["iterations"] + 1
+    assert a.meta["n_forward_method"] == TINY["iterations"] + 2  # + the final masks and the clean clip
     assert a.meta["n_backward_method"] == TINY["iterations"]
 
 
