@@ -1,12 +1,13 @@
 # removalx: the two set-up commands of the README.
 #   make demo  -- create .venv, install removalx, explain the bundled demo clip (writes a GIF)
 #   make test  -- create .venv, install removalx with dev extras, run the test suite
+#   make docs  -- build the documentation site strictly into site/ (docs/docs-site.md)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +31,13 @@ test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check removalx plugins tests benchmarks
+	.ci/lint.sh $(VENV)
+
+docs: $(VENV)/.installed-dev
+	.ci/docs.sh $(VENV) site
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/overhead.py
 
 clean:
-	rm -rf $(VENV) removalx-out build dist *.egg-info
+	rm -rf $(VENV) removalx-out build dist site *.egg-info

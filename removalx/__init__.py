@@ -12,25 +12,73 @@ a recipe names one plugin per stage. Quick start::
 
 from __future__ import annotations
 
-from removalx.errors import (
-    ConfigError,
-    ModelError,
-    PluginError,
-    PluginLoadWarning,
-    PluginNotFoundError,
-    PluginUnavailableError,
-    RecipeError,
-    RemovalxError,
-    TargetError,
-    VideoError,
-)
-from removalx.hookspecs import hookimpl
-from removalx.models import VideoClassifier, load_model
-from removalx.pipeline import Explainer
-from removalx.recipe import Recipe, builtin_recipes, load_recipe
-from removalx.registry import PluginFailure, get_registry
-from removalx.stages import PluginConfig
-from removalx.types import Attribution, FeatureSpace, PartitionSpace, SamplePlan
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the static view of the names ``__getattr__`` below imports on first use
+    from removalx.errors import (
+        ConfigError,
+        ModelError,
+        PluginError,
+        PluginLoadWarning,
+        PluginNotFoundError,
+        PluginUnavailableError,
+        RecipeError,
+        RemovalxError,
+        TargetError,
+        VideoError,
+    )
+    from removalx.hookspecs import hookimpl
+    from removalx.models import VideoClassifier, load_model
+    from removalx.pipeline import Explainer
+    from removalx.recipe import Recipe, builtin_recipes, load_recipe
+    from removalx.registry import PluginFailure, get_registry
+    from removalx.stages import PluginConfig
+    from removalx.types import Attribution, FeatureSpace, PartitionSpace, SamplePlan
+
+#: Public name -> the module defining it. Importing ``removalx`` imports none of them (so the
+#: CLI's parser comes up without torch); ``removalx.X`` imports X's module on first use (PEP 562).
+_LAZY: dict[str, str] = {
+    "ConfigError": "removalx.errors",
+    "ModelError": "removalx.errors",
+    "PluginError": "removalx.errors",
+    "PluginLoadWarning": "removalx.errors",
+    "PluginNotFoundError": "removalx.errors",
+    "PluginUnavailableError": "removalx.errors",
+    "RecipeError": "removalx.errors",
+    "RemovalxError": "removalx.errors",
+    "TargetError": "removalx.errors",
+    "VideoError": "removalx.errors",
+    "hookimpl": "removalx.hookspecs",
+    "VideoClassifier": "removalx.models",
+    "load_model": "removalx.models",
+    "Explainer": "removalx.pipeline",
+    "Recipe": "removalx.recipe",
+    "builtin_recipes": "removalx.recipe",
+    "load_recipe": "removalx.recipe",
+    "PluginFailure": "removalx.registry",
+    "get_registry": "removalx.registry",
+    "PluginConfig": "removalx.stages",
+    "Attribution": "removalx.types",
+    "FeatureSpace": "removalx.types",
+    "PartitionSpace": "removalx.types",
+    "SamplePlan": "removalx.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first access (PEP 562) and cache the name here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'removalx' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 
@@ -66,6 +114,8 @@ __all__ = [
 
 def explain(model, video, recipe="lime3d", target=None, seed=0, overrides=None, **kwargs):  # type: ignore[no-untyped-def]
     """One-call form of ``Explainer.from_recipe(recipe, seed, overrides).explain(model, video, target)``."""
+    from removalx.pipeline import Explainer
+
     return Explainer.from_recipe(recipe, seed=seed, overrides=overrides).explain(
         model, video, target, **kwargs
     )

@@ -125,7 +125,16 @@ def _parser() -> argparse.ArgumentParser:
         f"input size, {DEFAULT_SIZE} when unknown)",
     )
     e.add_argument(
-        "--format", default="gif", help="overlay formats, comma-separated: gif,mp4,png (default gif)"
+        "--format",
+        default="gif",
+        help="overlay formats, comma-separated: gif,mp4 (H.264, needs removalx[mp4]),png (default gif)",
+    )
+    e.add_argument(
+        "--overlay-size",
+        choices=("original", "clip"),
+        default="original",
+        help="draw the overlay on the frames at their original resolution, the map upsampled "
+        "(default), or at the size the model saw ('clip')",
     )
     e.add_argument("--out", "-o", default="removalx-out", help="output folder (default ./removalx-out)")
     e.add_argument("--quiet", "-q", action="store_true", help="no progress bar, print only the output folder")

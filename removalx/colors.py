@@ -11,8 +11,37 @@ _MAPS: dict[str, list[tuple[float, float, float]]] = {
     "hot": [(0, 0, 0), (1, 0, 0), (1, 1, 0), (1, 1, 1)],
     "inferno": [(0, 0, 0.02), (0.34, 0.06, 0.43), (0.73, 0.21, 0.33), (0.98, 0.55, 0.04), (0.99, 1, 0.64)],
     "gray": [(0, 0, 0), (1, 1, 1)],
+    # Diverging maps for signed values (0 in the middle): blue - white - red, and ColorBrewer's
+    # PiYG-like magenta - white - green.
+    "coolwarm": [
+        (0.23, 0.30, 0.75),
+        (0.55, 0.69, 1.0),
+        (0.87, 0.87, 0.87),
+        (0.96, 0.6, 0.48),
+        (0.71, 0.02, 0.15),
+    ],
+    "piyg": [
+        (0.56, 0.0, 0.32),
+        (0.91, 0.59, 0.77),
+        (0.97, 0.97, 0.97),
+        (0.62, 0.85, 0.40),
+        (0.15, 0.39, 0.10),
+    ],
+    # Perceptually uniform sequential map for unsigned values.
+    "viridis": [
+        (0.27, 0.0, 0.33),
+        (0.23, 0.32, 0.55),
+        (0.13, 0.57, 0.55),
+        (0.37, 0.79, 0.38),
+        (0.99, 0.91, 0.14),
+    ],
 }
 COLORMAPS = tuple(_MAPS)
+#: Colour maps for signed maps (diverging, centred at 0) and unsigned maps (sequential).
+DIVERGING = ("coolwarm", "piyg")
+SEQUENTIAL = ("inferno", "viridis", "hot", "gray", "jet")
+#: What ``colormap: auto`` picks for each kind of map.
+AUTO = {"signed": "coolwarm", "unsigned": "inferno"}
 
 
 def apply_colormap(x: Tensor, name: str = "jet") -> Tensor:

@@ -145,3 +145,31 @@ class DatasetError(RemovalxError, ValueError):
 
 class OutputError(RemovalxError, ValueError):
     """An output path cannot be written (an existing file where a folder is needed, no permission)."""
+
+
+class MissingExtraError(RemovalxError, ImportError):
+    """A feature needs an optional dependency that is not installed (``pip install removalx[extra]``)."""
+
+
+def require_extra(module: str, extra: str, feature: str) -> Any:
+    """Import ``module`` or raise :class:`MissingExtraError` naming ``pip install removalx[extra]``.
+
+    Parameters
+    ----------
+    module : str
+        The module to import (e.g. ``"transformers"``).
+    extra : str
+        The removalx extra that installs it (e.g. ``"hf"``).
+    feature : str
+        What needs it, for the message (e.g. ``"the hf: model spec"``).
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{feature} needs the Python package {module!r}, which is not installed "
+            f"({type(exc).__name__}: {truncate(str(exc), 120)}).",
+            f"Install the extra: pip install 'removalx[{extra}]'.",
+        ) from exc

@@ -18,7 +18,7 @@ from typing import Any
 from removalx.errors import ConfigError, truncate
 from removalx.outputs import StagedOutput, check_output_dir
 
-__all__ = ["clip_options", "run_explain"]
+__all__ = ["clip_options", "original_options", "run_explain"]
 
 #: Overlay formats ``--format`` accepts.
 FORMATS = ("gif", "mp4", "png")
@@ -80,6 +80,22 @@ def clip_options(
     return options
 
 
+def original_options(options: dict[str, Any], original: tuple[int, int]) -> dict[str, Any]:
+    """:func:`removalx.io.read_video` options that read the same frames and region as ``options``
+    at the video's original resolution (the overlay is drawn there, the map upsampled).
+
+    A centre crop ``S x S`` of the short side resized to ``S`` covers the centre square of side
+    ``min(H, W)`` of the original frames; a shrunk whole frame covers the whole frame.
+    """
+    out = dict(options)
+    size = out.pop("size", None)
+    crop = out.pop("crop", "center")
+    if isinstance(size, tuple) and crop == "center":
+        side = min(original)
+        out["size"] = (side, side)
+    return out
+
+
 def _domain_note(model_spec: str, video: str) -> str | None:
     """A one-line warning when a zoo demo model explains a file other than the bundled demo."""
     from removalx.zoo.data import DEMO_PATH
@@ -107,7 +123,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from removalx.io import probe_video, read_video
     from removalx.models import load_model
     from removalx.pipeline import Explainer
-    from removalx.visualize import render, save_overlays, side_by_side
+    from removalx.visualize import overlay_frames, save_overlays
 
     # 1. everything that can be checked without computing
     out = check_output_dir(args.out, what="--out")
@@ -121,13 +137,15 @@ def run_explain(args: argparse.Namespace) -> int:
     )
     model = load_model(args.model, weights=args.weights, device=args.device)
     clip: dict[str, Any] = {}
+    options: dict[str, Any] = {}
     if args.video is None:
         from removalx.zoo.data import demo_clip
 
         video, source, fps = demo_clip().video, "bundled demo clip", 8.0
     else:
         _, original = probe_video(args.video)
-        video, info = read_video(args.video, **clip_options(args, model.clip_size, original))
+        options = clip_options(args, model.clip_size, original)
+        video, info = read_video(args.video, **options)
         source, fps = str(args.video), float(info.fps or 8.0)
         clip = {
             "indices": list(info.indices),
@@ -146,18 +164,21 @@ def run_explain(args: argparse.Namespace) -> int:
                 print(note, file=sys.stderr)
 
     # 2. the work
-    attr = explainer.explain(model, video, target=args.target)
+    attr = explainer.explain_clip(model, video, target=args.target)
+    display = video
+    if args.video is not None and getattr(args, "overlay_size", "original") == "original":
+        display = read_video(args.video, **original_options(options, original))[0]
 
     # 3. all outputs staged, then moved into --out together
     with StagedOutput(out) as stage:
         attr.save(stage.path / "attribution.npz")
         np.save(stage.path / "attribution.npy", attr.values.numpy())
-        frames = render(video, attr)
-        written = save_overlays(side_by_side(video, frames), stage.path, formats, fps=min(fps, 12.0))
+        written = save_overlays(overlay_frames(display, attr), stage.path, formats, fps=min(fps, 12.0))
         names = [str(p.relative_to(stage.path)) for p in written[:3]]
         summary: dict[str, Any] = {
             "video": source,
             "clip": {**clip, "size": list(video.shape[:3])},
+            "overlay_size": list(display.shape[:3]),
             "model": args.model,
             "recipe": attr.meta["recipe"],
             "target": attr.target,

@@ -384,6 +384,58 @@ def _cv2_count(path: Path) -> int:
     return n
 
 
+#: Seek (instead of grabbing forward) when the next frame of the clip is more than this many
+#: frames ahead of the decoder; nearer frames are cheaper to reach by grabbing.
+SEEK_GAP = 8
+
+#: ``(frames by index, frames decoded before the stream ended or the last one, original size)``.
+_Decoded = tuple[dict[int, np.ndarray], int, "tuple[int, int] | None"]
+
+
+def _decode_cv2(path: Path, indices: list[int], size: Any, crop: str, seek: bool) -> _Decoded | None:
+    """Decode the frames ``indices`` of ``path``, seeking over gaps longer than :data:`SEEK_GAP`.
+
+    Returns ``None`` when a seek misbehaved (refused, landed elsewhere, or was followed by the
+    end of the stream): the caller then decodes again without seeking, so a file whose index
+    is wrong still gives exactly the frames a sequential read gives.
+    """
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    got: dict[int, np.ndarray] = {}
+    original: tuple[int, int] | None = None
+    pos = 0  # index of the frame the next grab() returns
+    seeked = False
+    try:
+        for k in sorted(set(indices)):
+            if seek and k - pos > SEEK_GAP:
+                if not cap.set(cv2.CAP_PROP_POS_FRAMES, k) or int(cap.get(cv2.CAP_PROP_POS_FRAMES)) != k:
+                    return None
+                pos, seeked = k, True
+            while pos <= k:
+                if not cap.grab():
+                    return None if seeked else (got, pos, original)
+                pos += 1
+            ok, bgr = cap.retrieve()
+            if not ok or bgr is None:
+                return None if seeked else (got, k, original)
+            if original is None:
+                original = (int(bgr.shape[0]), int(bgr.shape[1]))
+            got[k] = _resize_frame(_to_rgb(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), size, crop)
+    finally:
+        cap.release()
+    return got, pos, original
+
+
+def _decode(path: Path, indices: list[int], size: Any, crop: str) -> _Decoded:
+    """:func:`_decode_cv2` seeking, or sequentially when seeking fails on this file."""
+    decoded = _decode_cv2(path, indices, size, crop, seek=True)
+    if decoded is None:
+        decoded = _decode_cv2(path, indices, size, crop, seek=False)
+    assert decoded is not None  # a sequential read never gives up
+    return decoded
+
+
 def _read_cv2(
     path: Path, pick: Picker, size: Any, crop: str
 ) -> tuple[list[np.ndarray], float | None, int, tuple[int, int], list[int]]:
@@ -400,40 +452,24 @@ def _read_cv2(
         fps_raw = float(cap.get(cv2.CAP_PROP_FPS))
         fps = fps_raw if math.isfinite(fps_raw) and fps_raw > 0 else None
         reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        if reported <= 0:  # unknown: count by demuxing
-            reported = _cv2_count(path)
-        n_total = reported
-        source = f"Video {path}"
-        if n_total <= 0:
-            raise VideoError(f"Video {path} has zero frames.", _CONVERT_HINT.format(name=path.name))
-        indices = pick(n_total, fps, source)
-        wanted = set(indices)
-        last = max(indices)
-        got: dict[int, np.ndarray] = {}
-        original: tuple[int, int] | None = None
-        i = 0
-        while i <= last:
-            if not cap.grab():
-                break
-            if i in wanted:
-                ok, bgr = cap.retrieve()
-                if not ok or bgr is None:
-                    break
-                if original is None:
-                    original = (int(bgr.shape[0]), int(bgr.shape[1]))
-                got[i] = _resize_frame(_to_rgb(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), size, crop)
-            i += 1
     finally:
         cap.release()
-    if i == 0:
+    if reported <= 0:  # unknown: count by demuxing
+        reported = _cv2_count(path)
+    n_total = reported
+    if n_total <= 0:
+        raise VideoError(f"Video {path} has zero frames.", _CONVERT_HINT.format(name=path.name))
+    indices = pick(n_total, fps, f"Video {path}")
+    got, decoded, original = _decode(path, indices, size, crop)
+    if decoded == 0:
         raise VideoError(
             f"Video {path} has zero decodable frames (the container says {reported}).",
             _CONVERT_HINT.format(name=path.name),
         )
-    if len(got) < len(indices):
-        # The container's frame count was wrong: the stream ended after `i` frames. Sample
-        # again with the true count (which raises when a consecutive clip no longer fits).
-        return _read_cv2_exact(path, i, pick, size, crop, fps)
+    if len(got) < len(set(indices)):
+        # The container's frame count was wrong: the stream ended after `decoded` frames.
+        # Sample again with the true count (which raises when a consecutive clip no longer fits).
+        return _read_cv2_exact(path, decoded, pick, size, crop, fps)
     assert original is not None
     return [got[k] for k in indices], fps, n_total, original, indices
 
@@ -446,27 +482,9 @@ def _read_cv2_exact(
     crop: str,
     fps: float | None,
 ) -> tuple[list[np.ndarray], float | None, int, tuple[int, int], list[int]]:
-    import cv2
-
     indices = pick(n_true, fps, f"Video {path}")
-    wanted = set(indices)
-    got: dict[int, np.ndarray] = {}
-    original: tuple[int, int] | None = None
-    cap = cv2.VideoCapture(str(path))
-    try:
-        for i in range(max(indices) + 1):
-            if not cap.grab():
-                break
-            if i in wanted:
-                ok, bgr = cap.retrieve()
-                if not ok:
-                    break
-                if original is None:
-                    original = (int(bgr.shape[0]), int(bgr.shape[1]))
-                got[i] = _resize_frame(_to_rgb(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), size, crop)
-    finally:
-        cap.release()
-    if len(got) < len(indices) or original is None:
+    got, _, original = _decode(path, indices, size, crop)
+    if len(got) < len(set(indices)) or original is None:
         raise VideoError(
             f"Video {path} is corrupt: decoding stopped before the end of the stream.",
             _CONVERT_HINT.format(name=path.name),
@@ -531,8 +549,12 @@ def read_video(
 
     Notes
     -----
-    Only the frames of the clip are decoded (frames before the last one needed are
-    demuxed but not converted); a folder of frames opens only the files it needs.
+    Only the frames of the clip are read: over a gap of more than :data:`SEEK_GAP` frames
+    the reader seeks (FFmpeg resumes decoding at the key frame before the target, so the
+    saving grows with the gap and the file's key-frame interval) instead of decoding every
+    frame in between; a file on which seeking fails is read sequentially, with the same
+    result. A GIF is read frame by frame by Pillow; a folder of frames opens only the files
+    it needs.
     """
     p = Path(path).expanduser()
     if crop not in ("center", "none"):
@@ -792,7 +814,7 @@ def write_gif(frames: Any, path: str | Path, fps: float = 8) -> Path:
 
 
 #: fourcc code used by each container.
-_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
+_FOURCC = {".avi": "MJPG", ".webm": "VP80"}
 
 
 def _write_cv2(frames: Any, path: str | Path, fps: float, ext: str, func: str) -> Path:
@@ -837,8 +859,24 @@ def _write_cv2(frames: Any, path: str | Path, fps: float, ext: str, func: str) -
 
 
 def write_mp4(frames: Any, path: str | Path, fps: float = 8) -> Path:
-    """Write ``uint8[T, H, W, 3]`` frames as MPEG-4 Part 2 (``mp4v``) ``.mp4``; returns the path."""
-    return _write_cv2(frames, path, fps, ".mp4", "write_mp4")
+    """Write ``uint8[T, H, W, 3]`` frames as H.264 ``.mp4`` (browsers play it); returns the path.
+
+    Encoded with PyAV (:mod:`removalx.mp4`, the extra ``removalx[mp4]``; a
+    :class:`~removalx.errors.MissingExtraError` names it when missing). Odd frame sizes are
+    padded by one pixel to even ones (``yuv420p``).
+    """
+    from removalx.mp4 import write_h264
+
+    p = _prepare_path(path)
+    what = f"write_mp4({p})"
+    arr = _frames_uint8(frames, what)
+    fps = _check_fps(fps, what)
+    if p.suffix.lower() != ".mp4":
+        raise VideoError(
+            f"{what}: the file name must end in .mp4, got {p.suffix or '(none)'!r}.",
+            "Name the file *.mp4, or use write_video(frames, path) to pick the writer from the extension.",
+        )
+    return write_h264(arr, p, fps)
 
 
 def write_webm(frames: Any, path: str | Path, fps: float = 8) -> Path:

@@ -202,7 +202,7 @@ class VideoClassifier:
         with torch.inference_mode():
             return int(self(video[None]).shape[1])
 
-    def check_target(self, target: int | None, logits: Tensor) -> int:
+    def check_target(self, target: int | str | None, logits: Tensor) -> int:
         """Resolve ``target`` (``None`` = top class) against logits ``[1, K]``."""
         k = int(logits.shape[-1])
         if target is None:
@@ -254,12 +254,18 @@ def _resize(x: Tensor, size: tuple[int, ...]) -> Tensor:
 def as_classifier(model: Any) -> VideoClassifier:
     """Wrap anything :meth:`Explainer.explain` accepts.
 
-    A :class:`VideoClassifier` is returned as is; an ``nn.Module`` is assumed to take
-    ``BCTHW`` with no normalisation; any other callable is assumed to take
-    ``float[B, T, H, W, C]`` and return logits ``[B, K]``.
+    A :class:`VideoClassifier` is returned as is; a Hugging Face ``transformers`` video
+    classifier is wrapped by :func:`removalx.hf.wrap_hf_model` (layout ``BTCHW``, its
+    config's frame count, size and labels, its processor's normalisation); any other
+    ``nn.Module`` is assumed to take ``BCTHW`` with no normalisation; any other callable is
+    assumed to take ``float[B, T, H, W, C]`` and return logits ``[B, K]``.
     """
     if isinstance(model, VideoClassifier):
         return model
+    if isinstance(model, nn.Module) and type(model).__module__.startswith("transformers."):
+        from removalx.hf import wrap_hf_model
+
+        return wrap_hf_model(model)
     if isinstance(model, nn.Module):
         return VideoClassifier(model, layout="BCTHW")
     if callable(model):

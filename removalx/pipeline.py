@@ -134,23 +134,35 @@ class Explainer:
         self,
         model: Any,
         video: Any,
-        target: int | None = None,
+        target: Any = None,
         *,
+        layout: str | None = None,
         batch_size: int | None = None,
         progress: bool | None = None,
         cache: MutableMapping[str, Any] | None = None,
-    ) -> Attribution:
-        """Explain ``model``'s prediction of ``target`` on ``video``.
+    ) -> Attribution | list[Attribution]:
+        """Explain ``model``'s prediction of ``target`` on one clip or a batch of clips.
+
+        Captum-style calls work as they are: a model input ``[1, C, T, H, W]``, a tensor
+        target, a batch of clips (one :class:`Attribution` per clip, in order).
 
         Parameters
         ----------
         model : VideoClassifier, nn.Module or callable
-            A ``VideoClassifier``; an ``nn.Module`` (assumed ``BCTHW``, no normalisation);
-            or a callable ``float[B, T, H, W, C] -> logits [B, K]``.
+            A ``VideoClassifier``; a Hugging Face ``transformers`` video classifier (wrapped by
+            :func:`removalx.hf.wrap_hf_model`); another ``nn.Module`` (assumed ``BCTHW``, no
+            normalisation); or a callable ``float[B, T, H, W, C] -> logits [B, K]``.
         video : Tensor or ndarray
-            ``float32[T, H, W, C]`` in [0, 1].
-        target : int, optional
-            Class to explain; ``None`` = the model's top class on the clean clip.
+            One clip ``float32[T, H, W, C]`` in [0, 1], or a batch of clips in a layout with
+            ``B`` (see ``layout``), values in [0, 1].
+        target : int, str, Tensor, sequence or None
+            Class to explain; ``None`` = the model's top class on the clean clip. For a batch,
+            one target for every clip or one per clip (a list, or a tensor of ``B`` values).
+        layout : str, optional
+            Layout of ``video``: ``"THWC"`` (default for 4 dimensions), ``"CTHW"``, ``"TCHW"``
+            for one clip; ``"BTHWC"``, ``"BCTHW"``, ``"BTCHW"`` for a batch. Default for 5
+            dimensions: inferred from where the 3 (or 1) colour channels are (``BCTHW`` for a
+            torchvision- or Captum-style ``[1, 3, T, H, W]``); pass it when that is ambiguous.
         batch_size : int, optional
             Overrides the explainer's batch size for this call.
         progress : bool, optional
@@ -161,7 +173,39 @@ class Explainer:
 
         Returns
         -------
-        Attribution
+        Attribution or list of Attribution
+            One :class:`Attribution` for one clip; a list (one per clip, each equal to
+            :meth:`explain_clip` of that clip and its target) for a batch.
+        """
+        from removalx.layouts import split_clips, split_targets
+
+        clips, batched = split_clips(video, layout)
+        if not batched:
+            (tgt,) = split_targets(target, 1)
+            return self.explain_clip(
+                model, clips[0], tgt, batch_size=batch_size, progress=progress, cache=cache
+            )
+        clf = as_classifier(model)
+        targets = split_targets(target, len(clips))
+        return [
+            self.explain_clip(clf, clip, tgt, batch_size=batch_size, progress=progress, cache=cache)
+            for clip, tgt in zip(clips, targets)
+        ]
+
+    def explain_clip(
+        self,
+        model: Any,
+        video: Any,
+        target: int | str | None = None,
+        *,
+        batch_size: int | None = None,
+        progress: bool | None = None,
+        cache: MutableMapping[str, Any] | None = None,
+    ) -> Attribution:
+        """Explain ``model``'s prediction of ``target`` on one clip ``float32[T, H, W, C]``.
+
+        The single-clip form of :meth:`explain` (same parameters, no ``layout``); it always
+        returns one :class:`Attribution`.
         """
         t_start = time.perf_counter()
         clf = as_classifier(model)
@@ -202,6 +246,7 @@ class Explainer:
             device=str(device),
         )
         attr.meta.setdefault("timings", {})["total"] = time.perf_counter() - t_start
+        attr.video = clip.cpu()
         return attr
 
     # -- the seven stages ----------------------------------------------------------------

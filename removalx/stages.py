@@ -19,6 +19,7 @@ from removalx.plans import ChunkedPlan
 from removalx.types import Attribution, FeatureSpace
 
 if TYPE_CHECKING:
+    from removalx.colorbar import Legend
     from removalx.models import VideoClassifier
 
 __all__ = [
@@ -279,6 +280,10 @@ class Visualizer(ABC):
     @abstractmethod
     def frames(self, video: Tensor, attribution: Attribution) -> Tensor:
         """``uint8[T, H, W, 3]`` overlay frames."""
+
+    def legend(self, attribution: Attribution) -> Legend | None:
+        """The colour bar drawn under the frames (:class:`removalx.colorbar.Legend`); ``None``: none."""
+        return None
 
 
 class Explainer(ABC):

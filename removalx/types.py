@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -158,6 +159,10 @@ class Attribution:
     meta : dict
         ``recipe``, ``seed``, ``timings`` (seconds per stage), ``n_forward`` (number of
         clips passed through the model), and whatever the stages add.
+    video : Tensor or None
+        The clip explained (``float32[T, H, W, 3]`` on the CPU), kept by
+        :meth:`Explainer.explain` so that a notebook can show the overlay
+        (:meth:`_repr_html_`); not saved to files.
     """
 
     values: Tensor
@@ -165,6 +170,62 @@ class Attribution:
     feature_values: Tensor | None = None
     space: FeatureSpace | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    video: Tensor | None = field(default=None, repr=False, compare=False)
+
+    def numpy(self) -> np.ndarray:
+        """The values as ``float32[T, H, W]`` NumPy array (a copy)."""
+        return self.values.detach().float().cpu().numpy().copy()
+
+    def __repr__(self) -> str:
+        """One line: method, target, shape and value range (at most about 200 characters)."""
+        from removalx.errors import truncate
+
+        recipe = self.meta.get("recipe")
+        method = recipe.get("name") if isinstance(recipe, dict) else None
+        name = self.meta.get("target_name")
+        target = f"{self.target}" + (f" {truncate(str(name), 30)!r}" if name else "")
+        shape = "x".join(str(int(s)) for s in self.values.shape)
+        if self.values.numel():
+            v = self.values.detach().float()
+            rng = f"[{float(v.min()):.3g}, {float(v.max()):.3g}]"
+        else:
+            rng = "[]"
+        parts = [truncate(str(method), 40)] if method else []
+        parts += [f"target={target}", f"values=float32[{shape}] in {rng}"]
+        if self.feature_values is not None:
+            parts.append(f"features={int(self.feature_values.numel())}")
+        if self.lower_is_important:
+            parts.append("lower_is_important")
+        return f"Attribution({', '.join(parts)})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the animated overlay (GIF, base64 data URI) with its colour bar, and the repr.
+
+        Drawn over the explained clip when the attribution holds it (:attr:`video`), else over
+        mid-grey; with the recipe's visualization (else ``heatmap``).
+        """
+        import base64
+        import html
+        import tempfile
+
+        from removalx.io import write_gif
+        from removalx.visualize import overlay_frames
+
+        video = self.video
+        if video is None or tuple(video.shape[:3]) != tuple(self.values.shape):
+            video = torch.full((*self.values.shape, 3), 0.5)
+        try:
+            frames = overlay_frames(video, self, with_clip=self.video is not None)
+        except Exception as exc:  # a visualizer not installed here: show the text form only
+            return f"<pre>{html.escape(repr(self))}</pre><p>(no overlay: {html.escape(str(exc)[:200])})</p>"
+        with tempfile.TemporaryDirectory() as tmp:
+            data = write_gif(frames, Path(tmp) / "overlay.gif", fps=8).read_bytes()
+        uri = "data:image/gif;base64," + base64.b64encode(data).decode("ascii")
+        return (
+            f'<figure style="margin:0"><img src="{uri}" alt="attribution overlay" '
+            f'style="image-rendering:pixelated"/><figcaption><code>{html.escape(repr(self))}</code>'
+            "</figcaption></figure>"
+        )
 
     @property
     def lower_is_important(self) -> bool:

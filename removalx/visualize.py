@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from removalx.colorbar import with_colorbar
 from removalx.errors import ConfigError
 from removalx.io import write_gif, write_mp4, write_png_frames
 from removalx.registry import Registry, get_registry
@@ -17,17 +20,13 @@ from removalx.types import Attribution
 FORMATS = ("gif", "mp4", "png")
 
 
-def render(
-    video: Tensor,
+def _visualizer(
     attribution: Attribution,
-    visualization: dict[str, Any] | Any | None = None,
-    registry: Registry | None = None,
-) -> Tensor:
-    """``uint8[T, H, W, 3]`` overlay frames of ``attribution`` over ``video``.
-
-    ``visualization`` is a visualization config (with ``name``) or a mapping; default: the
-    one in the attribution's recipe, else ``heatmap``.
-    """
+    visualization: dict[str, Any] | Any | None,
+    registry: Registry | None,
+    scale: tuple[float, float] | None = None,
+) -> Any:
+    """The visualization plugin for ``attribution`` (its recipe's, else ``heatmap``)."""
     registry = registry or get_registry()
     if visualization is None:
         visualization = (attribution.meta.get("recipe") or {}).get("visualization") or {"name": "heatmap"}
@@ -35,8 +34,109 @@ def render(
         visualization = visualization.model_dump()
     cfg = dict(visualization)
     name = cfg.pop("name", "heatmap")
-    vis = registry.make("visualization", name, cfg)
-    return vis.frames(video.float().cpu(), attribution)
+    if scale is not None:
+        cfg["vmin"], cfg["vmax"] = float(scale[0]), float(scale[1])
+    return registry.make("visualization", name, cfg)
+
+
+def render(
+    video: Tensor,
+    attribution: Attribution,
+    visualization: dict[str, Any] | Any | None = None,
+    registry: Registry | None = None,
+    *,
+    scale: tuple[float, float] | None = None,
+    colorbar: bool = False,
+) -> Tensor:
+    """``uint8[T, H, W, 3]`` overlay frames of ``attribution`` over ``video``.
+
+    Parameters
+    ----------
+    video : Tensor
+        ``float[T, H, W, C]`` in [0, 1]. When it is larger than the attribution (the clip at
+        its original resolution), the map is upsampled to it (:func:`upsample`).
+    attribution : Attribution
+    visualization : mapping or config, optional
+        A visualization config (with ``name``); default: the one in the attribution's
+        recipe, else ``heatmap``.
+    registry : Registry, optional
+    scale : (float, float), optional
+        ``(vmin, vmax)``: fixed ends of the colour scale (e.g. :func:`shared_scale` of the
+        maps shown side by side), instead of each map's own stretching.
+    colorbar : bool
+        Draw the visualization's colour bar under the frames (``uint8[T, H + 44, W', 3]``,
+        see :func:`removalx.colorbar.with_colorbar`).
+    """
+    if colorbar:
+        return overlay_frames(video, attribution, visualization, registry, scale=scale, with_clip=False)
+    vis = _visualizer(attribution, visualization, registry, scale)
+    frames_video = video.float().cpu()
+    return vis.frames(frames_video, upsample(attribution, tuple(frames_video.shape[1:3])))
+
+
+def overlay_frames(
+    video: Tensor,
+    attribution: Attribution,
+    visualization: dict[str, Any] | Any | None = None,
+    registry: Registry | None = None,
+    *,
+    scale: tuple[float, float] | None = None,
+    with_clip: bool = True,
+) -> Tensor:
+    """The frames ``removalx explain`` writes: clip and overlay side by side, colour bar below.
+
+    ``video`` may be the clip at its original resolution (the map is upsampled to it). Returns
+    ``uint8[T, H + 44, W', 3]`` (``W' = 2 W + 2`` with the clip, at least 240 px).
+    """
+    vis = _visualizer(attribution, visualization, registry, scale)
+    frames_video = video.float().cpu()
+    attr = upsample(attribution, tuple(frames_video.shape[1:3]))
+    frames = vis.frames(frames_video, attr)
+    if with_clip:
+        frames = side_by_side(frames_video, frames)
+    legend = vis.legend(attr) if hasattr(vis, "legend") else None
+    return with_colorbar(frames, legend)
+
+
+def shared_scale(
+    attributions: Sequence[Attribution],
+    visualization: dict[str, Any] | Any | None = None,
+    registry: Registry | None = None,
+) -> tuple[float, float] | None:
+    """One colour scale ``(vmin, vmax)`` covering every map, for side-by-side views.
+
+    Each map's own range (its visualization's stretching, :meth:`display_range`) is
+    computed and the widest is returned; pass it as ``render(..., scale=...)`` so equal
+    values get equal colours in every panel. ``None`` when no visualization reports a range.
+    """
+    lows, highs = [], []
+    for attr in attributions:
+        vis = _visualizer(attr, visualization, registry)
+        if hasattr(vis, "display_range"):
+            lo, hi = vis.display_range(attr)
+            lows.append(lo)
+            highs.append(hi)
+    if not lows:
+        return None
+    lo, hi = min(lows), max(highs)
+    if hi <= lo:
+        hi = lo + 1e-12
+    return lo, hi
+
+
+def upsample(attribution: Attribution, size: tuple[int, ...]) -> Attribution:
+    """``attribution`` with its values resized (bilinear in space) to ``(H, W)`` = ``size``.
+
+    Used to draw a map computed on the model's clip over the clip at its original
+    resolution. The same object is returned when the size already matches; otherwise a copy
+    without feature space (the values no longer match its pixels).
+    """
+    h, w = int(size[0]), int(size[1])
+    values = attribution.values
+    if tuple(values.shape[1:]) == (h, w):
+        return attribution
+    up = F.interpolate(values.float()[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+    return dataclasses.replace(attribution, values=up, space=None, meta=dict(attribution.meta))
 
 
 def save_overlays(

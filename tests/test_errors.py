@@ -27,7 +27,7 @@ def model():
     ("video", "needle"),
     [
         (torch.rand(4, 8, 8), "T, H, W, C"),
-        (torch.rand(1, 4, 8, 8, 3), "T, H, W, C"),
+        (torch.rand(1, 1, 4, 8, 8, 3), "T, H, W, C"),  # [1, T, H, W, C] is a batch now
         ((torch.rand(4, 8, 8, 3) * 255).to(torch.uint8), "255"),
         (torch.rand(4, 8, 8, 3) * 3, "[0, 1]"),
         (torch.full((4, 8, 8, 3), float("nan")), "NaN"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -297,3 +298,75 @@ def test_writer_errors(tmp_path: Path, clip: np.ndarray) -> None:
 def test_videoinfo_is_dataclass(tmp_path: Path, clip: np.ndarray) -> None:
     _, info = read_video(write_gif(clip, tmp_path / "x.gif"), frames=2)
     assert isinstance(info, VideoInfo) and info.path == tmp_path / "x.gif" and info.indices == (0, 1)
+
+
+# -- seeking to the sampled frames ---------------------------------------------------------
+_VideoCapture = cv2.VideoCapture
+
+
+class _CountingCapture:
+    """``cv2.VideoCapture`` that counts ``grab``/``read`` calls; ``seek=False`` refuses every seek."""
+
+    grabs = 0
+    seek = True
+
+    def __init__(self, *args: object) -> None:
+        self._cap = _VideoCapture(*args)
+
+    def grab(self) -> bool:
+        type(self).grabs += 1
+        return bool(self._cap.grab())
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        type(self).grabs += 1
+        return self._cap.read()
+
+    def set(self, prop: int, value: float) -> bool:
+        if prop == cv2.CAP_PROP_POS_FRAMES and not type(self).seek:
+            return False
+        return bool(self._cap.set(prop, value))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._cap, name)
+
+
+def _all_frames_sequentially(path: Path) -> np.ndarray:
+    """The oracle: every frame, decoded in order with plain OpenCV (no seeking), as RGB uint8."""
+    cap = _VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".avi", ".webm"])
+def test_reader_seeks_to_the_sampled_frames(tmp_path: Path, ext: str, monkeypatch) -> None:
+    from removalx import io as rio
+
+    n = 120
+    v = moving_square(t=n, h=32, w=48, static=())
+    v[..., 1] = (np.arange(n, dtype=np.uint8) * 2)[:, None, None]  # every frame differs
+    path = write_video(v, tmp_path / f"long{ext}", fps=25)
+    oracle = _all_frames_sequentially(path)
+    assert oracle.shape[0] == n
+    monkeypatch.setattr(cv2, "VideoCapture", _CountingCapture)
+    for seek in (True, False):  # False: every seek refused -> the sequential fallback
+        _CountingCapture.grabs, _CountingCapture.seek = 0, seek
+        video, info = read_video(path, frames=4, uniform="centers")
+        assert info.indices == (15, 45, 75, 105)
+        expected = torch.from_numpy(oracle[list(info.indices)]).float() / 255
+        assert torch.equal(video, expected), f"seek={seek}: not the frames a sequential read gives"
+        if seek:  # a grab per sampled frame, not one per frame up to the last
+            assert _CountingCapture.grabs == len(info.indices), _CountingCapture.grabs
+        else:
+            assert _CountingCapture.grabs >= max(info.indices) + 1
+    # Frames close together are grabbed, not sought; the result is the same.
+    _CountingCapture.grabs, _CountingCapture.seek = 0, True
+    video, info = read_video(path, frames=5, stride=2, start=40)
+    assert torch.equal(video, torch.from_numpy(oracle[40:50:2]).float() / 255)
+    assert _CountingCapture.grabs == 9 < 50
+    assert rio.SEEK_GAP == 8  # the gap above (2) is below it; the uniform gaps (30) above it

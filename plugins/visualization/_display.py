@@ -14,14 +14,17 @@ holds those three steps so that both visualizations apply them the same way:
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor
 
+from removalx.colorbar import Legend
 from removalx.errors import ConfigError
 from removalx.stages import PluginConfig
+from removalx.types import Attribution
 
 Negatives = Literal["drop", "show"]
 Rank = Literal["value", "abs"]
@@ -46,6 +49,16 @@ class DisplayConfig(PluginConfig):
     stretch_quantiles: tuple[float, float] = Field(
         (0.01, 0.99), description="quantiles mapped to 0 and 1 by the stretching; (0, 1) is min-max"
     )
+    vmin: float | None = Field(
+        None,
+        description=(
+            "fixed value at the low end of the colour scale (replaces stretching; default: 0, or -vmax "
+            "for signed maps); set vmin/vmax to compare maps on one scale"
+        ),
+    )
+    vmax: float | None = Field(
+        None, description="fixed value at the high end of the colour scale (replaces stretching)"
+    )
 
     def check_display(self) -> None:
         """Raise :class:`ConfigError` for inconsistent display options."""
@@ -55,6 +68,43 @@ class DisplayConfig(PluginConfig):
                 f"stretch_quantiles must satisfy 0 <= low < high <= 1, got ({lo:g}, {hi:g}).",
                 "Use e.g. [0.0, 1.0] for min-max stretching or [0.01, 0.99] to clip outliers.",
             )
+        if self.vmin is not None and self.vmax is None:
+            raise ConfigError("vmin is set but vmax is not.", "Set vmax too (or neither).")
+        for name, v in (("vmin", self.vmin), ("vmax", self.vmax)):
+            if v is not None and not math.isfinite(v):
+                raise ConfigError(f"{name} must be a finite number, got {v}.", f"Pass e.g. {name}=1.0.")
+        if self.vmax is not None and self.vmin is not None and not self.vmin < self.vmax:
+            raise ConfigError(
+                f"vmin must be below vmax, got vmin={self.vmin:g}, vmax={self.vmax:g}.",
+                "Swap them, or use removalx.visualize.shared_scale(...) to compute a common scale.",
+            )
+
+
+def quantile_range(x: Tensor, low: float, high: float) -> tuple[float, float]:
+    """The ``low`` and ``high`` quantiles of ``x`` (a strided subsample above 1e6 values)."""
+    flat = x.flatten().float()
+    if flat.numel() > 1_000_000:
+        flat = flat[:: flat.numel() // 1_000_000 + 1]
+    q = torch.quantile(flat, torch.tensor([low, high], device=flat.device))
+    return float(q[0]), float(q[1])
+
+
+def unit_scale(x: Tensor, lo: float, hi: float) -> Tensor:
+    """``(x - lo) / (hi - lo)`` clamped to [0, 1]; zeros when ``hi <= lo``."""
+    if hi - lo <= 0:
+        return torch.zeros_like(x)
+    return ((x - lo) / (hi - lo)).clamp(0, 1)
+
+
+def legend_note(config: DisplayConfig) -> str:
+    """What the overlay leaves out, for the colour bar (e.g. ``"top 30 % of pixels shown"``)."""
+    parts = []
+    if config.top_fraction is not None and config.top_fraction < 1:
+        unit = "" if config.top_mode == "pixels" else " of importance"
+        parts.append(f"top {config.top_fraction * 100:g} %{unit} shown")
+    if config.negatives == "drop":
+        parts.append("no negatives")
+    return ", ".join(parts)
 
 
 def signed_for_display(a: Tensor, negatives: Negatives) -> Tensor:
@@ -97,3 +147,30 @@ def shown_mask(score: Tensor, candidates: Tensor, fraction: float | None, mode: 
         idx = int(torch.searchsorted(mass, torch.tensor([fraction * total], dtype=mass.dtype)).item())
         thresh = ordered[min(idx, n_cand - 1)]
     return candidates & (score >= thresh)
+
+
+def legend_label(attribution: Attribution) -> str:
+    """``"attribution (<recipe>)"``: the label of an overlay's colour bar."""
+    recipe = attribution.meta.get("recipe") or {}
+    name = recipe.get("name") if isinstance(recipe, dict) else None
+    return f"attribution ({str(name)[:40]})" if name else "attribution"
+
+
+def make_legend(
+    config: DisplayConfig,
+    attribution: Attribution,
+    colours: Tensor,
+    alpha: Tensor,
+    ends: tuple[float, float],
+    signed: bool,
+) -> Legend:
+    """The :class:`~removalx.colorbar.Legend` of a built-in visualization (label and note added)."""
+    return Legend(
+        colours,
+        alpha,
+        ends[0],
+        ends[1],
+        label=legend_label(attribution),
+        signed=signed,
+        note=legend_note(config),
+    )

@@ -14,12 +14,21 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from removalx.colors import stretch, to_uint8
+from removalx.colorbar import N_COLOURS, Legend
+from removalx.colors import to_uint8
 from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
 from removalx.stages import Visualizer
 from removalx.types import Attribution
-from removalx_plugins.visualization._display import DisplayConfig, Rank, shown_mask, signed_for_display
+from removalx_plugins.visualization._display import (
+    DisplayConfig,
+    Rank,
+    make_legend,
+    quantile_range,
+    shown_mask,
+    signed_for_display,
+    unit_scale,
+)
 
 
 class PosNegConfig(DisplayConfig):
@@ -49,16 +58,46 @@ class PosNeg(Visualizer):
         score = a.abs() if cfg.rank == "abs" else a
         return a, shown_mask(score, a != 0, cfg.top_fraction, cfg.top_mode)
 
-    def frames(self, video: Tensor, attribution: Attribution) -> Tensor:
+    def _range(self, a: Tensor) -> tuple[float, float]:
+        """Magnitudes ``|value|`` at the transparent and the most opaque end of the scale."""
         cfg = self.config
-        a, shown = self.scores(attribution, video.device)
+        if cfg.vmax is not None:
+            return (cfg.vmin if cfg.vmin is not None else 0.0), cfg.vmax
         mag = a.abs()
-        m = stretch(mag, *cfg.stretch_quantiles) if cfg.stretch else mag / mag.max().clamp_min(1e-12)
-        green = torch.tensor([0.0, 1.0, 0.0], device=video.device)
-        red = torch.tensor([1.0, 0.0, 0.0], device=video.device)
+        if cfg.stretch:
+            return quantile_range(mag, *cfg.stretch_quantiles)
+        return 0.0, max(float(mag.max()), 1e-12)
+
+    def display_range(self, attribution: Attribution) -> tuple[float, float]:
+        """``(low, high)`` magnitudes mapped to the ends of the opacity scale (for shared scales)."""
+        return self._range(self.scores(attribution, torch.device("cpu"))[0])
+
+    def _paint(self, a: Tensor, lo: float, hi: float) -> tuple[Tensor, Tensor]:
+        """Colour (green >= 0, red < 0) and opacity (growing with ``|a|``) of every value."""
+        green = torch.tensor([0.0, 1.0, 0.0], device=a.device)
+        red = torch.tensor([1.0, 0.0, 0.0], device=a.device)
         colour = torch.where((a >= 0).unsqueeze(-1), green, red)
-        alpha = (cfg.alpha * m * shown.float()).unsqueeze(-1)
+        return colour, self.config.alpha * unit_scale(a.abs(), lo, hi)
+
+    def frames(self, video: Tensor, attribution: Attribution) -> Tensor:
+        a, shown = self.scores(attribution, video.device)
+        colour, alpha = self._paint(a, *self._range(a))
+        alpha = (alpha * shown.float()).unsqueeze(-1)
         return to_uint8(video[..., :3] * (1 - alpha) + colour * alpha)
+
+    def legend(self, attribution: Attribution) -> Legend:
+        """The colour bar: red (negative) to green (positive), opacity growing with ``|value|``.
+
+        A diverging map centred at 0; with negatives dropped only the positive half is drawn.
+        """
+        a, _ = self.scores(attribution, torch.device("cpu"))
+        lo, hi = self._range(a)
+        signed = self.config.negatives == "show"
+        ramp = torch.linspace(-hi if signed else 0.0, hi, N_COLOURS)
+        colours, alpha = self._paint(ramp, lo, hi)
+        sign = -1.0 if attribution.lower_is_important else 1.0  # displayed = importance = sign * value
+        low, high = (sign * float(ramp[0]), sign * float(ramp[-1]))
+        return make_legend(self.config, attribution, colours, alpha, (low, high), signed)
 
 
 @hookimpl

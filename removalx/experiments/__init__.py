@@ -7,6 +7,19 @@ every explanation and score and skip stored work on rerun (docs/experiments.md).
 
 from __future__ import annotations
 
-from removalx.experiments.store import Store
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from removalx.experiments.store import Store
 
 __all__ = ["Store"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import :class:`Store` (and with it torch) on first use only (PEP 562): the CLI's parser
+    imports this package and must come up without torch."""
+    if name == "Store":
+        from removalx.experiments.store import Store
+
+        return Store
+    raise AttributeError(f"module 'removalx.experiments' has no attribute {name!r}")

@@ -121,6 +121,9 @@ def add_subcommands(subparsers: Any) -> None:
         default=6,
         help="overlay GIFs for at most N videos per experiment",
     )
+    from removalx.experiments.study.cli import add_study_parser
+
+    add_study_parser(subparsers)
 
 
 # -- shared ----------------------------------------------------------------------------------------
@@ -360,6 +363,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    """``study create | serve | results``: the blind user-rating study (docs/study.md)."""
+    from removalx.experiments.study.cli import cmd_study as run
+
+    return run(args)
+
+
 def _clean(o: Any) -> Any:
     """JSON-safe copy: NaN / infinity become ``null``, tuple keys become strings."""
     if isinstance(o, float):
@@ -380,6 +390,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "compare": cmd_compare,
     "ablate": cmd_ablate,
     "report": cmd_report,
+    "study": cmd_study,
 }
 
 

@@ -1,10 +1,24 @@
-"""A static, self-contained HTML report of a results database.
+"""A static HTML report of a results database, with its figures as PDF and PNG for papers.
 
-One page, no network: inline CSS, inline SVG charts (bar plots of every metric with 95% CI
-error bars, mean insertion / deletion curves), and GIFs embedded as base64 data URIs (each
-video next to the overlay of every method, side by side). Sections follow the experiments
-recorded by ``evaluate`` / ``compare`` / ``ablate``; ``compare`` adds the reliability alpha
-of every AUC metric (STEP journal Eq. 20-21), ``ablate`` the paired tests.
+One page, no network: inline CSS, charts drawn with matplotlib and inlined as SVG (each also
+written as ``FIGURES/NAME.pdf`` and ``.png`` next to the page, ``FIGURES`` = the page's name
++ ``_figures``), and GIFs embedded as base64 data URIs (each video next to the overlay of
+every method). Nothing is written unless everything is: the page and its figures folder are
+staged and moved into place together.
+
+Structure
+---------
+The page is the concatenation of :data:`SECTIONS`, each ``section(ctx) -> html`` (``""`` to
+leave it out) given a :class:`ReportContext` (the read-only store, the figure sink, the
+options). The built-in :func:`experiment_sections` renders one section per experiment
+recorded by ``evaluate`` / ``compare`` / ``ablate`` from :data:`EXPERIMENT_PARTS`, each
+``part(ctx, view) -> html`` over an :class:`ExperimentView` (the methods x metrics rows
+computed once). Adding a section is one line: append your renderer to :data:`SECTIONS` (or
+a part to :data:`EXPERIMENT_PARTS`); a chart inside it is ``ctx.figures.add(fig, name,
+caption)`` with a figure from :func:`removalx.experiments.figures.new_figure`.
+
+``compare`` adds the reliability alpha of every AUC metric (STEP journal Eq. 20-21) with a
+line saying what the value means, ``ablate`` the paired tests.
 """
 
 from __future__ import annotations
@@ -13,29 +27,27 @@ import base64
 import html
 import math
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from removalx.atomic import write_bytes
+from removalx.experiments.figures import PALETTE, FigureSink, mean_curves, metric_bars, require_matplotlib
 from removalx.experiments.runner import RANDOM, aggregate, alpha_table, paired_table
 from removalx.experiments.store import Store
+from removalx.experiments.study.report import study_section
+from removalx.outputs import StagedOutput
 
-__all__ = ["write_report"]
-
-PALETTE = [
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
+__all__ = [
+    "EXPERIMENT_PARTS",
+    "SECTIONS",
+    "ExperimentView",
+    "ReportContext",
+    "alpha_meaning",
+    "write_report",
 ]
 
 CSS = """
@@ -45,10 +57,12 @@ h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:1em 0;font-size:.92em}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
-.charts{display:flex;flex-wrap:wrap;gap:1em}.chart{border:1px solid #eee;padding:.4em}
+.charts{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+.chart{border:1px solid #eee;padding:.4em;margin:0}.chart svg{display:block;max-width:100%;height:auto}
+figcaption{font-size:.85em;color:#444;max-width:420px}
 .video{margin:1em 0}.strip{display:inline-block}.strip img{display:block}.video img{image-rendering:pixelated;border:1px solid #ccc;max-width:100%}
 .labels{display:flex;font-size:.8em;color:#555}.labels span{text-align:center}
-.note{color:#666;font-size:.9em}
+.note{color:#666;font-size:.9em}.meaning{color:#444;font-size:.85em;text-align:left}
 """
 
 SELF_CHECK = """
@@ -58,9 +72,57 @@ window.addEventListener('load', function () {
   for (var i = 0; i < imgs.length; i++) { if (!imgs[i].complete || imgs[i].naturalWidth === 0) bad++; }
   document.body.setAttribute('data-images', String(imgs.length));
   document.body.setAttribute('data-broken-images', String(bad));
+  document.body.setAttribute('data-svgs', String(document.getElementsByTagName('svg').length));
 });
 </script>
 """
+
+
+@dataclass
+class ReportContext:
+    """What every section renderer gets.
+
+    Attributes
+    ----------
+    store : Store
+        The results database, opened read-only.
+    figures : FigureSink
+        ``figures.add(fig, name, caption)`` inlines a matplotlib figure and writes its PDF/PNG.
+    experiments : list of dict
+        The experiments recorded in ``store`` (or one "all results" pseudo-experiment).
+    max_videos, scale : int
+        Options of :func:`write_report`.
+    """
+
+    store: Store
+    figures: FigureSink
+    experiments: list[dict[str, Any]]
+    max_videos: int = 6
+    scale: int = 2
+
+
+@dataclass
+class ExperimentView:
+    """One experiment and its methods x metrics rows (:func:`~removalx.experiments.runner.aggregate`)."""
+
+    exp: dict[str, Any]
+    store: Store = field(repr=False)
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.exp["methods"])
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.exp["metrics"])
+
+    @cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        return aggregate(self.store, self.methods, self.metrics)
+
+    @property
+    def slug(self) -> str:
+        return str(self.exp["name"])
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -71,100 +133,43 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return html.escape(str(v))
 
 
-def _bar_svg(title: str, rows: list[dict[str, Any]], metric: str, width: int = 360, height: int = 220) -> str:
-    """Bar plot of the means of ``metric`` per method with 95% CI error bars."""
-    vals = [(r["method"], r[metric]) for r in rows if isinstance(r.get(metric), dict)]
-    pts = [v for _, s in vals for v in (s["mean"], s["ci_low"], s["ci_high"]) if math.isfinite(v)]
-    lo, hi = min([0.0, *pts]), max([0.0, *pts]) or 1.0
-    if hi == lo:
-        hi = lo + 1.0
-    pad_l, pad_b, pad_t = 48, 64, 24
-    ph = height - pad_b - pad_t
-    bw = (width - pad_l - 10) / max(len(vals), 1)
+def _count(v: Any) -> str:
+    """A count as an integer (``201``, not ``201.0``); a mean of counts keeps one decimal."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    f = float(v)
+    return str(round(f)) if f == round(f) else f"{f:.1f}"
 
-    def y(v: float) -> float:
-        return pad_t + ph * (hi - v) / (hi - lo)
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="{html.escape(title)}">',
-        f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="12">{html.escape(title)}</text>',
-        f'<line x1="{pad_l}" y1="{y(0):.1f}" x2="{width - 5}" y2="{y(0):.1f}" stroke="#999"/>',
-        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + ph}" stroke="#999"/>',
-    ]
-    for tick in np.linspace(lo, hi, 5):
-        parts.append(
-            f'<text x="{pad_l - 4}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="10">{tick:.3g}</text>'
+def alpha_meaning(alpha: float) -> str:
+    """One line saying what a reliability ``alpha`` (STEP Eq. 20-21) means.
+
+    alpha is a weighted mean of Spearman correlations between the methods' scores on pairs of
+    videos: it says whether the metric ranks the methods the same way from video to video. The
+    words for ranges of the value are removalx's, not the paper's (which reports the number only).
+    """
+    if not math.isfinite(alpha):
+        return (
+            "undefined: fewer than two videos on which some method beats the random map, so there is "
+            "no pair of videos to compare rankings on."
         )
-    for i, (method, s) in enumerate(vals):
-        x0 = pad_l + i * bw + bw * 0.15
-        col = PALETTE[i % len(PALETTE)]
-        if math.isfinite(s["mean"]):
-            top, bottom = sorted((y(s["mean"]), y(0)))
-            parts.append(
-                f'<rect x="{x0:.1f}" y="{top:.1f}" width="{bw * 0.7:.1f}" height="{max(bottom - top, 0.5):.1f}" '
-                f'fill="{col}"><title>{html.escape(method)}: {s["mean"]:.4g}</title></rect>'
-            )
-        if math.isfinite(s["ci_low"]):
-            cx = x0 + bw * 0.35
-            parts.append(
-                f'<line x1="{cx:.1f}" y1="{y(s["ci_low"]):.1f}" x2="{cx:.1f}" y2="{y(s["ci_high"]):.1f}" '
-                'stroke="#000" stroke-width="1.5"/>'
-            )
-            for v in (s["ci_low"], s["ci_high"]):
-                parts.append(
-                    f'<line x1="{cx - 5:.1f}" y1="{y(v):.1f}" x2="{cx + 5:.1f}" y2="{y(v):.1f}" stroke="#000"/>'
-                )
-        label = method if len(method) <= 16 else method[:15] + "…"
-        lx, ly = x0 + bw * 0.35, height - pad_b + 10
-        parts.append(
-            f'<text x="{lx:.1f}" y="{ly}" text-anchor="end" font-size="10" '
-            f'transform="rotate(-35 {lx:.1f} {ly})">{html.escape(label)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _curve_svg(
-    title: str, curves: dict[str, list[tuple[list[float], list[float]]]], width: int = 360, height: int = 240
-) -> str:
-    """Mean curve per method (each curve interpolated on 101 points of x in [0, 1])."""
-    grid = np.linspace(0, 1, 101)
-    means: dict[str, np.ndarray] = {}
-    for method, cs in curves.items():
-        ys = [np.interp(grid, np.asarray(x), np.asarray(y)) for x, y in cs]
-        means[method] = np.mean(ys, axis=0)
-    hi = max([1e-9, *(float(m.max()) for m in means.values())])
-    lo = min([0.0, *(float(m.min()) for m in means.values())])
-    pad_l, pad_b, pad_t, pad_r = 40, 30, 24, 100
-    pw, ph = width - pad_l - pad_r, height - pad_b - pad_t
-
-    def pt(x: float, y: float) -> str:
-        return f"{pad_l + pw * x:.1f},{pad_t + ph * (hi - y) / (hi - lo):.1f}"
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="{html.escape(title)}">',
-        f'<text x="{(pad_l + width - pad_r) / 2}" y="14" text-anchor="middle" font-size="12">'
-        f"{html.escape(title)}</text>",
-        f'<rect x="{pad_l}" y="{pad_t}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
-        f'<text x="{pad_l + pw / 2}" y="{height - 6}" text-anchor="middle" font-size="10">'
-        "fraction of pixels perturbed</text>",
-        f'<text x="{pad_l - 4}" y="{pad_t + 8}" text-anchor="end" font-size="10">{hi:.2g}</text>',
-        f'<text x="{pad_l - 4}" y="{pad_t + ph}" text-anchor="end" font-size="10">{lo:.2g}</text>',
-    ]
-    for i, (method, m) in enumerate(means.items()):
-        col = PALETTE[i % len(PALETTE)]
-        parts.append(
-            f'<polyline fill="none" stroke="{col}" stroke-width="1.8" '
-            f'points="{" ".join(pt(float(x), float(y)) for x, y in zip(grid, m))}"/>'
-        )
-        parts.append(
-            f'<text x="{width - pad_r + 6}" y="{pad_t + 12 + 14 * i}" font-size="10" fill="{col}">'
-            f"{html.escape(method[:16])}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+    if alpha >= 0.8:
+        word = "strongly consistent"
+    elif alpha >= 0.6:
+        word = "mostly consistent"
+    elif alpha >= 0.4:
+        word = "moderately consistent"
+    elif alpha >= 0.2:
+        word = "weakly consistent"
+    elif alpha > -0.2:
+        word = "not consistent"
+    else:
+        word = "reversed from video to video"
+    return (
+        f"The metric's ranking of the methods is {word} across videos "
+        "(1: every video ranks the methods alike; 0: no agreement; below 0: opposite rankings; "
+        "videos where the methods beat the random map weigh more). Higher α = a more reliable metric."
+    )
 
 
 def _gif_data_uri(frames: torch.Tensor, fps: float = 6) -> str:
@@ -205,8 +210,9 @@ def _overlay_strip(
     return _gif_data_uri(strip), labels
 
 
-def _table(rows: list[dict[str, Any]], metrics: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
+def _table(view: ExperimentView) -> str:
+    metrics, rows = view.metrics, view.rows
+    head = "".join(f"<th>{html.escape(m)}{_arrow(rows, m)}</th>" for m in metrics)
     out = [
         f"<table><thead><tr><th>method</th><th>videos</th>{head}<th>time (s)</th><th>forward passes</th>"
         "</tr></thead><tbody>"
@@ -215,115 +221,127 @@ def _table(rows: list[dict[str, Any]], metrics: list[str]) -> str:
         cells = []
         for m in metrics:
             s = r[m]
-            arrow = "" if s.get("higher_is_better") is None else (" ↑" if s["higher_is_better"] else " ↓")
             ci = "" if not math.isfinite(s["ci_low"]) else f" [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
-            cells.append(f"<td title='mean [95% CI]{arrow}'>{_fmt(s['mean'])}{ci}</td>")
+            cells.append(f"<td title='mean [95% bootstrap CI]'>{_fmt(s['mean'])}{ci}</td>")
         out.append(
-            f"<tr><td>{html.escape(r['method'])}</td><td>{r['n_videos']}</td>{''.join(cells)}"
-            f"<td>{_fmt(r['time_s'])}</td><td>{_fmt(r['n_forward'], 1)}</td></tr>"
+            f"<tr><td>{html.escape(r['method'])}</td><td>{_count(r['n_videos'])}</td>{''.join(cells)}"
+            f"<td>{_fmt(r['time_s'])}</td><td>{_count(r['n_forward'])}</td></tr>"
         )
     out.append("</tbody></table>")
+    out.append(
+        "<p class='note'>Mean over videos [95% percentile-bootstrap confidence interval, which stays "
+        "inside the metric's range]; ↑ higher is better, ↓ lower is better.</p>"
+    )
     return "".join(out)
 
 
-def write_report(db: str | Path, out: str | Path, max_videos: int = 6, scale: int = 2) -> Path:
-    """Write the HTML report of results database ``db`` to ``out``.
-
-    Parameters
-    ----------
-    db : str or Path
-        A database written by ``evaluate``, ``compare`` or ``ablate``; opened read-only
-        (never created or altered).
-    out : str or Path
-        The HTML file (self-contained: nothing else is written).
-    max_videos : int
-        Overlay GIFs for at most this many videos per experiment.
-    scale : int
-        Nearest-neighbour upscaling of the GIFs (small clips are hard to see).
-    """
-    store = Store(db, read_only=True)
-    try:
-        exps = store.experiments()
-        if not exps:  # a database filled by hand: one section over everything stored
-            expl = store.explanations()
-            methods = sorted({e["method"] for e in expl})
-            metrics = sorted({s["metric"] for s in store.scores()})
-            exps = [
-                {
-                    "name": "all results",
-                    "kind": "evaluate",
-                    "methods": methods,
-                    "metrics": metrics,
-                    "dataset": expl[0]["dataset"] if expl else "",
-                }
-            ]
-        body = [
-            f"<h1>removalx report</h1><p class='note'>{html.escape(str(db))}: "
-            f"{len(store.explanations())} explanations, {len(store.scores())} scores.</p>"
-        ]
-        for exp in exps:
-            body.append(_section(store, exp, max_videos, scale))
-    finally:
-        store.close()
-    page = (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>removalx report</title>"
-        f"<style>{CSS}</style></head><body>{''.join(body)}{SELF_CHECK}</body></html>"
+def _arrow(rows: list[dict[str, Any]], metric: str) -> str:
+    hib = next(
+        (r[metric].get("higher_is_better") for r in rows if r[metric].get("higher_is_better") is not None),
+        None,
     )
-    return write_bytes(out, page.encode("utf-8"), "the HTML report")
+    if hib is None:
+        return ""
+    return " <span title='higher is better'>↑</span>" if hib else " <span title='lower is better'>↓</span>"
 
 
-def _section(store: Store, exp: dict[str, Any], max_videos: int, scale: int) -> str:
-    methods, metrics = list(exp["methods"]), list(exp["metrics"])
-    rows = aggregate(store, methods, metrics)
-    parts = [
+# -- the parts of an experiment's section ------------------------------------------------------
+def summary_part(ctx: ReportContext, view: ExperimentView) -> str:
+    """Heading and the methods x metrics table."""
+    exp = view.exp
+    return (
         f"<h2>{html.escape(exp['name'])} <span class='note'>({html.escape(exp['kind'])}, "
-        f"{html.escape(str(exp.get('dataset', '')))})</span></h2>",
-        _table(rows, metrics),
+        f"{html.escape(str(exp.get('dataset', '')))})</span></h2>" + _table(view)
+    )
+
+
+def reliability_part(ctx: ReportContext, view: ExperimentView) -> str:
+    """``compare``: the alpha of every AUC metric, each with a line saying what it means."""
+    if view.exp["kind"] != "compare" or RANDOM not in view.methods:
+        return ""
+    alphas = alpha_table(ctx.store, view.methods, view.metrics)
+    if not alphas:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td><td class='meaning'>{html.escape(alpha_meaning(v))}</td></tr>"
+        for k, v in alphas.items()
+    )
+    return (
+        "<h3>Metric reliability α (STEP journal, Sec. IV-B, Eq. 20–21)</h3>"
+        "<p class='note'>Does the metric rank the methods (random maps included) the same way on every "
+        "video? α in [−1, 1].</p>"
+        f"<table><tr><th>metric</th><th>α</th><th class='meaning'>what it means</th></tr>{rows}</table>"
+    )
+
+
+def paired_part(ctx: ReportContext, view: ExperimentView) -> str:
+    """``ablate``: paired tests of every variant against the first."""
+    if view.exp["kind"] != "ablate" or len(view.methods) < 2:
+        return ""
+    parts = [
+        "<h3>Paired tests against the first variant</h3><table><tr><th>variant</th><th>metric</th>"
+        "<th>videos</th><th>mean diff</th><th>95% CI (t)</th><th>p (t)</th><th>p (Wilcoxon)</th></tr>"
     ]
-    if exp["kind"] == "compare" and RANDOM in methods:
-        alphas = alpha_table(store, methods, metrics)
-        if alphas:
-            parts.append(
-                "<h3>Metric reliability α (STEP Eq. 20–21)</h3><table><tr><th>metric</th><th>α</th></tr>"
-                + "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in alphas.items())
-                + "</table>"
-            )
-    if exp["kind"] == "ablate" and len(methods) > 1:
-        pt = paired_table(store, methods, metrics)
+    for r in paired_table(ctx.store, view.methods, view.metrics):
         parts.append(
-            "<h3>Paired tests against the first variant</h3><table><tr><th>variant</th><th>metric</th>"
-            "<th>n</th><th>mean diff</th><th>95% CI</th><th>p (t)</th><th>p (Wilcoxon)</th></tr>"
+            f"<tr><td>{html.escape(r['variant'])}</td><td>{html.escape(r['metric'])}</td><td>{_count(r['n'])}</td>"
+            f"<td>{_fmt(r['diff_mean'])}</td><td>{_fmt(r['diff_ci_low'])} – {_fmt(r['diff_ci_high'])}</td>"
+            f"<td>{_fmt(r['p_ttest'])}</td><td>{_fmt(r['p_wilcoxon'])}</td></tr>"
         )
-        for r in pt:
-            parts.append(
-                f"<tr><td>{html.escape(r['variant'])}</td><td>{html.escape(r['metric'])}</td><td>{r['n']}</td>"
-                f"<td>{_fmt(r['diff_mean'])}</td><td>{_fmt(r['diff_ci_low'])} – {_fmt(r['diff_ci_high'])}</td>"
-                f"<td>{_fmt(r['p_ttest'])}</td><td>{_fmt(r['p_wilcoxon'])}</td></tr>"
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def metric_charts_part(ctx: ReportContext, view: ExperimentView) -> str:
+    """One bar chart per metric: mean and 95% bootstrap CI per method."""
+    charts = []
+    for m in view.metrics:
+        fig = metric_bars(m, view.rows)
+        if fig is not None:
+            charts.append(
+                ctx.figures.add(fig, f"{view.slug}-{m}", f"{m}: mean per method, 95% bootstrap CI.")
             )
-        parts.append("</table>")
-    parts.append("<h3>Metrics (mean, 95% CI)</h3><div class='charts'>")
-    for m in metrics:
-        parts.append(f"<div class='chart'>{_bar_svg(m, rows, m)}</div>")
-    parts.append("</div>")
+    if not charts:
+        return ""
+    return "<h3>Metrics (mean, 95% CI)</h3><div class='charts'>" + "".join(charts) + "</div>"
+
+
+def curve_charts_part(ctx: ReportContext, view: ExperimentView) -> str:
+    """Mean insertion / deletion curve per method (metrics whose scores carry a curve)."""
     curves: dict[str, dict[str, list[tuple[list[float], list[float]]]]] = {}
-    for s in store.scores():
+    orient: dict[str, bool | None] = {}
+    for s in ctx.store.scores():
         c = s["details"].get("curve")
-        if c and s["method"] in methods and s["metric"] in metrics:
+        if c and s["method"] in view.methods and s["metric"] in view.metrics:
             curves.setdefault(s["metric"], {}).setdefault(s["method"], []).append((c["x"], c["y"]))
-    if curves:
-        parts.append("<h3>Perturbation curves (mean over videos)</h3><div class='charts'>")
-        for metric, by_method in curves.items():
-            ordered = {m: by_method[m] for m in methods if m in by_method}
-            parts.append(f"<div class='chart'>{_curve_svg(metric, ordered)}</div>")
-        parts.append("</div>")
+            orient.setdefault(s["metric"], s["details"].get("higher_is_better"))
+    colour_of = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(view.methods)}
+    charts = []
+    for metric, by_method in curves.items():
+        ordered = {m: by_method[m] for m in view.methods if m in by_method}
+        fig = mean_curves(metric, ordered, orient.get(metric), colour_of)
+        if fig is not None:
+            charts.append(
+                ctx.figures.add(
+                    fig, f"{view.slug}-{metric}-curve", f"{metric}: mean perturbation curve per method."
+                )
+            )
+    if not charts:
+        return ""
+    return "<h3>Perturbation curves (mean over videos)</h3><div class='charts'>" + "".join(charts) + "</div>"
+
+
+def overlays_part(ctx: ReportContext, view: ExperimentView) -> str:
+    """For the first videos, one GIF each: the clip next to every method's overlay."""
     items: list[str] = []
-    for e in store.explanations(methods, exp.get("dataset") or None):
+    for e in ctx.store.explanations(view.methods, view.exp.get("dataset") or None):
         if e["item"] not in items:
             items.append(e["item"])
-    if items:
-        parts.append(f"<h3>Overlays (first {min(len(items), max_videos)} of {len(items)} videos)</h3>")
-    for item in items[:max_videos]:
-        uri, labels = _overlay_strip(store, exp.get("dataset") or "", item, methods, scale)
+    if not items:
+        return ""
+    parts = [f"<h3>Overlays (first {min(len(items), ctx.max_videos)} of {len(items)} videos)</h3>"]
+    for item in items[: ctx.max_videos]:
+        uri, labels = _overlay_strip(ctx.store, view.exp.get("dataset") or "", item, view.methods, ctx.scale)
         if not uri:
             continue
         cols = "".join(f"<span style='flex:1'>{html.escape(lbl)}</span>" for lbl in labels)
@@ -333,3 +351,112 @@ def _section(store: Store, exp: dict[str, Any], max_videos: int, scale: int) -> 
             f"<img alt='{html.escape(item)}: clip and overlays' src='{uri}'></div></div>"
         )
     return "".join(parts)
+
+
+#: The parts of every experiment's section, in order: ``part(ctx, view) -> html`` ("" to skip).
+EXPERIMENT_PARTS: list[Callable[[ReportContext, ExperimentView], str]] = [
+    summary_part,
+    reliability_part,
+    paired_part,
+    metric_charts_part,
+    curve_charts_part,
+    overlays_part,
+]
+
+
+def experiment_sections(ctx: ReportContext) -> str:
+    """One section per experiment, built from :data:`EXPERIMENT_PARTS`."""
+    out: list[str] = []
+    for exp in ctx.experiments:
+        view = ExperimentView(exp, ctx.store)
+        out.extend(part(ctx, view) for part in EXPERIMENT_PARTS)
+    return "".join(out)
+
+
+def user_study_sections(ctx: ReportContext) -> str:
+    """The "User study" section: every rating study stored in the database (``removalx study``)."""
+    return study_section(ctx.store.path)
+
+
+#: The sections of the page after its heading, in order: ``section(ctx) -> html`` ("" to skip).
+#: A new section (a user study, KAR / ROAR curves ...) is one more entry here.
+SECTIONS: list[Callable[[ReportContext], str]] = [
+    experiment_sections,
+    user_study_sections,
+]
+
+
+def _experiments(store: Store) -> list[dict[str, Any]]:
+    exps = store.experiments()
+    if exps:
+        return exps
+    # A database filled by hand: one section over everything stored.
+    expl = store.explanations()
+    return [
+        {
+            "name": "all results",
+            "kind": "evaluate",
+            "methods": sorted({e["method"] for e in expl}),
+            "metrics": sorted({s["metric"] for s in store.scores()}),
+            "dataset": expl[0]["dataset"] if expl else "",
+        }
+    ]
+
+
+def figures_dir(out: str | Path) -> Path:
+    """The folder of the report ``out``'s PDF / PNG figures: ``<out stem>_figures`` beside it."""
+    p = Path(out)
+    return p.with_name(f"{p.stem}_figures")
+
+
+def write_report(db: str | Path, out: str | Path, max_videos: int = 6, scale: int = 2) -> Path:
+    """Write the HTML report of results database ``db`` to ``out`` and its figures beside it.
+
+    Parameters
+    ----------
+    db : str or Path
+        A database written by ``evaluate``, ``compare`` or ``ablate``; opened read-only
+        (never created or altered).
+    out : str or Path
+        The HTML file (self-contained: charts inline as SVG, GIFs as data URIs). Every chart
+        is also written as PDF and PNG into :func:`figures_dir` (``<stem>_figures/``).
+    max_videos : int
+        Overlay GIFs for at most this many videos per experiment.
+    scale : int
+        Nearest-neighbour upscaling of the GIFs (small clips are hard to see).
+
+    Raises
+    ------
+    MissingExtraError
+        matplotlib (the ``report`` extra) is not installed.
+    StorageError
+        ``db`` is missing, damaged or not a results database.
+    """
+    require_matplotlib()
+    out = Path(out)
+    fig_dir = figures_dir(out)
+    store = Store(db, read_only=True)
+    try:
+        with StagedOutput(out.parent) as stage:
+            ctx = ReportContext(
+                store=store,
+                figures=FigureSink(stage.path / fig_dir.name, fig_dir.name),
+                experiments=_experiments(store),
+                max_videos=max_videos,
+                scale=scale,
+            )
+            body = [
+                f"<h1>removalx report</h1><p class='note'>{html.escape(str(db))}: "
+                f"{len(store.explanations())} explanations, {len(store.scores())} scores. "
+                f"Figures as PDF and PNG: <a href='{html.escape(fig_dir.name)}/'>"
+                f"{html.escape(fig_dir.name)}/</a>.</p>"
+            ]
+            body.extend(section(ctx) for section in SECTIONS)
+            page = (
+                "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>removalx report</title>"
+                f"<style>{CSS}</style></head><body>{''.join(body)}{SELF_CHECK}</body></html>"
+            )
+            (stage.path / out.name).write_bytes(page.encode("utf-8"))
+    finally:
+        store.close()
+    return out

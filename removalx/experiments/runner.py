@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from removalx.errors import ConfigError
 from removalx.experiments.datasets import Item
-from removalx.experiments.stats import mean_ci, paired_test
+from removalx.experiments.stats import bootstrap_ci, mean_ci, paired_test
 from removalx.experiments.store import Store, config_hash
 from removalx.metrics import ensure_metric_plugins, pooled_hit_rate, reliability_alpha
 from removalx.models import VideoClassifier
@@ -236,7 +236,7 @@ def run_items(
                             "Build methods with make_methods().",
                         )
                     else:
-                        attr = method.explainer.explain(
+                        attr = method.explainer.explain_clip(
                             model, item.video, target, cache=cache, progress=False
                         )
                     eid, inserted = store.put_explanation(
@@ -303,7 +303,8 @@ def _scores_by(
 
 
 def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict[str, Any]]:
-    """Methods x metrics rows: mean, 95% CI, n, mean explanation time and forward passes."""
+    """Methods x metrics rows: mean, 95% CI (percentile bootstrap, inside the metric's range), n,
+    mean explanation time and forward passes."""
     by = _scores_by(store, methods, metrics)
     expl = store.explanations(methods)
     rows: list[dict[str, Any]] = []
@@ -324,7 +325,7 @@ def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict
             "n_forward": nf["mean"],
         }
         for metric in metrics:
-            stats: dict[str, Any] = dict(mean_ci(list(by.get((method, metric), {}).values())))
+            stats: dict[str, Any] = bootstrap_ci(list(by.get((method, metric), {}).values()))
             pooled = _pooled(details.get((method, metric), []))
             if pooled is not None:  # pointing games: the paper's dataset hit rate, not a mean of clips
                 stats = {**stats, "mean": pooled[0], "pooling": pooled[1]}

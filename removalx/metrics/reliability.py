@@ -22,28 +22,18 @@ from removalx.errors import ConfigError
 __all__ = ["reliability_alpha", "spearman"]
 
 
-def _rank(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share the mean of their positions), 1-based."""
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x), dtype=np.float64)
-    sx = x[order]
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and sx[j + 1] == sx[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation (Pearson correlation of average ranks); 0 if a row is constant."""
-    ra, rb = _rank(np.asarray(a, dtype=np.float64)), _rank(np.asarray(b, dtype=np.float64))
-    ra -= ra.mean()
-    rb -= rb.mean()
-    den = float(np.sqrt((ra**2).sum() * (rb**2).sum()))
-    return float((ra * rb).sum() / den) if den > 0 else 0.0
+    """Spearman's rank correlation (``scipy.stats.spearmanr``: ties share their average rank).
+
+    Returns 0 when either row is constant (SciPy's NaN there: no ranking, so no agreement);
+    Eq. 20 then weighs that pair of samples as uncorrelated.
+    """
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return 0.0
+    return float(stats.spearmanr(x, y).statistic)
 
 
 def reliability_alpha(

@@ -156,8 +156,8 @@ def _check_in_pipeline(stage: str, name: str, config: Any, registry: Registry) -
     model = VideoClassifier(ToyClassifier())
     video = _clip()
     ex = Explainer.from_recipe(recipe, seed=0, registry=registry, progress=False)
-    a1 = ex.explain(model, video)
-    a2 = ex.explain(model, video, batch_size=3)
+    a1 = ex.explain_clip(model, video)
+    a2 = ex.explain_clip(model, video, batch_size=3)
     if a1.values.shape != video.shape[:3]:
         raise _fail(stage, name, f"pipeline attribution has shape {tuple(a1.values.shape)}")
     if not torch.isfinite(a1.values).all():

@@ -56,6 +56,28 @@ def compare_db(tmp_path_factory, model_spec) -> Path:
     return db
 
 
+def test_bootstrap_ci_hand_values_and_range():
+    import numpy as np
+
+    from removalx.experiments.stats import bootstrap_ci
+
+    # n = 2: resampled means are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4 -> 2.5% / 97.5% at 0 / 1
+    s = bootstrap_ci([0.0, 1.0])
+    assert (s["ci_low"], s["ci_high"], s["mean"], s["n"]) == (0.0, 1.0, 0.5, 2)
+    assert bootstrap_ci([0.3, 0.3, 0.3])["ci_low"] == bootstrap_ci([0.3, 0.3, 0.3])["ci_high"] == 0.3
+    assert np.isnan(bootstrap_ci([0.5])["ci_low"]) and bootstrap_ci([])["n"] == 0
+    # AUCs near 1: the t interval runs past 1, the bootstrap one stays inside the data's range
+    x = [1.0, 1.0, 1.0, 0.2, 1.0, 0.98]
+    assert mean_ci(x)["ci_high"] > 1.0
+    b = bootstrap_ci(x)
+    assert 0.2 <= b["ci_low"] < b["mean"] < b["ci_high"] <= 1.0
+    assert bootstrap_ci(x) == b  # same seed, same interval
+    # many normal values: close to the t interval (the bootstrap is consistent)
+    y = np.random.default_rng(1).normal(0.5, 0.1, 400)
+    t, bb = mean_ci(y), bootstrap_ci(y)
+    assert abs(bb["ci_low"] - t["ci_low"]) < 0.003 and abs(bb["ci_high"] - t["ci_high"]) < 0.003
+
+
 def test_mean_ci_hand_value():
     s = mean_ci([1.0, 2.0, 3.0])
     # sd = 1, t(0.975, 2) = 4.3027 -> half width 4.3027 / sqrt(3) = 2.4842
@@ -212,9 +234,16 @@ def _images(html: str) -> list[str]:
     return re.findall(r"<img[^>]*\ssrc=['\"]([^'\"]+)['\"]", html)
 
 
-def test_report_is_self_contained(compare_db, tmp_path):
-    out = tmp_path / "report.html"
+@pytest.fixture(scope="module")
+def report_html(compare_db, tmp_path_factory) -> Path:
+    """The report of ``compare_db`` (written once; the tests below only read it)."""
+    out = tmp_path_factory.mktemp("report") / "report.html"
     assert main(["report", str(compare_db), "--out", str(out)]) == 0
+    return out
+
+
+def test_report_is_self_contained(report_html):
+    out = report_html
     html = out.read_text()
     assert "<table" in html and "lime3d" in html and "α" in html
     assert html.count("<svg") >= 3 + 2  # 3 bar plots + 2 curve plots
@@ -227,14 +256,70 @@ def test_report_is_self_contained(compare_db, tmp_path):
     )
 
 
-def test_report_renders_in_headless_chromium(compare_db, tmp_path):
+def test_report_charts_and_tables_are_fit_for_a_paper(report_html):
+    page = report_html.read_text()
+    tmp_path = report_html.parent
+    # matplotlib charts inline, text kept as text: orientation marks and axis labels are readable
+    assert page.count("<svg") >= 5 and "<?xml" not in page
+    assert "↑ higher is better" in page and "↓ lower is better" in page
+    assert "fraction of the clip perturbed" in page and "score of the explained class" in page
+    assert "95% bootstrap CI" in page
+    # each chart also as PDF and PNG next to the report, linked from the page
+    figs = sorted((tmp_path / "report_figures").iterdir())
+    pdfs, pngs = [f for f in figs if f.suffix == ".pdf"], [f for f in figs if f.suffix == ".png"]
+    assert len(pdfs) == len(pngs) == 5, figs
+    assert all(f.read_bytes()[:5] == b"%PDF-" for f in pdfs)
+    assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in pngs)
+    for f in figs:
+        assert f"report_figures/{f.name}" in page
+    # AUC intervals (percentile bootstrap) stay inside [0, 1]; counts are integers
+    cis = [(float(a), float(b)) for a, b in re.findall(r"\[(-?[0-9.]+), (-?[0-9.]+)\]", page)]
+    assert cis and all(0.0 <= a <= b <= 1.0 for a, b in cis), cis
+    for row in re.findall(r"<tr><td>(?:lime3d|rise3d|random)</td>.*?</tr>", page):
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+        assert re.fullmatch(r"[0-9]+", cells[1]) and re.fullmatch(r"[0-9]+", cells[-1]), cells
+    # every alpha comes with a line saying what it means
+    assert (
+        page.count("<td class='meaning'>")
+        == len(re.findall(r"<tr><td>(?:deletion|insertion)</td><td>", page))
+        >= 1
+    )
+
+
+def test_report_without_matplotlib_names_the_extra(compare_db, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # "import matplotlib" raises ImportError
+    out = tmp_path / "r" / "report.html"
+    out.parent.mkdir()
+    assert main(["report", str(compare_db), "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "removalx[report]" in err and "Traceback" not in err
+    assert list(out.parent.iterdir()) == []  # nothing written
+
+
+def test_a_new_report_section_is_one_list_entry(compare_db, tmp_path, monkeypatch):
+    from removalx.experiments import report
+    from removalx.experiments.figures import new_figure
+
+    def study_section(ctx: report.ReportContext) -> str:
+        fig = new_figure()
+        fig.add_subplot().plot([0, 1], [1, 0])
+        return "<h2>User study</h2>" + ctx.figures.add(fig, "study", "A chart of a new section.")
+
+    monkeypatch.setattr(report, "SECTIONS", [study_section])  # the built-in sections are tested above
+    out = tmp_path / "report.html"
+    assert main(["report", str(compare_db), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "<h2>User study</h2>" in page and "A chart of a new section." in page
+    assert (tmp_path / "report_figures" / "study.pdf").exists()
+
+
+def test_report_renders_in_headless_chromium(report_html, tmp_path):
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         pytest.skip(
             "chromium is not on PATH (Debian: apt-get install -y chromium); the HTML checks above still ran"
         )
-    out = tmp_path / "report.html"
-    assert main(["report", str(compare_db), "--out", str(out)]) == 0
+    out = report_html
     flags = [
         "--headless",
         "--no-sandbox",
@@ -255,6 +340,8 @@ def test_report_renders_in_headless_chromium(compare_db, tmp_path):
     body = re.search(r"<body[^>]*>", dom.stdout)
     assert body, dom.stdout[:500]
     assert 'data-images="2"' in body.group(0) and 'data-broken-images="0"' in body.group(0), body.group(0)
+    svgs = re.search(r'data-svgs="([0-9]+)"', body.group(0))
+    assert svgs and int(svgs.group(1)) >= 5, body.group(0)
     assert "<table" in dom.stdout
     console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
     assert not console, console

@@ -144,6 +144,31 @@ def test_reliability_alpha_hand_value():
         reliability_alpha(a, [0, 1])
 
 
+def _average_ranks(x: list[float]) -> list[float]:
+    """Brute force: a value's rank is 1 + (#smaller) + (#equal - 1) / 2."""
+    return [1 + sum(y < v for y in x) + (sum(y == v for y in x) - 1) / 2 for v in x]
+
+
+def test_spearman_with_ties_matches_hand_value_brute_force_and_scipy():
+    import numpy as np
+    from scipy import stats
+
+    from removalx.metrics import spearman
+
+    # ranks (1, 2.5, 2.5, 4) and (1, 4, 2.5, 2.5): centred dot 2.25 over 4.5 -> 0.5
+    assert spearman(np.array([1.0, 2, 2, 3]), np.array([1.0, 3, 2, 2])) == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        a, b = rng.integers(0, 4, 7).astype(float), rng.integers(0, 3, 7).astype(float)  # many ties
+        if len(set(a)) == 1 or len(set(b)) == 1:
+            assert spearman(a, b) == 0.0  # a constant row: SciPy says NaN, Eq. 20 counts it as 0
+            continue
+        ra, rb = np.array(_average_ranks(list(a))), np.array(_average_ranks(list(b)))
+        brute = float(np.corrcoef(ra, rb)[0, 1])
+        assert spearman(a, b) == pytest.approx(brute, abs=1e-12)
+        assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, abs=1e-12)
+
+
 def test_saliency_metric_hand_value():
     video = tiny_video(T, S)
     flat = VideoClassifier(LinearVideoModel(torch.zeros(2, T, S, S, 3)), layout="BTHWC")  # p = 0.5 always
