@@ -139,3 +139,17 @@ def test_kar_is_not_a_per_explanation_metric() -> None:
     metric = ensure_metric_plugins().get("metric", "kar").make({})
     with pytest.raises(ConfigError, match="over a data set"):
         metric.score(None, torch.zeros(1), None)
+
+
+def test_report_draws_the_curves(kar_db: str, tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    from removalx.experiments.report import write_report
+
+    out = write_report(kar_db, tmp_path / "r.html")
+    page = out.read_text()
+    assert "Remove and retrain (KAR / ROAR)" in page
+    assert "test accuracy (higher is better)" in page and "test accuracy (lower is better)" in page
+    figs = {p.name for p in (tmp_path / "r_figures").iterdir()}
+    assert any(n.endswith("kar-retrain.pdf") for n in figs) and any(
+        n.endswith("roar-retrain.png") for n in figs
+    )
