@@ -139,6 +139,7 @@ def _run(
     args: argparse.Namespace, kind: str, triples: list[tuple[str, str, dict[str, Any]]], random_baseline: bool
 ) -> tuple[Any, list[str], list[str]]:
     from removalx.experiments.datasets import dataset_items
+    from removalx.experiments.retrain import run_retrain, split_metrics, tap_items
     from removalx.experiments.runner import make_methods, parse_metrics, run_items
     from removalx.experiments.store import Store
     from removalx.models import load_model
@@ -146,7 +147,7 @@ def _run(
 
     _check_export(args.export)
     check_output_file(args.db, what="--db")
-    metrics = parse_metrics(args.metrics, args.metric_set)
+    metrics, retrain_metrics = split_metrics(parse_metrics(args.metrics, args.metric_set))
     common = parse_overrides(args.overrides)
     triples = [(label, recipe, {**common, **ov}) for label, recipe, ov in triples]
     methods = make_methods(triples, args.seed, batch_size=args.batch_size, random_baseline=random_baseline)
@@ -161,9 +162,10 @@ def _run(
         name = args.name or f"{kind}: {', '.join(labels)}"
         store.put_experiment(name, kind, labels, [m.label for m in metrics], dataset, vars(args))
         run_id = store.start_run(kind, name, vars(args))
+        seen: list[tuple[str, str]] = []
         counts = run_items(
             store,
-            items,
+            tap_items(items, seen),
             n,
             methods,
             metrics,
@@ -174,6 +176,21 @@ def _run(
             progress=not args.quiet,
             item_delay=args.item_delay,
         )
+        retrained = run_retrain(
+            store,
+            name,
+            methods,
+            retrain_metrics,
+            model,
+            model_key,
+            seen,
+            dataset=dataset,
+            frames=args.frames,
+            size=args.size,
+            run_id=run_id,
+            target_mode=args.target,
+            progress=not args.quiet,
+        )
         store.finish_run(run_id, counts.explained, counts.explanations_skipped)
     except BaseException:
         store.close()
@@ -183,6 +200,12 @@ def _run(
             f"{kind}: {counts.explained} explanations computed, {counts.explanations_skipped} reused; "
             f"{counts.scored} scores computed, {counts.scores_skipped} reused ({args.db})"
         )
+        if retrain_metrics:
+            from removalx.experiments.retrain import curve_rows, format_curves
+
+            print(f"{', '.join(m.label for m in retrain_metrics)}: {retrained} retrained points computed")
+            for line in format_curves(curve_rows(store, name)):
+                print(line)
     return store, labels, [m.label for m in metrics]
 
 

@@ -230,3 +230,43 @@ def _rc() -> Any:
     from matplotlib import rc_context
 
     return rc_context(RC)
+
+
+def retrain_curves(
+    metric: str,
+    mode: str,
+    points: dict[str, dict[float, float]],
+    colour_of: dict[str, str] | None = None,
+    random_label: str = "random",
+) -> Figure | None:
+    """Test accuracy after retraining against the fraction ``k`` per method (KAR / ROAR).
+
+    Parameters
+    ----------
+    metric : str
+        The metric's label (title).
+    mode : {"kar", "roar"}
+        KAR (``k`` = share kept, higher is better) or ROAR (``k`` = share removed, lower is better).
+    points : dict
+        ``{method: {k: accuracy}}``; the random reference line is drawn dashed.
+    """
+    if not points:
+        return None
+    with _rc():
+        fig = new_figure(4.2, 2.8)
+        ax = fig.add_subplot()
+        for i, (method, pts) in enumerate(points.items()):
+            xs = sorted(pts)
+            col = (colour_of or {}).get(method, PALETTE[i % len(PALETTE)])
+            style = "--" if method == random_label else "-"
+            ax.plot(
+                xs, [pts[x] for x in xs], style, marker="o", ms=3, color=col, lw=1.6, label=_short(method)
+            )
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("share of pixels " + ("kept" if mode == "kar" else "removed") + " (k)")
+        ax.set_ylabel("test accuracy after retraining")
+        ax.locator_params(axis="x", nbins=5)
+        ax.set_title(f"{metric}   {orientation_label(mode == 'kar')}", loc="left")
+        ax.legend(frameon=False, loc="best")
+    return fig

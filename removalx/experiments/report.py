@@ -37,6 +37,7 @@ import torch
 
 from removalx.errors import ConfigError, truncate
 from removalx.experiments.figures import PALETTE, FigureSink, mean_curves, metric_bars, require_matplotlib
+from removalx.experiments.retrain_report import retrain_part
 from removalx.experiments.runner import RANDOM, aggregate, alpha_table, paired_table
 from removalx.experiments.store import Store
 from removalx.experiments.study.report import study_section
@@ -470,6 +471,7 @@ EXPERIMENT_PARTS: list[Callable[[ReportContext, ExperimentView], str]] = [
     paired_part,
     metric_charts_part,
     curve_charts_part,
+    retrain_part,
     overlays_part,
 ]
 

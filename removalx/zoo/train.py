@@ -36,7 +36,16 @@ from removalx.zoo.confidence import predict_probs, summarize
 from removalx.zoo.data import CLASS_NAMES, make_dataset
 from removalx.zoo.models import MEAN, NATIVE_SIZE, STD, WEIGHTS_DIR, ZOO, build_model, count_params
 
-__all__ = ["DEFAULTS", "VAL_SEED_OFFSET", "evaluate", "main", "smoothing_optimum", "train"]
+__all__ = [
+    "DEFAULTS",
+    "VAL_SEED_OFFSET",
+    "evaluate",
+    "fit_model",
+    "main",
+    "native_clips",
+    "smoothing_optimum",
+    "train",
+]
 
 #: Offset of the validation seed range inside a training seed block.
 VAL_SEED_OFFSET = 500_000
@@ -84,6 +93,16 @@ def _to_bcthw(videos: torch.Tensor) -> torch.Tensor:
     return x / 255.0 if videos.dtype == torch.uint8 else x
 
 
+def native_clips(videos: torch.Tensor) -> torch.Tensor:
+    """Clips ``[N, T, H, W, 3]`` (uint8, or float in [0, 1]) as the zoo models train on them.
+
+    Resized (trilinear) to :data:`NATIVE_SIZE` exactly as a zoo model resizes its input,
+    returned as ``uint8[N, 3, T', H', W']``.
+    """
+    x = F.interpolate(_to_bcthw(videos), size=NATIVE_SIZE, mode="trilinear", align_corners=False)
+    return (x * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+
 def _native_data(n: int, seed: int, two_part_fraction: float, progress: bool, desc: str) -> tuple:
     """Render ``n`` clips at 16x112x112 and resize them to :data:`NATIVE_SIZE` (uint8, BCTHW)."""
     chunk = 100
@@ -94,8 +113,7 @@ def _native_data(n: int, seed: int, two_part_fraction: float, progress: bool, de
         v, y, _ = make_dataset(
             m, seed + start, frames=_RENDER[0], size=_RENDER[1], two_part_fraction=two_part_fraction
         )
-        x = F.interpolate(_to_bcthw(v), size=NATIVE_SIZE, mode="trilinear", align_corners=False)
-        out[start : start + m] = (x * 255.0).round().clamp(0, 255).to(torch.uint8)
+        out[start : start + m] = native_clips(v)
         labels[start : start + m] = y
     return out, labels
 
@@ -131,7 +149,7 @@ def evaluate(model: nn.Module, videos: torch.Tensor, labels: torch.Tensor, batch
     return correct / len(videos)
 
 
-def _fit(
+def fit_model(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -143,7 +161,11 @@ def _fit(
     seed: int,
     progress: bool,
 ) -> None:
-    """AdamW + one-cycle schedule with (smoothed) cross-entropy; horizontal flips swap left/right."""
+    """Train ``model`` on uint8 BCTHW clips ``x`` with labels ``y`` (in place).
+
+    AdamW + one-cycle schedule with (smoothed) cross-entropy; horizontal flips swap the
+    labels left and right. Deterministic for a given ``seed``.
+    """
     gen = torch.Generator().manual_seed(seed)
     steps = epochs * math.ceil(len(x) / batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -238,7 +260,7 @@ def train(
     x_val, y_val = _native_data(n_val, base + VAL_SEED_OFFSET, 0.0, progress, "val data")
     t_data = time.perf_counter() - t0
     model = build_model(name, len(CLASS_NAMES), NATIVE_SIZE)
-    _fit(model, x_train, y_train, seed=seed, progress=progress, **cfg)
+    fit_model(model, x_train, y_train, seed=seed, progress=progress, **cfg)
     t_fit = time.perf_counter() - t0 - t_data
     model.eval()
     val_probs = predict_probs(model, (x_val[i : i + 32] for i in range(0, len(x_val), 32)))
