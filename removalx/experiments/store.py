@@ -32,7 +32,15 @@ import torch
 from removalx.errors import StorageError, truncate
 from removalx.types import Attribution
 
-__all__ = ["SCHEMA", "Store", "config_hash", "from_npy", "schema_problems", "to_npy"]
+__all__ = [
+    "SCHEMA",
+    "Store",
+    "config_hash",
+    "from_npy",
+    "immediate_transaction",
+    "schema_problems",
+    "to_npy",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -157,6 +165,19 @@ def _has_unique_key(db: sqlite3.Connection, table: str, key: tuple[str, ...]) ->
     return False
 
 
+@contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` on ``db`` (autocommit mode): committed on success, rolled back on error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class Store:
     """A results database (one SQLite file).
 
@@ -230,14 +251,8 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         """An immediate (write-locked) transaction: committed on success, rolled back on error."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self.db):
             yield
-        except BaseException:
-            with suppress(sqlite3.Error):
-                self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     def _sql(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """Run one statement (autocommitted); database failures become :class:`StorageError`."""

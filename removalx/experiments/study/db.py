@@ -23,11 +23,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from removalx.errors import StorageError, truncate
+from removalx.experiments.store import immediate_transaction
 from removalx.experiments.study import StudyError
 
 __all__ = ["STUDY_SCHEMA", "StudyDB", "new_item_id", "new_token"]
@@ -139,15 +140,8 @@ class StudyDB:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        with self.lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                with suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+        with self.lock, immediate_transaction(self.db):
+            yield
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if not self.has_tables:
