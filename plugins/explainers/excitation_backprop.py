@@ -20,13 +20,13 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from removalx.errors import ConfigError, ModelError
+from removalx.errors import ConfigError
 from removalx.excitation import Excitation
 from removalx.gradients import finish, require_differentiable
 from removalx.hookspecs import hookimpl
 from removalx.stages import Explainer, PluginConfig
 from removalx.types import Attribution
-from removalx_plugins.explainers.grad_cam import conv_layers, upsample_map
+from removalx_plugins.explainers.grad_cam import resolve_layer, upsample_map
 
 if TYPE_CHECKING:
     from removalx.models import VideoClassifier
@@ -55,27 +55,6 @@ class ExcitationConfig(PluginConfig):
         description="carry the MWP through a one-layer nn.GRU with the EB-R rule; false refuses recurrent "
         "layers (Zhang et al.'s EB has no rule for them)",
     )
-
-
-def resolve_layer(model: VideoClassifier, layer: str | None, method: str) -> str:
-    """The dotted name of the reading layer: ``layer``, or the last Conv3d (else Conv2d)."""
-    module = model.module
-    assert isinstance(module, nn.Module)  # require_differentiable ran first
-    convs = conv_layers(module)
-    if layer is None:
-        if not convs:
-            raise ModelError(
-                f"{method} needs a layer, but {model.name!r} has no nn.Conv3d or nn.Conv2d to default to.",
-                "Set explainer.layer to a module whose output is [B, C, T', H', W'] or [B*T', C, H', W'].",
-            )
-        return convs[-1]
-    if layer == "" or layer not in dict(module.named_modules()):
-        shown = ", ".join(convs[:50]) + (" ..." if len(convs) > 50 else "")
-        raise ConfigError(
-            f"{method}: {model.name!r} has no layer {layer[:100]!r}; its conv layers are: {shown or 'none'}.",
-            "Set explainer.layer to a dotted module name (print(model.module) lists them).",
-        )
-    return layer
 
 
 def channel_map(p: Tensor, layer: str, method: str) -> Tensor:
