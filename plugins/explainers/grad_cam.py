@@ -87,6 +87,27 @@ def upsample_map(cam: Tensor, size: tuple[int, int, int], mode: str = "trilinear
     return F.interpolate(x[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
 
 
+def resolve_layer(model: VideoClassifier, layer: str | None, method: str) -> str:
+    """Dotted name of ``layer``, or of the last Conv3d (else Conv2d); errors name ``method``."""
+    module = model.module
+    assert isinstance(module, nn.Module)  # require_differentiable ran first
+    convs = conv_layers(module)
+    if layer is None:
+        if not convs:
+            raise ModelError(
+                f"{method} needs a layer, but {model.name!r} has no nn.Conv3d or nn.Conv2d to default to.",
+                "Set explainer.layer to a module whose output is [B, C, T', H', W'] or [B*T', C, H', W'].",
+            )
+        return convs[-1]
+    if layer == "" or layer not in dict(module.named_modules()):
+        shown = ", ".join(convs[:50]) + (" ..." if len(convs) > 50 else "")
+        raise ConfigError(
+            f"{method}: {model.name!r} has no layer {layer[:100]!r}; its conv layers are: {shown or 'none'}.",
+            "Set explainer.layer to a dotted module name (print(model.module) lists them).",
+        )
+    return layer
+
+
 class GradCAM(Explainer):
     """Grad-CAM on a spatio-temporal layer, upsampled to ``T x H x W`` (Eq. 28)."""
 
@@ -94,25 +115,9 @@ class GradCAM(Explainer):
         self.config = config
 
     def resolve_layer(self, model: VideoClassifier) -> tuple[str, nn.Module]:
-        module = model.module
-        assert isinstance(module, nn.Module)  # require_differentiable ran first
-        convs = conv_layers(module)
-        modules = dict(module.named_modules())
-        if self.config.layer is None:
-            if not convs:
-                raise ModelError(
-                    f"grad_cam needs a layer, but {model.name!r} has no nn.Conv3d or nn.Conv2d to default to.",
-                    "Set explainer.layer to a module whose output is [B, C, T', H', W'] or [B*T', C, H', W'].",
-                )
-            return convs[-1], modules[convs[-1]]
-        name = self.config.layer
-        if name not in modules or name == "":
-            shown = ", ".join(convs[:50]) + (" ..." if len(convs) > 50 else "")
-            raise ConfigError(
-                f"grad_cam: {model.name!r} has no layer {name[:100]!r}; its conv layers are: {shown or 'none'}.",
-                "Set explainer.layer to a dotted module name (print(model.module) lists them).",
-            )
-        return name, modules[name]
+        name = resolve_layer(model, self.config.layer, "grad_cam")
+        assert isinstance(model.module, nn.Module)
+        return name, dict(model.module.named_modules())[name]
 
     def activation_and_gradient(
         self, model: VideoClassifier, layer_name: str, layer: nn.Module, video: Tensor, target: int
