@@ -271,6 +271,34 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one transaction (committed together, or rolled back on error)."""
+        try:
+            with self._transaction():
+                yield
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(
+                f"Results database {_clip(self.path, 300)}: {_clip(exc)}.",
+                "Check that the file is not damaged and that no other program holds it locked.",
+            ) from exc
+
+    def to_pandas(self, methods: list[str] | None = None, metrics: list[str] | None = None) -> Any:
+        """Every score as a ``pandas.DataFrame``, one row per video x method x metric.
+
+        Columns: ``dataset, item, label, method, metric, value, target, n_forward, time_s,
+        metric_time_s, plan_digest, seed, model, recipe_hash``. Needs the ``pandas`` extra
+        (``pip install removalx[pandas]``).
+
+        Parameters
+        ----------
+        methods, metrics : list of str, optional
+            Keep only these method / metric labels.
+        """
+        from removalx.experiments.frames import scores_frame
+
+        return scores_frame(self, methods, metrics)
+
     # -- runs and experiments ------------------------------------------------------------
     def start_run(self, kind: str, experiment: str, args: dict[str, Any]) -> int:
         cur = self._sql(
