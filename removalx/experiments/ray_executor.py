@@ -100,6 +100,7 @@ class RayExecutor:
             )
         self.ray = ray
         self._started = False
+        self.retried = 0  # units computed again because their worker died
         if not ray.is_initialized():
             if address is None:
                 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -185,6 +186,7 @@ class RayExecutor:
                         f"Unit {unit.key[:120]!r} was tried on {n} workers and each one died ({str(exc)[:200]}).",
                         "Check the workers' memory and logs (a clip too large for a worker's memory?).",
                     ) from None
+                self.retried += 1
                 retry.appendleft(unit)  # first in line for the next free worker
                 if self.actors[slot] is actor:  # replace the dead worker (once)
                     self.actors[slot] = self._new_actor()
