@@ -89,7 +89,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--only-correct-by",
         metavar="SPEC,SPEC",
-        help="keep only the clips every listed model classifies correctly (removal paper, Sec. 4.2)",
+        help="keep only the clips every listed model classifies correctly (removal-based video explanations, Sec. 4.5)",
     )
     x = p.add_argument_group("execution (docs/scaling.md)")
     x.add_argument(

@@ -1,6 +1,6 @@
 """``--only-correct-by``: keep the clips every listed model classifies correctly.
 
-The selection of the removal paper ("Video explanations by removal", Sec. 4.2): methods are
+The selection of *removal-based video explanations* (Sec. 4.5, "Explanation process"): methods are
 compared on the clips that all the studied models get right, so no explanation is of a wrong
 prediction. Each listed model is loaded once on the driver and run on every clip (top-1 class
 against the dataset label); clips without a label are an error.

@@ -186,12 +186,8 @@ def test_killed_driver_resumes(ray_session, model_spec, tmp_path):
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and proc.poll() is None:
-            if (
-                db.exists()
-                and rows(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'explanations'")[0][0]
-            ):
-                if rows(db, "SELECT COUNT(*) FROM explanations")[0][0] >= 1:
-                    break
+            if _stored(db) >= 1:
+                break
             time.sleep(0.1)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
     finally:
