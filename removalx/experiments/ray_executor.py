@@ -22,7 +22,7 @@ from removalx.experiments.frames import MissingExtraError
 from removalx.experiments.runner import WorkerSpec, build_context
 from removalx.experiments.units import Unit, UnitResult, compute_unit
 
-__all__ = ["RayExecutor", "UnitWorker", "require_ray"]
+__all__ = ["RayExecutor", "UnitWorker", "require_ray", "start_local_ray"]
 
 
 def require_ray() -> Any:
@@ -35,6 +35,19 @@ def require_ray() -> Any:
             "pip install 'removalx[ray]' (or run with --executor local).",
         ) from None
     return ray
+
+
+def start_local_ray(num_cpus: int | None = None) -> Any:
+    """Start Ray on this machine only: loopback address, no dashboard, no usage report."""
+    ray = require_ray()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    return ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        configure_logging=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+    )
 
 
 class UnitWorker:
@@ -69,7 +82,7 @@ class RayExecutor:
         Model, methods and metrics, rebuilt in each worker.
     address : str, optional
         Passed to ``ray.init`` (``"auto"``, ``"ray://host:port"``). Without it, an initialised
-        Ray session is used, or Ray is started on this machine (no dashboard, no usage report).
+        Ray session is used, or Ray is started on this machine (:func:`start_local_ray`).
     workers : int, optional
         Number of actors (default: as many as the cluster's CPUs / GPUs hold).
     cpus_per_worker, gpus_per_worker : float
@@ -103,8 +116,7 @@ class RayExecutor:
         self.retried = 0  # units computed again because their worker died
         if not ray.is_initialized():
             if address is None:
-                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-                ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+                start_local_ray()
             else:
                 ray.init(address=address, configure_logging=False)
             self._started = True

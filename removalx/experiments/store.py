@@ -65,6 +65,17 @@ UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
 #: Tables whose ``id`` (``INTEGER PRIMARY KEY``) other rows refer to.
 ROWID_TABLES = ("runs", "explanations")
 
+#: Attribution ``meta`` keys stored in the ``meta`` column of an explanation.
+META_KEYS = (
+    "timings",
+    "n_samples",
+    "n_features",
+    "batch_size",
+    "cached_outputs",
+    "target_name",
+    "n_backward",
+)
+
 #: Seconds a writer waits for another run's write to finish before giving up.
 BUSY_TIMEOUT = 60.0
 
@@ -443,19 +454,7 @@ class Store:
             ``False`` if another run had stored it: this one was not written.
         """
         meta = attribution.meta
-        keep = {
-            k: meta[k]
-            for k in (
-                "timings",
-                "n_samples",
-                "n_features",
-                "batch_size",
-                "cached_outputs",
-                "target_name",
-                "n_backward",
-            )
-            if k in meta
-        }
+        keep = {k: meta[k] for k in META_KEYS if k in meta}
         cur = self._sql(
             "INSERT INTO explanations (dataset, item, method, recipe_hash, model, seed, recipe, target, "
             'plan_digest, n_forward, time_s, "values", lower_is_important, meta, run_id, created) '

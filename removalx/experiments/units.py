@@ -23,7 +23,7 @@ import torch
 
 from removalx.errors import ConfigError
 from removalx.experiments.datasets import Item, ItemRef, load_item
-from removalx.experiments.store import Store
+from removalx.experiments.store import META_KEYS, Store
 from removalx.types import Attribution
 
 __all__ = [
@@ -40,18 +40,7 @@ __all__ = [
 ]
 
 #: Attribution ``meta`` keys a result carries back to the driver (what the store keeps).
-_META_KEYS = (
-    "timings",
-    "n_samples",
-    "n_features",
-    "batch_size",
-    "cached_outputs",
-    "target_name",
-    "n_backward",
-    "plan_digest",
-    "n_forward",
-    "lower_is_important",
-)
+_META_KEYS = (*META_KEYS, "plan_digest", "n_forward", "lower_is_important")
 
 
 @dataclass

@@ -155,9 +155,7 @@ def ucf(tmp_path) -> Path:
 
 
 def test_ucf101_split_files(ucf):
-    key, refs = dataset_refs(
-        f"ucf101:{ucf / 'ucfTrainTestlist' / 'testlist01.txt'}", video_root=ucf / "videos"
-    )
+    _, refs = dataset_refs(f"ucf101:{ucf / 'ucfTrainTestlist' / 'testlist01.txt'}", video_root=ucf / "videos")
     assert [(r.item, r.label) for r in refs] == [
         ("YoYo/v_YoYo_g01_c01-f16-x112", 2),  # classInd is 1-based
         ("Basketball/v_Basketball_g01_c01-f16-x112", 1),

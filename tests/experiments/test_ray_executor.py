@@ -27,14 +27,9 @@ METRICS = ["deletion.steps=4", "insertion.steps=4"]
 
 @pytest.fixture(scope="module")
 def ray_session():
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        configure_logging=False,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-    )
+    from removalx.experiments.ray_executor import start_local_ray
+
+    start_local_ray(num_cpus=2)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
