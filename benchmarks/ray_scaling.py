@@ -69,6 +69,27 @@ class _Echo:
         return self.result
 
 
+def _r3d18() -> None:
+    """Seconds per clip of torchvision r3d_18 (random weights) at 16x112x112, batch 8, all threads."""
+    from removalx.models import load_model
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    m = load_model("torchvision:r3d_18", weights="none")
+    x = torch.rand(8, 16, 112, 112, 3)
+    with torch.inference_mode():
+        m(x)
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            m(x)
+            times.append((time.perf_counter() - t0) / 8)
+    print(
+        f"r3d_18 forward, 16x112x112, batch 8, {torch.get_num_threads()} threads: "
+        f"{min(times) * 1000:.0f} ms per clip (min of 3; median {statistics.median(times) * 1000:.0f} ms)"
+    )
+    print(f"load average: {os.getloadavg()}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=16)
@@ -78,8 +99,12 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=100, help="samples per explanation")
     p.add_argument("--steps", type=int, default=16, help="insertion / deletion steps")
     p.add_argument("--r3d18", action="store_true", help="also time r3d_18 forward passes")
+    p.add_argument("--r3d18-only", action="store_true", help="only time r3d_18 forward passes")
     p.add_argument("--quick", action="store_true", help="smoke run: 4 tiny clips")
     args = p.parse_args()
+    if args.r3d18_only:
+        _r3d18()
+        return 0
     if args.quick:
         args.clips, args.frames, args.size, args.samples, args.steps = 4, 8, 32, 16, 4
     import ray
@@ -139,20 +164,7 @@ def main() -> int:
         f"{len(trips)}): {trip * 1000:.2f} ms = {100 * trip / unit_s:.2f} % of a unit"
     )
     if args.r3d18:
-        torch.set_num_threads(os.cpu_count() or 1)
-        m = load_model("torchvision:r3d_18", weights="none")
-        x = torch.rand(8, 16, 112, 112, 3)
-        with torch.inference_mode():
-            m(x)
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                m(x)
-                times.append((time.perf_counter() - t0) / 8)
-        print(
-            f"r3d_18 forward, 16x112x112, batch 8, {torch.get_num_threads()} threads: "
-            f"{min(times) * 1000:.0f} ms per clip (min of 3; median {statistics.median(times) * 1000:.0f} ms)"
-        )
+        _r3d18()
     return 0
 
 

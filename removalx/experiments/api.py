@@ -198,10 +198,10 @@ def run_experiment(
         labels = [m.label for m in methods]
         name = opts.name or f"{kind}: {', '.join(labels)}"
         recorded = dict(args) if args is not None else dict(vars(opts))
-        store.put_experiment(name, kind, labels, [m.label for m in metric_specs], dataset, recorded)
-        run_id = store.start_run(kind, name, recorded)
-        executor = _executor(opts, methods, metric_specs, model_key)
+        executor = _executor(opts, methods, metric_specs, model_key)  # loads the model(s) first
         try:
+            store.put_experiment(name, kind, labels, [m.label for m in metric_specs], dataset, recorded)
+            run_id = store.start_run(kind, name, recorded)
             counts = run_units(
                 store, refs, methods, metric_specs, model_key, executor, run_id=run_id, progress=opts.progress
             )

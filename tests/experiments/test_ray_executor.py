@@ -69,7 +69,7 @@ SCORES = (
 def test_ray_results_are_bit_identical_to_local(ray_session, model_spec, tmp_path):
     recipes = [("lime3d", "lime3d", {}), ("rise3d", "rise3d", {})]
     local = run_experiment(
-        "compare", recipes, options(tmp_path / "l.db", model_spec, 3), random_baseline=True
+        "compare", recipes, options(tmp_path / "l.db", model_spec, 2), random_baseline=True
     )
     local.store.close()
     remote = run_experiment(
