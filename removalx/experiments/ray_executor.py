@@ -63,11 +63,13 @@ class UnitWorker:
         except RemovalxError as exc:  # reported by ready(), as the user's error, not a dead actor
             self.error = exc
 
-    def ready(self) -> int:
-        """The worker's process id once the model is loaded (raises what loading it raised)."""
+    def ready(self) -> tuple[int, int]:
+        """``(process id, torch threads)`` once the model is loaded (raises what loading it raised)."""
+        import torch
+
         if self.error is not None:
             raise self.error
-        return os.getpid()
+        return os.getpid(), torch.get_num_threads()
 
     def compute(self, unit: Unit) -> UnitResult:
         return compute_unit(self.context, unit)
@@ -138,7 +140,9 @@ class RayExecutor:
             )
             self.actors = [self._new_actor() for _ in range(int(workers))]
             try:
-                self.worker_pids: list[int] = ray.get([a.ready.remote() for a in self.actors])
+                ready = ray.get([a.ready.remote() for a in self.actors])
+                self.worker_pids: list[int] = [pid for pid, _ in ready]
+                self.worker_threads: list[int] = [n for _, n in ready]
             except ray.exceptions.RayTaskError as exc:
                 raise self._failure(exc) from None
         except BaseException:

@@ -99,7 +99,8 @@ def test_worker_killed_mid_unit_is_retried(ray_session, model_spec, tmp_path):
     metrics = parse_metrics("deletion,insertion", METRICS)
     _, refs = dataset_refs("zoo:synthetic", n, frames=4, size=16)
     spec = WorkerSpec.of(methods, metrics, model_spec, item_delay=0.4)
-    ex = RayExecutor(spec, workers=2)
+    ex = RayExecutor(spec, workers=2, cpus_per_worker=0.5)  # 4 half-CPU workers would fit; 2 asked
+    assert ex.worker_threads == [1, 1] and len(set(ex.worker_pids)) == 2
     killed = []
 
     class KillOneWorker:
@@ -199,6 +200,17 @@ def test_killed_driver_resumes(ray_session, model_spec, tmp_path):
     assert len(rows(db, "SELECT * FROM scores")) == 2 * n
     runs = rows(db, "SELECT computed, skipped, finished FROM runs ORDER BY id")
     assert runs[0][2] is None and runs[1][:2] == (n - done, done)
+
+
+def test_worker_threads_follow_cpus(ray_session, model_spec):
+    from removalx.experiments.ray_executor import RayExecutor
+    from removalx.experiments.runner import WorkerSpec, make_methods, parse_metrics
+
+    spec = WorkerSpec.of(
+        make_methods([("lime3d", "lime3d", {})], None), parse_metrics("deletion"), model_spec
+    )
+    with RayExecutor(spec, workers=1, cpus_per_worker=2) as ex:
+        assert ex.worker_threads == [2]
 
 
 def test_ray_executor_without_ray_names_the_extra(monkeypatch, model_spec, tmp_path, capsys):
