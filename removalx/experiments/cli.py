@@ -251,25 +251,11 @@ def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
 
 
 def _export(path: str, store: Any, methods: list[str], metrics: list[str], extra: dict[str, Any]) -> None:
+    from removalx.experiments.frames import EXPORT_COLUMNS
     from removalx.experiments.runner import aggregate
 
     rows = [
-        {
-            k: s[k]
-            for k in (
-                "dataset",
-                "item",
-                "method",
-                "metric",
-                "value",
-                "target",
-                "n_forward",
-                "time_s",
-                "plan_digest",
-                "seed",
-                "model",
-            )
-        }
+        {k: s[k] for k in EXPORT_COLUMNS}
         for s in store.scores()
         if s["method"] in methods and s["metric"] in metrics
     ]

@@ -9,23 +9,22 @@ from removalx.errors import RemovalxError
 
 __all__ = ["MissingExtraError", "paired_frame", "require_pandas", "scores_frame", "summary_frame"]
 
-#: Columns of :func:`scores_frame`, in order.
-SCORE_COLUMNS = (
+#: Per-score columns of ``--export FILE.csv``.
+EXPORT_COLUMNS = (
     "dataset",
     "item",
-    "label",
     "method",
     "metric",
     "value",
     "target",
     "n_forward",
     "time_s",
-    "metric_time_s",
     "plan_digest",
     "seed",
     "model",
-    "recipe_hash",
 )
+#: Columns of :func:`scores_frame`, in order: the export's, the clip's label and more.
+SCORE_COLUMNS = (*EXPORT_COLUMNS, "label", "metric_time_s", "recipe_hash")
 
 
 class MissingExtraError(RemovalxError, ImportError):
