@@ -346,7 +346,7 @@ def test_experiment_outputs_are_checked_before_work(tmp_path, capsys, monkeypatc
     def boom(*_a, **_k):
         raise AssertionError("work started although an output path is unusable")
 
-    monkeypatch.setattr(datasets, "dataset_items", boom)
+    monkeypatch.setattr(datasets, "dataset_refs", boom)
     monkeypatch.setattr(report, "write_report", boom)
     (tmp_path / "afile").write_text("x")
     args = [a.format(file=tmp_path / "afile", tmp=tmp_path) for a in argv]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from removalx.atomic import write_bytes
-from removalx.cli_types import non_negative_float, non_negative_int, positive_int
+from removalx.cli_types import non_negative_float, non_negative_int, positive_float, positive_int
 from removalx.errors import ConfigError
 from removalx.outputs import check_output_file
 
@@ -74,6 +74,48 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="experiment name in the database (default: derived from the command)")
     p.add_argument("--export", help="write per-video scores and aggregates to FILE.csv or FILE.json")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    d = p.add_argument_group("datasets (docs/experiments.md, Datasets)")
+    d.add_argument(
+        "--video-root",
+        help="folder of the clips of a kinetics:/ucf101: annotation file (default: its folder)",
+    )
+    d.add_argument(
+        "--classes", help="kinetics: class names, one per line (default: the CSV's labels, sorted)"
+    )
+    d.add_argument(
+        "--boxes",
+        help="folder of UCF101-24-style per-frame boxes (BOXES/<clip>/00001.txt: 'label x1 y1 x2 y2' lines)",
+    )
+    d.add_argument(
+        "--only-correct-by",
+        metavar="SPEC,SPEC",
+        help="keep only the clips every listed model classifies correctly (removal-based video explanations, Sec. 4.5)",
+    )
+    x = p.add_argument_group("execution (docs/scaling.md)")
+    x.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="compute in this process (default) or on Ray workers (pip install removalx[ray])",
+    )
+    x.add_argument(
+        "--address", help="Ray cluster address for ray.init (auto, ray://host:port); default: local"
+    )
+    x.add_argument(
+        "--workers", type=positive_int, help="Ray workers (default: as many as the resources hold)"
+    )
+    x.add_argument(
+        "--cpus-per-worker",
+        type=positive_float,
+        default=1.0,
+        help="CPUs each Ray worker declares; torch threads per worker follow it (default 1)",
+    )
+    x.add_argument(
+        "--gpus-per-worker",
+        type=non_negative_float,
+        default=0.0,
+        help="GPUs each Ray worker declares, fractions allowed, e.g. 0.5 (default 0)",
+    )
     p.add_argument("--item-delay", type=non_negative_float, default=0.0, help=argparse.SUPPRESS)
 
 
@@ -135,78 +177,63 @@ def add_subcommands(subparsers: Any) -> None:
 
 
 # -- shared ----------------------------------------------------------------------------------------
+def options_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~removalx.experiments.api.Options` of parsed command-line arguments."""
+    from removalx.experiments.api import Options
+
+    return Options(
+        db=args.db,
+        dataset=args.dataset,
+        n_videos=args.n_videos,
+        frames=args.frames,
+        size=args.size,
+        data_seed=args.data_seed,
+        video_root=args.video_root,
+        classes=args.classes,
+        boxes=args.boxes,
+        only_correct_by=args.only_correct_by,
+        metrics=args.metrics,
+        metric_set=args.metric_set,
+        overrides=args.overrides,
+        model=args.model,
+        weights=args.weights,
+        device=args.device,
+        seed=args.seed,
+        target=args.target,
+        batch_size=args.batch_size,
+        name=args.name,
+        progress=not args.quiet,
+        item_delay=args.item_delay,
+        executor=args.executor,
+        address=args.address,
+        workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker,
+    )
+
+
 def _run(
     args: argparse.Namespace, kind: str, triples: list[tuple[str, str, dict[str, Any]]], random_baseline: bool
 ) -> tuple[Any, list[str], list[str]]:
-    from removalx.experiments.datasets import dataset_items
-    from removalx.experiments.retrain import run_retrain, split_metrics, tap_items
-    from removalx.experiments.runner import make_methods, parse_metrics, run_items
-    from removalx.experiments.store import Store
-    from removalx.models import load_model
-    from removalx.recipe import parse_overrides
+    from removalx.experiments.api import run_experiment
 
     _check_export(args.export)
-    check_output_file(args.db, what="--db")
-    metrics, retrain_metrics = split_metrics(parse_metrics(args.metrics, args.metric_set))
-    common = parse_overrides(args.overrides)
-    triples = [(label, recipe, {**common, **ov}) for label, recipe, ov in triples]
-    methods = make_methods(triples, args.seed, batch_size=args.batch_size, random_baseline=random_baseline)
-    store = Store(args.db)  # before the slow steps: a damaged database fails at once
-    try:
-        dataset, items, n = dataset_items(
-            args.dataset, args.n_videos, frames=args.frames, size=args.size, seed=args.data_seed
-        )
-        model = load_model(args.model, weights=args.weights, device=args.device)
-        model_key = args.model if args.weights is None else f"{args.model}@{args.weights}"
-        labels = [m.label for m in methods]
-        name = args.name or f"{kind}: {', '.join(labels)}"
-        store.put_experiment(name, kind, labels, [m.label for m in metrics], dataset, vars(args))
-        run_id = store.start_run(kind, name, vars(args))
-        seen: list[tuple[str, str]] = []
-        counts = run_items(
-            store,
-            tap_items(items, seen),
-            n,
-            methods,
-            metrics,
-            model,
-            model_key,
-            run_id=run_id,
-            target_mode=args.target,
-            progress=not args.quiet,
-            item_delay=args.item_delay,
-        )
-        retrained = run_retrain(
-            store,
-            name,
-            methods,
-            retrain_metrics,
-            model,
-            model_key,
-            seen,
-            dataset=dataset,
-            frames=args.frames,
-            size=args.size,
-            run_id=run_id,
-            target_mode=args.target,
-            progress=not args.quiet,
-        )
-        store.finish_run(run_id, counts.explained, counts.explanations_skipped)
-    except BaseException:
-        store.close()
-        raise
+    out = run_experiment(
+        kind, triples, options_from_args(args), random_baseline=random_baseline, args=vars(args)
+    )
+    counts = out.counts
     if not args.quiet:
         print(
             f"{kind}: {counts.explained} explanations computed, {counts.explanations_skipped} reused; "
             f"{counts.scored} scores computed, {counts.scores_skipped} reused ({args.db})"
         )
-        if retrain_metrics:
+        if out.retrain_metrics:
             from removalx.experiments.retrain import curve_rows, format_curves
 
-            print(f"{', '.join(m.label for m in retrain_metrics)}: {retrained} retrained points computed")
-            for line in format_curves(curve_rows(store, name)):
+            print(f"{', '.join(out.retrain_metrics)}: {out.retrained} retrained points computed")
+            for line in format_curves(curve_rows(out.store, out.name)):
                 print(line)
-    return store, labels, [m.label for m in metrics]
+    return out.store, out.methods, out.metrics
 
 
 def _print_settings(store: Any, metrics: list[str]) -> None:
@@ -241,25 +268,11 @@ def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
 
 
 def _export(path: str, store: Any, methods: list[str], metrics: list[str], extra: dict[str, Any]) -> None:
+    from removalx.experiments.frames import EXPORT_COLUMNS
     from removalx.experiments.runner import aggregate
 
     rows = [
-        {
-            k: s[k]
-            for k in (
-                "dataset",
-                "item",
-                "method",
-                "metric",
-                "value",
-                "target",
-                "n_forward",
-                "time_s",
-                "plan_digest",
-                "seed",
-                "model",
-            )
-        }
+        {k: s[k] for k in EXPORT_COLUMNS}
         for s in store.scores()
         if s["method"] in methods and s["metric"] in metrics
     ]
@@ -329,20 +342,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     """``ablate``: variants of one recipe differing in one key; paired tests against the first."""
+    from removalx.experiments.api import ablate_triples
     from removalx.experiments.runner import aggregate, paired_table
 
-    key, eq, values = args.vary.partition("=")
-    choices = [v.strip() for v in values.split(",") if v.strip()]
-    if not eq or not key.strip() or len(choices) < 2:
-        raise ConfigError(
-            f"--vary {args.vary!r}: expected KEY=V1,V2[,...] with two values or more.",
-            "E.g. --vary removal.name=constant,blur,mean,inpaint.",
-        )
-    import yaml
-
-    key = key.strip()
-    base = _label(args.recipe)
-    triples = [(f"{base}[{key}={v}]", args.recipe, {key: yaml.safe_load(v)}) for v in choices]
+    triples = ablate_triples(args.recipe, args.vary)
     store, methods, metrics = _run(args, "ablate", triples, False)
     try:
         paired = paired_table(store, methods, metrics)

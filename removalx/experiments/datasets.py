@@ -24,7 +24,7 @@ import torch
 
 from removalx.errors import ConfigError, DatasetError, truncate
 
-__all__ = ["Item", "dataset_items"]
+__all__ = ["Item", "ItemRef", "dataset_items", "dataset_refs", "load_item"]
 
 VIDEO_EXTS = {".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".gif"}
 
@@ -133,6 +133,144 @@ def _labels(folder: Path) -> dict[str, int]:
     return out
 
 
+@dataclass(frozen=True)
+class ItemRef:
+    """A clip of a dataset before it is loaded: its key, label and how to load it (``source``).
+
+    ``source`` is plain JSON (stored in the videos table) and is all :func:`load_item` needs, so
+    any process that can read the data (a Ray worker on a shared file system) loads the clip.
+    """
+
+    dataset: str
+    item: str
+    label: int | None
+    source: dict[str, Any]
+
+
+def _check_n(n_videos: int | None) -> None:
+    if n_videos is not None and (isinstance(n_videos, bool) or int(n_videos) < 1):
+        raise ConfigError(
+            f"n_videos must be a positive integer, got {n_videos!r}.", "Pass --n-videos 1 or more."
+        )
+
+
+def dataset_refs(
+    spec: str,
+    n_videos: int | None = None,
+    *,
+    frames: int = 16,
+    size: int = 112,
+    seed: int = 0,
+    video_root: str | Path | None = None,
+    classes: str | Path | None = None,
+    boxes: str | Path | None = None,
+) -> tuple[str, list[ItemRef]]:
+    """``(dataset key, clips)`` of a ``--dataset`` spec, without decoding any video.
+
+    Parameters
+    ----------
+    spec : str
+        ``zoo:synthetic``, ``zoo:synthetic-two-part``, a folder of videos, ``kinetics:FILE.csv``
+        (Kinetics annotation CSV) or ``ucf101:LIST.txt`` (a UCF101 split file next to
+        ``classInd.txt``); docs/experiments.md, "Datasets".
+    video_root : path, optional
+        Folder of the clips of an annotation file (default: the annotation file's folder).
+    classes : path, optional
+        Kinetics: one class name per line, line ``i`` is class ``i`` (default: the sorted labels
+        of the CSV).
+    boxes : path, optional
+        Folder of UCF101-24-style per-frame boxes (:mod:`removalx.experiments.formats`): the
+        clips get the boxes as pointing-game evidence.
+
+    Raises
+    ------
+    ConfigError
+        ``n_videos`` < 1, or ``spec`` names no dataset.
+    DatasetError
+        A malformed label or annotation file (the message names the file and the line).
+    """
+    from removalx.experiments import formats
+
+    _check_n(n_videos)
+    if spec in ("zoo:synthetic", "zoo:synthetic-two-part"):
+        n = 8 if n_videos is None else int(n_videos)
+        refs = []
+        for i in range(n):
+            label, s = i % 4, seed + i
+            name = f"l{label}-s{s}-f{frames}-x{size}"
+            if spec.endswith("two-part"):
+                name += "-first" if i % 2 == 0 else "-second"
+            src = {"kind": spec, "label": label, "seed": s, "frames": frames, "size": size}
+            refs.append(ItemRef(spec, name, label, src))
+        return spec, refs
+    kind, colon, rest = spec.partition(":")
+    if colon and kind in ("kinetics", "ucf101"):
+        ann = Path(rest)
+        root = Path(video_root) if video_root is not None else ann.parent
+        entries = (
+            formats.kinetics_entries(ann, root, classes)
+            if kind == "kinetics"
+            else formats.ucf101_entries(ann, root)
+        )
+        key = f"{kind}:{ann.resolve()}"
+    else:
+        folder = Path(spec)
+        if not folder.is_dir():
+            raise ConfigError(
+                f"--dataset {truncate(spec, 200)!r} is neither 'zoo:synthetic', kinetics:FILE.csv, "
+                "ucf101:LIST.txt nor a folder.",
+                "Pass zoo:synthetic, zoo:synthetic-two-part, a folder of video files, "
+                "kinetics:ANNOTATIONS.csv or ucf101:testlist01.txt.",
+            )
+        files = sorted(
+            p for p in folder.iterdir() if (p.suffix.lower() in VIDEO_EXTS and p.is_file()) or p.is_dir()
+        )
+        if not files:
+            raise ConfigError(
+                f"No video files in {folder}.", f"Put files with extensions {sorted(VIDEO_EXTS)} there."
+            )
+        labels = _labels(folder)
+        entries = [(p.name, p, labels.get(p.name, labels.get(p.stem))) for p in files]
+        key = f"dir:{folder.resolve()}"
+    if n_videos is not None:
+        entries = entries[: int(n_videos)]
+    refs = []
+    for name, path, lab in entries:
+        fsrc: dict[str, Any] = {"kind": "file", "path": str(path.resolve()), "frames": frames, "size": size}
+        if boxes is not None:
+            fsrc["boxes"] = str(formats.box_folder(Path(boxes), name).resolve())
+        refs.append(ItemRef(key, f"{name}-f{frames}-x{size}", lab, fsrc))
+    return key, refs
+
+
+def load_item(ref: ItemRef) -> Item:
+    """Load (decode or generate) the clip of ``ref`` with its ground truth."""
+    src = ref.source
+    kind = src["kind"]
+    if kind in ("zoo:synthetic", "zoo:synthetic-two-part"):
+        from removalx.zoo.data import make_clip, make_two_part_clip
+
+        label, s, frames, size = src["label"], src["seed"], src["frames"], src["size"]
+        if kind.endswith("two-part"):
+            half = "first" if ref.item.endswith("-first") else "second"
+            clip = make_two_part_clip(label, s, frames=frames, size=size, evidence_half=half)
+        else:
+            clip = make_clip(label, s, frames=frames, size=size)
+        frames_ev = list(clip.meta.get("evidence_frames", []))
+        return Item(ref.dataset, ref.item, clip.video, clip.label, clip.evidence, frames_ev, dict(src))
+    from removalx.io import read_video
+
+    video, info = read_video(src["path"], frames=src["frames"], size=(src["size"], src["size"]), uniform=True)
+    evidence, ev_frames = None, None
+    if src.get("boxes"):
+        from removalx.experiments.formats import box_evidence
+
+        hw = (int(video.shape[1]), int(video.shape[2]))
+        evidence = box_evidence(Path(src["boxes"]), info.indices, info.original, hw)
+        ev_frames = [t for t in range(evidence.shape[0]) if bool(evidence[t].any())]
+    return Item(ref.dataset, ref.item, video, ref.label, evidence, ev_frames, dict(src))
+
+
 def dataset_items(
     spec: str, n_videos: int | None = None, *, frames: int = 16, size: int = 112, seed: int = 0
 ) -> tuple[str, Iterator[Item], int]:
@@ -146,69 +284,5 @@ def dataset_items(
         The folder's ``labels.json`` / ``labels.csv`` is malformed (the message names the
         file and the line or key).
     """
-    if n_videos is not None and (isinstance(n_videos, bool) or int(n_videos) < 1):
-        raise ConfigError(
-            f"n_videos must be a positive integer, got {n_videos!r}.", "Pass --n-videos 1 or more."
-        )
-    if spec in ("zoo:synthetic", "zoo:synthetic-two-part"):
-        n = 8 if n_videos is None else int(n_videos)
-        two = spec.endswith("two-part")
-
-        def gen() -> Iterator[Item]:
-            from removalx.zoo.data import make_clip, make_two_part_clip
-
-            for i in range(n):
-                label, s = i % 4, seed + i
-                if two:
-                    half = "first" if i % 2 == 0 else "second"
-                    clip = make_two_part_clip(label, s, frames=frames, size=size, evidence_half=half)
-                    name = f"l{label}-s{s}-f{frames}-x{size}-{half}"
-                else:
-                    clip = make_clip(label, s, frames=frames, size=size)
-                    name = f"l{label}-s{s}-f{frames}-x{size}"
-                yield Item(
-                    spec,
-                    name,
-                    clip.video,
-                    clip.label,
-                    clip.evidence,
-                    list(clip.meta.get("evidence_frames", [])),
-                    {"kind": spec, "label": label, "seed": s, "frames": frames, "size": size},
-                )
-
-        return spec, gen(), n
-    folder = Path(spec)
-    if not folder.is_dir():
-        raise ConfigError(
-            f"--dataset {spec!r} is neither 'zoo:synthetic' nor a folder.",
-            "Pass zoo:synthetic, zoo:synthetic-two-part or a folder of video files.",
-        )
-    files = sorted(
-        p for p in folder.iterdir() if (p.suffix.lower() in VIDEO_EXTS and p.is_file()) or p.is_dir()
-    )
-    if n_videos is not None:
-        files = files[: int(n_videos)]
-    if not files:
-        raise ConfigError(
-            f"No video files in {folder}.", f"Put files with extensions {sorted(VIDEO_EXTS)} there."
-        )
-    labels = _labels(folder)
-    key = f"dir:{folder.resolve()}"
-
-    def gen_dir() -> Iterator[Item]:
-        from removalx.io import read_video
-
-        for p in files:
-            video, _ = read_video(p, frames=frames, size=(size, size), uniform=True)
-            label = labels.get(p.name, labels.get(p.stem))
-            yield Item(
-                key,
-                f"{p.name}-f{frames}-x{size}",
-                video,
-                label,
-                None,
-                None,
-                {"kind": "file", "path": str(p.resolve()), "frames": frames, "size": size},
-            )
-
-    return key, gen_dir(), len(files)
+    key, refs = dataset_refs(spec, n_videos, frames=frames, size=size, seed=seed)
+    return key, (load_item(r) for r in refs), len(refs)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -29,7 +28,7 @@ from tqdm.auto import tqdm
 
 from removalx.errors import ConfigError, DatasetError, truncate
 from removalx.experiments.datasets import Item, dataset_items
-from removalx.experiments.runner import RANDOM, Method, MetricSpec, _random_attribution
+from removalx.experiments.runner import RANDOM, Method, MetricSpec, random_attribution
 from removalx.experiments.store import Store, config_hash
 from removalx.metrics import ensure_metric_plugins
 from removalx.metrics.retrain import keep_mask, modify_clips, retrain_accuracy
@@ -43,7 +42,6 @@ __all__ = [
     "is_dataset_metric",
     "run_retrain",
     "split_metrics",
-    "tap_items",
 ]
 
 TABLE = """CREATE TABLE IF NOT EXISTS retrain_curves (
@@ -67,13 +65,6 @@ def split_metrics(
     """``(per-explanation metrics, dataset-level metrics)``."""
     flags = [is_dataset_metric(m, registry) for m in metrics]
     return [m for m, f in zip(metrics, flags) if not f], [m for m, f in zip(metrics, flags) if f]
-
-
-def tap_items(items: Iterator[Item], seen: list[tuple[str, str]]) -> Iterator[Item]:
-    """Yield ``items`` unchanged, recording ``(dataset, item)`` of each in ``seen``."""
-    for it in items:
-        seen.append((it.dataset, it.item))
-        yield it
 
 
 def _ensure_table(store: Store) -> None:
@@ -154,10 +145,10 @@ def _maps(method: Method, model: VideoClassifier, items: list[Item], target_mode
             with torch.inference_mode():
                 target = int(model(it.video.to(model.device)[None]).argmax(1)[0])
         if method.recipe is None:
-            attr = _random_attribution(it.video, target, method.seed, it.item)
+            attr = random_attribution(it.video, target, method.seed, it.item)
         else:
             assert method.explainer is not None
-            attr = method.explainer.explain(model, it.video, target, progress=False)
+            attr = method.explainer.explain_clip(model, it.video, target, progress=False)
         out.append(attr.values.detach().float().cpu())
     return torch.stack(out)
 

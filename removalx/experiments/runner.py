@@ -11,7 +11,6 @@ so a variant that changes only the summary costs no forward pass (docs/design-no
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,9 +21,10 @@ import yaml
 from tqdm.auto import tqdm
 
 from removalx.errors import ConfigError
-from removalx.experiments.datasets import Item
+from removalx.experiments.datasets import Item, ItemRef
 from removalx.experiments.stats import bootstrap_ci, mean_ci, paired_test
 from removalx.experiments.store import Store, config_hash
+from removalx.experiments.units import RunContext, RunCounts, plan_groups, plan_units, write_unit
 from removalx.metrics import ensure_metric_plugins, pooled_hit_rate, reliability_alpha
 from removalx.models import VideoClassifier
 from removalx.registry import Registry, get_registry
@@ -33,12 +33,18 @@ __all__ = [
     "RANDOM",
     "Method",
     "MetricSpec",
+    "RunCounts",
+    "WorkerSpec",
     "aggregate",
     "alpha_table",
+    "build_context",
+    "make_context",
     "make_methods",
     "paired_table",
     "parse_metrics",
+    "random_attribution",
     "run_items",
+    "run_units",
 ]
 
 #: Label of the random-map baseline (N(0, 1) noise per pixel, as the STEP authors' released code
@@ -157,7 +163,8 @@ def make_methods(
     return out
 
 
-def _random_attribution(video: torch.Tensor, target: int, seed: int, item: str) -> Any:
+def random_attribution(video: torch.Tensor, target: int, seed: int, item: str) -> Any:
+    """The random-map baseline of one clip: N(0, 1) per pixel, seeded by the run seed and the item."""
     from removalx.types import Attribution
 
     g = torch.Generator().manual_seed((seed * 1_000_003 + int(config_hash(item)[:8], 16)) % 2**63)
@@ -165,14 +172,106 @@ def _random_attribution(video: torch.Tensor, target: int, seed: int, item: str) 
     return Attribution(values=values, target=target, meta={"n_forward": 0, "timings": {"total": 0.0}})
 
 
-@dataclass
-class RunCounts:
-    """What a run did: explanations and scores computed vs. found in the store."""
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker process needs to compute units, as plain data (no pickled modules).
 
-    explained: int = 0
-    explanations_skipped: int = 0
-    scored: int = 0
-    scores_skipped: int = 0
+    The model is rebuilt from its spec, each method from its validated recipe, each metric from
+    its plugin name and config; a worker whose plugins resolve a recipe to another hash refuses
+    to start (its results would not be those of the driver's recipe).
+    """
+
+    model: str
+    weights: str | None
+    device: str | None
+    methods: tuple[tuple[str, dict[str, Any] | None, str, int], ...]
+    metrics: tuple[tuple[str, str, dict[str, Any]], ...]
+    batch_size: int | None = None
+    target_mode: str = "pred"
+    item_delay: float = 0.0
+
+    @classmethod
+    def of(
+        cls,
+        methods: list[Method],
+        metrics: list[MetricSpec],
+        model: str,
+        weights: str | None = None,
+        device: str | None = None,
+        **kwargs: Any,
+    ) -> WorkerSpec:
+        return cls(
+            model,
+            weights,
+            device,
+            tuple((m.label, m.to_dict(), m.recipe_hash, m.seed) for m in methods),
+            tuple((m.label, m.name, dict(m.config)) for m in metrics),
+            **kwargs,
+        )
+
+
+def build_context(spec: WorkerSpec, registry: Registry | None = None) -> RunContext:
+    """Load the model and rebuild the methods and metrics of ``spec`` (in a worker process)."""
+    from removalx.models import load_model
+    from removalx.pipeline import Explainer
+
+    model = load_model(spec.model, weights=spec.weights, device=spec.device)
+    methods: list[Method] = []
+    for label, recipe, rhash, seed in spec.methods:
+        if recipe is None:
+            methods.append(Method(label, None, rhash, seed))
+            continue
+        ex = Explainer.from_recipe(recipe, registry=registry, batch_size=spec.batch_size, progress=False)
+        got = config_hash(ex.recipe.to_dict())
+        if got != rhash:
+            raise ConfigError(
+                f"Method {label[:80]!r} resolves to recipe hash {got} in this worker, {rhash} on the driver.",
+                "Install the same removalx and plugin versions on the workers as on the driver.",
+            )
+        methods.append(Method(label, ex.recipe, got, ex.seed, ex))
+    metrics = [MetricSpec(label, name, dict(config)) for label, name, config in spec.metrics]
+    return make_context(model, methods, metrics, spec.target_mode, spec.item_delay, registry)
+
+
+def make_context(
+    model: VideoClassifier,
+    methods: list[Method],
+    metrics: list[MetricSpec],
+    target_mode: str = "pred",
+    item_delay: float = 0.0,
+    registry: Registry | None = None,
+) -> RunContext:
+    """A :class:`~removalx.experiments.units.RunContext` with the metric objects built."""
+    reg = ensure_metric_plugins(registry)
+    metric_objs = {m.label: reg.get("metric", m.name).make(m.config) for m in metrics}
+    return RunContext(model, list(methods), list(metrics), metric_objs, target_mode, item_delay)
+
+
+def run_units(
+    store: Store,
+    refs: list[ItemRef],
+    methods: list[Method],
+    metrics: list[MetricSpec],
+    model_key: str,
+    executor: Any,
+    *,
+    run_id: int,
+    progress: bool = True,
+) -> RunCounts:
+    """Plan the units not stored yet, compute them with ``executor``, write each as it arrives.
+
+    ``executor.run(units)`` yields ``(unit, result)`` pairs in any order
+    (:class:`~removalx.experiments.executors.LocalExecutor`, or the Ray executor of
+    docs/scaling.md); this process is the store's only writer.
+    """
+    counts = RunCounts()
+    units = plan_units(store, refs, methods, metrics, model_key, counts)
+    total = len(refs) * len(plan_groups(methods))
+    with tqdm(total=total, desc="units (videos x methods)", unit="unit", disable=not progress) as bar:
+        for unit, result in executor.run(units):
+            write_unit(store, unit, result, methods, metrics, model_key, run_id, counts)
+            bar.update(1)
+    return counts
 
 
 def run_items(
@@ -190,7 +289,7 @@ def run_items(
     registry: Registry | None = None,
     item_delay: float = 0.0,
 ) -> RunCounts:
-    """Explain and score every item with every method; store and commit as it goes.
+    """Explain and score every item with every method in this process; store as it goes.
 
     Parameters
     ----------
@@ -199,95 +298,13 @@ def run_items(
     item_delay : float
         Seconds to sleep after each (item, method) pair (throttling on a shared machine).
     """
-    reg = ensure_metric_plugins(registry)
-    metric_objs = {m.label: reg.get("metric", m.name).make(m.config) for m in metrics}
-    counts = RunCounts()
-    bar = tqdm(total=n_items * len(methods), desc="videos x methods", unit="expl", disable=not progress)
-    with bar:
-        for item in items:
-            if not store.has_video(item.dataset, item.item):
-                store.put_video(
-                    item.dataset,
-                    item.item,
-                    item.video,
-                    item.label,
-                    item.source,
-                    item.evidence,
-                    item.evidence_frames,
-                )
-            cache: dict[str, Any] = {}  # model outputs shared by methods with the same plan
-            curve_cache: dict[str, Any] = {}
-            target: int | None = None
-            if target_mode == "label" and item.label is not None:
-                target = int(item.label)
-            for method in methods:
-                eid = store.find_explanation(
-                    item.dataset, item.item, method.recipe_hash, model_key, method.seed
-                )
-                if eid is None:
-                    if target is None:
-                        with torch.inference_mode():
-                            target = int(model(item.video.to(model.device)[None]).argmax(1)[0])
-                    if method.recipe is None:
-                        attr = _random_attribution(item.video, target, method.seed, item.item)
-                    elif method.explainer is None:
-                        raise ConfigError(
-                            f"Method {method.label[:80]!r} has a recipe but no explainer.",
-                            "Build methods with make_methods().",
-                        )
-                    else:
-                        attr = method.explainer.explain_clip(
-                            model, item.video, target, cache=cache, progress=False
-                        )
-                    eid, inserted = store.put_explanation(
-                        dataset=item.dataset,
-                        item=item.item,
-                        method=method.label,
-                        recipe_hash=method.recipe_hash,
-                        model=model_key,
-                        seed=method.seed,
-                        recipe=method.to_dict(),
-                        attribution=attr,
-                        run_id=run_id,
-                    )
-                    if inserted:
-                        counts.explained += 1
-                    else:  # another run stored it meanwhile: keep theirs, score the stored one
-                        counts.explanations_skipped += 1
-                        attr = None
-                else:
-                    counts.explanations_skipped += 1
-                    attr = None
-                for m in metrics:
-                    if store.has_score(eid, m.hash):
-                        counts.scores_skipped += 1
-                        continue
-                    if attr is None:
-                        attr = store.attribution(eid)
-                    context = {
-                        "evidence": item.evidence,
-                        "evidence_frames": item.evidence_frames,
-                        "label": item.label,
-                        "curve_cache": curve_cache,
-                    }
-                    t0 = time.perf_counter()
-                    result = metric_objs[m.label].score(model, item.video, attr, **context)
-                    if store.put_score(
-                        eid,
-                        m.label,
-                        m.hash,
-                        {"name": m.name, **m.config},
-                        result,
-                        time.perf_counter() - t0,
-                        run_id,
-                    ):
-                        counts.scored += 1
-                    else:  # another run stored this score meanwhile
-                        counts.scores_skipped += 1
-                bar.update(1)
-                if item_delay:
-                    time.sleep(item_delay)
-    return counts
+    from removalx.experiments.executors import LocalExecutor
+
+    refs = [ItemRef(it.dataset, it.item, it.label, it.source) for it in items]
+    ctx = make_context(model, methods, metrics, target_mode, item_delay, registry)
+    return run_units(
+        store, refs, methods, metrics, model_key, LocalExecutor(ctx), run_id=run_id, progress=progress
+    )
 
 
 # -- tables -------------------------------------------------------------------------------------

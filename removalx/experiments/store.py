@@ -73,6 +73,20 @@ UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
 #: Tables whose ``id`` (``INTEGER PRIMARY KEY``) other rows refer to.
 ROWID_TABLES = ("runs", "explanations")
 
+#: Attribution ``meta`` keys stored in the ``meta`` column of an explanation.
+META_KEYS = (
+    "timings",
+    "n_samples",
+    "n_features",
+    "batch_size",
+    "cached_outputs",
+    "target_name",
+    "n_backward",
+    "areas",  # extremal explainers: what Eq. 4 (min_preservation_ratio) reads
+    "area_rewards",
+    "clean_reward",
+)
+
 #: Seconds a writer waits for another run's write to finish before giving up.
 BUSY_TIMEOUT = 60.0
 
@@ -286,6 +300,34 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one transaction (committed together, or rolled back on error)."""
+        try:
+            with self._transaction():
+                yield
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(
+                f"Results database {_clip(self.path, 300)}: {_clip(exc)}.",
+                "Check that the file is not damaged and that no other program holds it locked.",
+            ) from exc
+
+    def to_pandas(self, methods: list[str] | None = None, metrics: list[str] | None = None) -> Any:
+        """Every score as a ``pandas.DataFrame``, one row per video x method x metric.
+
+        Columns: ``dataset, item, label, method, metric, value, target, n_forward, time_s,
+        metric_time_s, plan_digest, seed, model, recipe_hash``. Needs the ``pandas`` extra
+        (``pip install removalx[pandas]``).
+
+        Parameters
+        ----------
+        methods, metrics : list of str, optional
+            Keep only these method / metric labels.
+        """
+        from removalx.experiments.frames import scores_frame
+
+        return scores_frame(self, methods, metrics)
+
     # -- runs and experiments ------------------------------------------------------------
     def start_run(self, kind: str, experiment: str, args: dict[str, Any]) -> int:
         cur = self._sql(
@@ -430,22 +472,7 @@ class Store:
             ``False`` if another run had stored it: this one was not written.
         """
         meta = attribution.meta
-        keep = {
-            k: meta[k]
-            for k in (
-                "timings",
-                "n_samples",
-                "n_features",
-                "batch_size",
-                "cached_outputs",
-                "target_name",
-                "n_backward",
-                "areas",  # extremal explainers: what Eq. 4 (min_preservation_ratio) reads
-                "area_rewards",
-                "clean_reward",
-            )
-            if k in meta
-        }
+        keep = {k: meta[k] for k in META_KEYS if k in meta}
         cur = self._sql(
             "INSERT INTO explanations (dataset, item, method, recipe_hash, model, seed, recipe, target, "
             'plan_digest, n_forward, time_s, "values", lower_is_important, meta, run_id, created) '

@@ -1,0 +1,327 @@
+"""Python API of the experiments: ``evaluate``, ``compare`` and ``ablate`` returning DataFrames.
+
+The CLI subcommands are a thin layer over :func:`run_experiment` (docs/experiments.md, "Python"):
+the same options (:class:`Options`, one field per command-line flag), the same store, the same
+executors. :func:`evaluate`, :func:`compare` and :func:`ablate` return an :class:`Experiment`
+whose ``scores`` (one row per video x method x metric) and ``summary`` (one row per method x
+metric: mean and 95 % CI) are ``pandas`` DataFrames (the ``pandas`` extra).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from removalx.errors import ConfigError
+from removalx.experiments.store import Store
+from removalx.experiments.units import RunCounts
+
+__all__ = ["Experiment", "Options", "ablate", "compare", "evaluate", "run_experiment"]
+
+
+@dataclass
+class Options:
+    """Options of a run; each is the command-line flag of the same name (docs/experiments.md)."""
+
+    db: str | Path = "results.db"
+    dataset: str = "zoo:synthetic"
+    n_videos: int | None = None
+    frames: int = 16
+    size: int = 112
+    data_seed: int = 0
+    video_root: str | None = None
+    classes: str | None = None
+    boxes: str | None = None
+    only_correct_by: str | Sequence[str] | None = None
+    metrics: str | Sequence[str] = "deletion,insertion"
+    metric_set: Sequence[str] = ()
+    overrides: Sequence[str] | Mapping[str, Any] = ()
+    model: str = "zoo:r3d_tiny"
+    weights: str | None = None
+    device: str | None = None
+    seed: int | None = None
+    target: str = "pred"
+    batch_size: int | None = None
+    name: str | None = None
+    progress: bool = True
+    item_delay: float = 0.0
+    executor: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+
+    @classmethod
+    def of(cls, db: str | Path, **kwargs: Any) -> Options:
+        """Options from keyword arguments; an unknown name is a :class:`ConfigError` listing the valid ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(k for k in kwargs if k not in names)
+        if bad:
+            raise ConfigError(
+                f"Unknown option{'s' if len(bad) > 1 else ''} {', '.join(k[:40] for k in bad[:5])}.",
+                f"Valid options: {', '.join(sorted(names))}.",
+            )
+        return cls(db=db, **kwargs)
+
+
+@dataclass
+class Outcome:
+    """What :func:`run_experiment` did: the open store, method and metric labels, counts.
+
+    ``retrain_metrics`` are the labels of the dataset-level KAR / ROAR metrics and ``retrained``
+    the number of their curve points computed by this run (:mod:`removalx.experiments.retrain`).
+    """
+
+    store: Store
+    methods: list[str]
+    metrics: list[str]
+    counts: RunCounts
+    name: str = ""
+    retrain_metrics: list[str] = field(default_factory=list)
+    retrained: int = 0
+
+
+@dataclass
+class Experiment:
+    """Result of :func:`evaluate`, :func:`compare` or :func:`ablate`.
+
+    Attributes
+    ----------
+    scores : pandas.DataFrame
+        One row per video x method x metric (:meth:`Store.to_pandas` restricted to this run's labels).
+    summary : pandas.DataFrame
+        One row per method x metric: ``mean, sd, ci_low, ci_high, n, higher_is_better, pooling``
+        and the method's mean ``time_s`` and ``n_forward`` per explanation.
+    alpha : dict
+        ``compare``: the reliability alpha (STEP journal Eq. 20-21) of every AUC metric.
+    paired : pandas.DataFrame or None
+        ``ablate``: each variant against the first, per metric (paired t and Wilcoxon tests).
+    counts : RunCounts
+        Explanations and scores computed vs. reused from the store.
+    """
+
+    db: Path
+    methods: list[str]
+    metrics: list[str]
+    scores: Any
+    summary: Any
+    counts: RunCounts
+    alpha: dict[str, float] = field(default_factory=dict)
+    paired: Any = None
+
+
+def _label(recipe: str) -> str:
+    return Path(recipe).stem if recipe.endswith((".yaml", ".yml")) else recipe
+
+
+def _split(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _executor(opts: Options, methods: list[Any], metric_specs: list[Any], model_key: str) -> Any:
+    """The executor of ``opts.executor`` (a local one loads the model here)."""
+    from removalx.experiments.executors import LocalExecutor, check_executor
+    from removalx.experiments.runner import WorkerSpec, make_context
+
+    check_executor(opts.executor)
+    if opts.executor == "ray":
+        from removalx.experiments.ray_executor import RayExecutor
+
+        spec = WorkerSpec.of(
+            methods,
+            metric_specs,
+            opts.model,
+            opts.weights,
+            opts.device,
+            batch_size=opts.batch_size,
+            target_mode=opts.target,
+            item_delay=opts.item_delay,
+        )
+        return RayExecutor(
+            spec,
+            address=opts.address,
+            workers=opts.workers,
+            cpus_per_worker=opts.cpus_per_worker,
+            gpus_per_worker=opts.gpus_per_worker,
+        )
+    from removalx.models import load_model
+
+    model = load_model(opts.model, weights=opts.weights, device=opts.device)
+    return LocalExecutor(make_context(model, methods, metric_specs, opts.target, opts.item_delay))
+
+
+def run_experiment(
+    kind: str,
+    triples: list[tuple[str, str, dict[str, Any]]],
+    opts: Options,
+    *,
+    random_baseline: bool = False,
+    args: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """Run ``(label, recipe, overrides)`` methods over the dataset of ``opts``; store everything.
+
+    Stored work is skipped (the store's resume logic), the rest is computed by the executor of
+    ``opts.executor`` and written by this process as each unit arrives. Returns the store open.
+    """
+    from removalx.experiments.datasets import dataset_refs
+    from removalx.experiments.executors import check_executor
+    from removalx.experiments.retrain import run_retrain, split_metrics
+    from removalx.experiments.runner import make_methods, parse_metrics, run_units
+    from removalx.experiments.selection import only_correct
+    from removalx.outputs import check_output_file
+    from removalx.recipe import parse_overrides
+
+    check_executor(opts.executor)
+    if opts.executor == "ray":
+        from removalx.experiments.ray_executor import require_ray
+
+        require_ray()  # before any work: a missing extra fails at once
+    check_output_file(opts.db, what="--db")
+    metric_specs, retrain_specs = split_metrics(
+        parse_metrics(",".join(_split(opts.metrics)), opts.metric_set)
+    )
+    common = parse_overrides(opts.overrides)
+    triples = [(label, recipe, {**common, **ov}) for label, recipe, ov in triples]
+    methods = make_methods(triples, opts.seed, batch_size=opts.batch_size, random_baseline=random_baseline)
+    store = Store(opts.db)  # before the slow steps: a damaged database fails at once
+    try:
+        dataset, refs = dataset_refs(
+            opts.dataset,
+            opts.n_videos,
+            frames=opts.frames,
+            size=opts.size,
+            seed=opts.data_seed,
+            video_root=opts.video_root,
+            classes=opts.classes,
+            boxes=opts.boxes,
+        )
+        judges = _split(opts.only_correct_by)
+        if judges:
+            refs = only_correct(refs, judges, device=opts.device, progress=opts.progress)
+        model_key = opts.model if opts.weights is None else f"{opts.model}@{opts.weights}"
+        labels = [m.label for m in methods]
+        name = opts.name or f"{kind}: {', '.join(labels)}"
+        recorded = dict(args) if args is not None else dict(vars(opts))
+        executor = _executor(opts, methods, metric_specs, model_key)  # loads the model(s) first
+        try:
+            store.put_experiment(name, kind, labels, [m.label for m in metric_specs], dataset, recorded)
+            run_id = store.start_run(kind, name, recorded)
+            counts = run_units(
+                store, refs, methods, metric_specs, model_key, executor, run_id=run_id, progress=opts.progress
+            )
+        finally:
+            executor.close()
+        retrained = 0
+        if retrain_specs:  # KAR / ROAR: retraining runs here, on the stored test explanations
+            from removalx.models import load_model
+
+            retrained = run_retrain(
+                store,
+                name,
+                methods,
+                retrain_specs,
+                load_model(opts.model, weights=opts.weights, device=opts.device),
+                model_key,
+                [(r.dataset, r.item) for r in refs],
+                dataset=dataset,
+                frames=opts.frames,
+                size=opts.size,
+                run_id=run_id,
+                target_mode=opts.target,
+                progress=opts.progress,
+            )
+        store.finish_run(run_id, counts.explained, counts.explanations_skipped)
+    except BaseException:
+        store.close()
+        raise
+    return Outcome(
+        store,
+        labels,
+        [m.label for m in metric_specs],
+        counts,
+        name,
+        [m.label for m in retrain_specs],
+        retrained,
+    )
+
+
+def _finish(kind: str, out: Outcome, db: str | Path) -> Experiment:
+    from removalx.experiments.frames import paired_frame, summary_frame
+    from removalx.experiments.runner import aggregate, alpha_table, paired_table
+
+    try:
+        scores = out.store.to_pandas(out.methods, out.metrics)
+        summary = summary_frame(aggregate(out.store, out.methods, out.metrics), out.metrics)
+        alpha = alpha_table(out.store, out.methods, out.metrics) if kind == "compare" else {}
+        paired = paired_frame(paired_table(out.store, out.methods, out.metrics)) if kind == "ablate" else None
+    finally:
+        out.store.close()
+    return Experiment(Path(db), out.methods, out.metrics, scores, summary, out.counts, alpha, paired)
+
+
+def evaluate(recipe: str, db: str | Path, **options: Any) -> Experiment:
+    """Explain every clip of a dataset with ``recipe``, score each explanation, store it in ``db``.
+
+    ``options`` are the fields of :class:`Options` (the CLI's flags), e.g. ``dataset``,
+    ``n_videos``, ``metrics``, ``model``, ``executor="ray"``. Needs the ``pandas`` extra.
+
+    Examples
+    --------
+    >>> from removalx.experiments import evaluate
+    >>> res = evaluate("rise3d", "runs.db", n_videos=4, frames=8, size=32)  # doctest: +SKIP
+    >>> res.summary[["method", "metric", "mean", "ci_low", "ci_high"]]  # doctest: +SKIP
+    """
+    from removalx.experiments.frames import require_pandas
+
+    require_pandas()
+    opts = Options.of(db, **options)
+    return _finish("evaluate", run_experiment("evaluate", [(_label(recipe), recipe, {})], opts), db)
+
+
+def compare(
+    recipes: str | Sequence[str], db: str | Path, *, random_baseline: bool = True, **options: Any
+) -> Experiment:
+    """Several recipes on the same clips; adds the random-map baseline and the alpha of each AUC metric."""
+    from removalx.experiments.frames import require_pandas
+
+    require_pandas()
+    names = _split(recipes)
+    if not names:
+        raise ConfigError("No recipes to compare.", "Pass e.g. compare(['lime3d', 'rise3d'], 'runs.db').")
+    options.setdefault("model", "zoo:r3d_tiny_ls")
+    opts = Options.of(db, **options)
+    out = run_experiment(
+        "compare", [(_label(r), r, {}) for r in names], opts, random_baseline=random_baseline
+    )
+    return _finish("compare", out, db)
+
+
+def ablate_triples(recipe: str, vary: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(label, recipe, {key: value})`` of each variant of ``--vary KEY=V1,V2,...``."""
+    import yaml
+
+    key, eq, values = vary.partition("=")
+    choices = [v.strip() for v in values.split(",") if v.strip()]
+    if not eq or not key.strip() or len(choices) < 2:
+        raise ConfigError(
+            f"--vary {vary[:200]!r}: expected KEY=V1,V2[,...] with two values or more.",
+            "E.g. --vary removal.name=constant,blur,mean,inpaint.",
+        )
+    key = key.strip()
+    base = _label(recipe)
+    return [(f"{base}[{key}={v}]", recipe, {key: yaml.safe_load(v)}) for v in choices]
+
+
+def ablate(recipe: str, vary: str, db: str | Path, **options: Any) -> Experiment:
+    """Variants of ``recipe`` differing in one key (``vary="removal.name=constant,blur"``); paired tests."""
+    from removalx.experiments.frames import require_pandas
+
+    require_pandas()
+    opts = Options.of(db, **options)
+    return _finish("ablate", run_experiment("ablate", ablate_triples(recipe, vary), opts), db)
