@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from pydantic import Field
 
 from removalx.coalitions import (
     MAX_ENUMERATE_FEATURES,
     all_coalitions,
-    first_unique_rows,
     random_subsets,
     shapley_kernel_weight,
 )
@@ -195,15 +195,19 @@ def _subsets_of_size(m: int, s: int) -> torch.Tensor:
 def _distinct_subsets(m: int, s: int, k: int, generator: torch.Generator, paired: bool) -> torch.Tensor:
     """``k`` distinct uniformly random subsets of size ``s`` (for the middle size with ``paired``,
     no two of them complements of each other), in order of drawing."""
-    found = torch.zeros(0, m)
+    seen: set[bytes] = set()
+    kept: list[torch.Tensor] = []
     for _ in range(1000):
-        z = random_subsets(torch.full((2 * k,), s), m, generator)
-        cand = torch.cat([found, z])
-        if paired and 2 * s == m:  # a subset and its complement name the same pair
-            cand = torch.where(cand[:, :1] > 0, cand, 1.0 - cand)
-        found, _, _ = first_unique_rows(cand)
-        if found.shape[0] >= k:
-            return found[:k]
+        z = random_subsets(torch.full((k - len(kept) + 8,), s), m, generator)
+        canon = torch.where(z[:, :1] > 0, z, 1.0 - z) if paired and 2 * s == m else z
+        packed = np.packbits(canon.numpy().astype(bool), axis=1)
+        for row, key in zip(z, packed):
+            b = key.tobytes()
+            if b not in seen:
+                seen.add(b)
+                kept.append(row)
+                if len(kept) == k:
+                    return torch.stack(kept)
     raise ConfigError(  # pragma: no cover - needs k close to C(m, s), which is enumerated instead
         f"leverage_shapley could not draw {k} distinct coalitions of size {s} of {m} features.",
         "Use a smaller budget.",

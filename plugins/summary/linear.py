@@ -100,16 +100,27 @@ class Linear(Summary):
 
     def estimate(self) -> tuple[Tensor, Tensor] | None:
         coef = self.gram.ridge(self.config.alpha)[0]
-        fits = [rep.ridge(self.config.alpha)[0] for rep in self.replicates if float(rep.sw) > 0]
-        if self.rounds < 2 or len(fits) < 2:
+        reps = [rep for rep in self.replicates if float(rep.sw) > 0]
+        if self.rounds < 2 or len(reps) < 2:
             return coef, torch.full_like(coef, float("inf"))
-        return coef, torch.stack(fits).std(dim=0)
+        return coef, _ridge_many(reps, self.config.alpha).std(dim=0)
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
         coef, intercept, r2 = self.gram.ridge(self.config.alpha)
         self.meta = {"intercept": float(intercept), "r2": float(r2)}
         fv = coef.float()
         return space.expand(fv), fv
+
+
+def _ridge_many(grams: list[WeightedGram], alpha: float) -> Tensor:
+    """``float64[R, F]`` ridge coefficients (intercept fitted) of ``R`` replicates in one solve."""
+    sw = torch.stack([g.sw for g in grams])[:, None]
+    xm = torch.stack([g.sx for g in grams]) / sw
+    ym = torch.stack([g.sy for g in grams])[:, None] / sw
+    eye = torch.eye(xm.shape[1], dtype=torch.float64)
+    a = torch.stack([g.sxx for g in grams]) - sw[:, :, None] * xm[:, :, None] * xm[:, None, :] + alpha * eye
+    b = torch.stack([g.sxy for g in grams]) - sw * xm * ym
+    return torch.linalg.lstsq(a, b[..., None]).solution[..., 0]
 
 
 @hookimpl
