@@ -44,7 +44,7 @@ class WeightedGram:
         """Add ``scale`` times the statistics of ``other`` (a bootstrap replicate's weight)."""
         for name in ("sw", "sy", "syy", "sx", "sxy", "sxx"):
             getattr(self, name).add_(getattr(other, name), alpha=scale)
-        self.n += int(round(scale * other.n))
+        self.n += round(scale * other.n)
 
     def ridge(self, alpha: float, fit_intercept: bool = True) -> tuple[Tensor, Tensor, Tensor]:
         """Weighted ridge regression (intercept not penalised), as scikit-learn's ``Ridge``.

@@ -49,7 +49,10 @@ def test_game_model_shapley_values_equal_brute_force():
     f = 6
     z = torch.tensor([[(r >> j) & 1 for j in range(f)] for r in range(2**f)], dtype=torch.float32)
     labels = (
-        removalx.get_registry().make("segmentation", "grid3d", {"cells": list(cells)}).segment(video, None).labels
+        removalx.get_registry()
+        .make("segmentation", "grid3d", {"cells": list(cells)})
+        .segment(video, None)
+        .labels
     )
     keep = z[:, labels.reshape(-1)].reshape(-1, *labels.shape)
     v = model(video[None] * keep[..., None])[:, 0].double()
@@ -90,7 +93,9 @@ def test_leverage_sampled_error_on_higher_order_game():
     errs = []
     for seed in range(3):
         video, model, phi = _game(cells, seed=10 + seed)
-        attr = _explain("leverage_shap3d", cells, video, model, {"name": "fixed", "n_samples": 640}, seed=seed)
+        attr = _explain(
+            "leverage_shap3d", cells, video, model, {"name": "fixed", "n_samples": 640}, seed=seed
+        )
         errs.append(float(np.sqrt(((attr.feature_values.double().numpy() - phi) ** 2).mean())))
         # efficiency holds exactly whatever the sample
         assert attr.feature_values.double().sum().item() == pytest.approx(phi.sum(), abs=1e-4)
@@ -98,7 +103,9 @@ def test_leverage_sampled_error_on_higher_order_game():
     assert 0 < np.mean(errs) < 0.2 * scale
 
 
-@pytest.mark.parametrize("m,budget,paired", [(32, 160, True), (32, 640, True), (9, 200, True), (12, 300, False)])
+@pytest.mark.parametrize(
+    "m,budget,paired", [(32, 160, True), (32, 640, True), (9, 200, True), (12, 300, False)]
+)
 def test_size_counts_fill_the_budget_uniformly(m, budget, paired):
     counts = size_counts(m, budget, torch.Generator().manual_seed(0), paired)
     assert sum(counts) == budget or (paired and sum(counts) == budget - 1)

@@ -42,7 +42,9 @@ class AdaptiveConfig(PluginConfig):
     max_samples: int = Field(
         10_000, ge=2, le=MAX_SAMPLES, description=f"stop here at the latest (at most {MAX_SAMPLES:,})"
     )
-    round_size: int = Field(100, ge=2, multiple_of=2, description="samples per round (even: complement pairs)")
+    round_size: int = Field(
+        100, ge=2, multiple_of=2, description="samples per round (even: complement pairs)"
+    )
     min_rounds: int = Field(2, ge=2, description="rounds before the first check (variance estimates need 2)")
 
 

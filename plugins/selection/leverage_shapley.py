@@ -163,7 +163,12 @@ class LeverageShapley(FeatureSelector):
         return SamplePlan(
             z.float(),
             (w / w.sum()).float(),
-            meta={"exhaustive": False, "n_enumerated": enumerated, "paired": self.paired, "sizes": "leverage"},
+            meta={
+                "exhaustive": False,
+                "n_enumerated": enumerated,
+                "paired": self.paired,
+                "sizes": "leverage",
+            },
         )
 
     def streamed_plan(self, n_features: int, n_samples: int, generator: torch.Generator) -> ChunkedPlan:

@@ -93,7 +93,9 @@ class ShapleyKernel(FeatureSelector):
             )
         sizes = torch.arange(1, m, dtype=torch.float64)
         kernel = (m - 1) / (sizes * (m - sizes))
-        return PairedSizePlan(n_samples, m, kernel / kernel.sum(), torch.ones(m - 1, dtype=torch.float64), generator)
+        return PairedSizePlan(
+            n_samples, m, kernel / kernel.sum(), torch.ones(m - 1, dtype=torch.float64), generator
+        )
 
     def _sampled(self, m: int, budget: int, generator: torch.Generator) -> SamplePlan:
         n_sizes = math.ceil((m - 1) / 2)

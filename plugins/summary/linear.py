@@ -26,7 +26,6 @@ from removalx.stages import PluginConfig, Summary
 from removalx.types import FeatureSpace
 from removalx.wls import WeightedGram
 
-
 #: Bootstrap replicates of adaptive sampling's standard errors.
 N_BOOTSTRAP = 32
 

@@ -50,6 +50,10 @@ class UnanimityGameModel(nn.Module):
         f = int(labels.max()) + 1
         onehot = torch.zeros(labels.numel(), f, dtype=torch.float64)
         onehot[torch.arange(labels.numel()), labels.reshape(-1)] = 1.0
+        self.onehot: Tensor
+        self.member: Tensor
+        self.weights: Tensor
+        self.clean: Tensor
         self.register_buffer("onehot", onehot / onehot.sum(0))
         member = torch.zeros(len(sets), f, dtype=torch.float64)
         for t, s in enumerate(sets):
