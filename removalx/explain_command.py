@@ -190,6 +190,8 @@ def run_explain(args: argparse.Namespace) -> int:
             "values_range": [float(attr.values.min()), float(attr.values.max())],
             "files": ["attribution.npz", "attribution.npy", *names],
         }
+        if "adaptive" in attr.meta:
+            summary["adaptive"] = {k: v for k, v in attr.meta["adaptive"].items() if k != "se"}
         (stage.path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if args.quiet:
         print(out)
@@ -200,6 +202,18 @@ def run_explain(args: argparse.Namespace) -> int:
             f"explained class {attr.target}{name} of {source} with {explainer.recipe.name}: "
             f"{attr.meta['n_forward']} forward passes, {t['total']:.2f} s"
         )
+        if "adaptive" in attr.meta:
+            print(f"  {adaptive_line(attr.meta['adaptive'])}")
         for p in [out / "summary.json", *(out / n for n in names)]:
             print(f"  wrote {p}")
     return 0
+
+
+def adaptive_line(info: dict[str, Any]) -> str:
+    """One line on adaptive sampling: samples used, largest standard error, tolerance met or not."""
+    met = "met" if info.get("tolerance_met") else "NOT met (stopped at max_samples)"
+    return (
+        f"adaptive sampling: {info['samples_used']:,} of at most {info['max_samples']:,} samples in "
+        f"{info['rounds']} rounds; largest standard error {info['max_se']:.3g} "
+        f"({info['criterion']}), tolerance {info['tolerance']:.3g} {met}"
+    )

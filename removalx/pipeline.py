@@ -270,15 +270,23 @@ class Explainer:
         with timer("selection"):
             fsel = self._make("feature_selection")
             fsel.bind(space)
-            n = self._make("sample_selection").n_samples(space.n_features, fsel)
+            ssel = self._make("sample_selection")
+            adaptive = bool(getattr(ssel, "adaptive", False))
+            n = ssel.n_samples(space.n_features, fsel)
             _check_sample_count(n, "The sample selection")
-            plan: ChunkedPlan = fsel.plan(space.n_features, n, gen)
+            if adaptive and n is not None:
+                plan: ChunkedPlan = fsel.streamed_plan(space.n_features, n, gen)
+            else:
+                plan = fsel.plan(space.n_features, n, gen)
             _check_plan(plan, space.n_features)
             digest = plan.digest()
         removal: Removal = self._make("removal")
         behavior: Behavior = self._make("behavior")
         _check_behavior_sees_the_model(behavior, clean_logits, target, str(clf.name))
         summary: Summary = self._make("summary")
+        if adaptive:
+            _check_adaptive(behavior, summary, self.recipe)
+            cache = None  # an adaptive run stops part-way: there is no full set of outputs to store
         with timer("perturb"):
             removal.prepare(clip_d, space, self.seed)
         behavior.begin(clf, clip_d, target)
@@ -363,9 +371,14 @@ class Explainer:
             disable=not show,
             leave=False,
         )
+        used = 0
+        rounds = 0
+        estimate: tuple[Tensor, Tensor] | None = None
+        met = False
+        round_size = int(getattr(ssel, "round_size", 0)) if adaptive else 0
         with bar:
             eta.start()
-            for start, z_rows, w_rows in _checked_chunks(plan, bs):
+            for start, z_rows, w_rows in _split_rounds(_checked_chunks(plan, bs), round_size):
                 stop = start + z_rows.shape[0]
                 z = z_rows.to(device, torch.float32)
                 idx = torch.arange(start, stop, device=device)
@@ -380,13 +393,23 @@ class Explainer:
                     ys[start:stop] = y.float().cpu()
                 bar.update(stop - start)
                 eta.batch_done(stop - start)
+                used = stop
+                if round_size and (stop % round_size == 0 or stop == plan.n_samples):
+                    with timer("summary"):
+                        summary.end_round()
+                        rounds += 1
+                        if rounds >= ssel.min_rounds or stop == plan.n_samples:
+                            estimate = _estimate(summary)
+                    if estimate is not None and rounds >= ssel.min_rounds and ssel.converged(*estimate):
+                        met = True
+                        break
         with timer("summary"):
             values, feature_values = summary.finalize(space)
         if cache is not None and key is not None and ys is not None:
             cache[key] = {"y": ys, "base": {k: torch.tensor(v) for k, v in base.items()}}
         meta: dict[str, Any] = {
             "timings": dict(timer.times),
-            "n_samples": plan.n_samples,
+            "n_samples": used,
             "n_features": space.n_features,
             "plan_digest": digest,
             "batch_size": bs,
@@ -396,6 +419,19 @@ class Explainer:
             "lower_is_important": summary.lower_is_important,
             "cached_outputs": cached is not None,
         }
+        if adaptive:
+            se = estimate[1] if estimate is not None else torch.full((space.n_features,), float("nan"))
+            cfg = getattr(ssel, "config", None)
+            meta["adaptive"] = {
+                "samples_used": used,
+                "max_samples": plan.n_samples,
+                "rounds": rounds,
+                "tolerance": float(getattr(cfg, "tolerance", float("nan"))),
+                "criterion": str(getattr(cfg, "criterion", "")),
+                "tolerance_met": met,
+                "max_se": float(torch.nan_to_num(se, nan=float("inf")).max()),
+                "se": [float(v) for v in se.double().cpu()],
+            }
         for name, stage in (("behavior", behavior), ("summary", summary)):
             stage_meta = getattr(stage, "meta", None)
             if isinstance(stage_meta, dict) and stage_meta:
@@ -433,6 +469,42 @@ def _cache_key(digest: str, recipe: Recipe, target: int) -> str:
         cfg = recipe.stage(stage)
         parts.append(cfg.model_dump_json() if cfg is not None else "-")
     return "|".join(parts)
+
+
+def _split_rounds(chunks: Iterator[PlanChunk], round_size: int) -> Iterator[PlanChunk]:
+    """``chunks`` cut at every multiple of ``round_size`` (no cut when it is 0)."""
+    for start, z, w in chunks:
+        pos, end = int(start), int(start) + int(z.shape[0])
+        while pos < end:
+            cut = min(end, (pos // round_size + 1) * round_size) if round_size else end
+            lo, hi = pos - int(start), cut - int(start)
+            yield PlanChunk(pos, z[lo:hi], None if w is None else w[lo:hi])
+            pos = cut
+
+
+def _check_adaptive(behavior: Behavior, summary: Summary, recipe: Recipe) -> None:
+    """Adaptive sampling needs a summary that estimates its error and outputs known in plan order."""
+    if getattr(behavior, "refines", False):
+        raise ConfigError(
+            f"Recipe {recipe.name!r}: the behavior {type(behavior).__name__} revises every output once all are "
+            "known, so sampling cannot stop part-way (sample_selection: adaptive).",
+            "Use sample_selection: {name: fixed, n_samples: N} with this behavior.",
+        )
+    if type(summary).estimate is Summary.estimate:
+        raise ConfigError(
+            f"Recipe {recipe.name!r}: the summary {type(summary).__name__} does not estimate the standard "
+            "error of its values, which adaptive sample selection needs.",
+            "Use sample_selection: adaptive with the summaries shapley, linear or mask_mean, or a fixed "
+            "number of samples.",
+        )
+
+
+def _estimate(summary: Summary) -> tuple[Tensor, Tensor] | None:
+    out = summary.estimate()
+    if out is None:
+        return None
+    values, se = out
+    return values.detach().double().cpu().reshape(-1), se.detach().double().cpu().reshape(-1)
 
 
 def _check_sample_count(n: int | None, source: str) -> None:

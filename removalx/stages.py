@@ -101,6 +101,17 @@ class FeatureSelector(ABC):
     def max_samples(self, n_features: int) -> int | None:
         return None
 
+    def streamed_plan(self, n_features: int, n_samples: int, generator: torch.Generator) -> ChunkedPlan:
+        """Up to ``n_samples`` coalitions for adaptive sample selection (default: :meth:`plan`).
+
+        Adaptive sampling (the ``adaptive`` sample selection) stops after any round, so every
+        prefix of this plan must be a valid sample, drawn independently (or in independent
+        complement pairs, rows ``2k`` and ``2k + 1``, with ``meta["paired"]``) so that its
+        variance can be estimated; memory must not depend on ``n_samples`` (a lazy plan).
+        Selectors whose :meth:`plan` enumerates or merges coalitions override this.
+        """
+        return self.plan(n_features, n_samples, generator)
+
     def bind(self, space: FeatureSpace) -> None:  # noqa: B027
         """See the video's feature space before :meth:`plan` (default: nothing).
 
@@ -119,9 +130,20 @@ class SampleSelector(ABC):
     the count again).
     """
 
+    #: True for selections that stop when the estimate has converged (``adaptive``): the
+    #: pipeline then reads :meth:`FeatureSelector.streamed_plan` of :meth:`n_samples` rows in
+    #: rounds of :attr:`round_size` and asks :meth:`converged` after each.
+    adaptive: ClassVar[bool] = False
+    round_size: int = 0
+    min_rounds: int = 1
+
     @abstractmethod
     def n_samples(self, n_features: int, selector: FeatureSelector) -> int | None:
         """Number of samples for ``n_features`` features; ``None`` = what the selector implies."""
+
+    def converged(self, values: Tensor, se: Tensor) -> bool:
+        """Adaptive selections: stop now, given feature values and their standard errors?"""
+        return False
 
 
 class Removal(ABC):
@@ -272,6 +294,14 @@ class Summary(ABC):
     @abstractmethod
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor | None]:
         """Return ``(values float[T,H,W], feature_values float[F] or None)``."""
+
+    def end_round(self) -> None:  # noqa: B027
+        """Adaptive sampling: the samples of one round have all been seen (default: nothing)."""
+
+    def estimate(self) -> tuple[Tensor, Tensor] | None:
+        """Adaptive sampling: ``(feature values float64[F], standard errors float64[F])`` of the
+        samples seen so far, or ``None`` when the summary cannot estimate its error (default)."""
+        return None
 
 
 class Visualizer(ABC):

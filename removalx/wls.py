@@ -40,6 +40,12 @@ class WeightedGram:
         self.syy += (w * y * y).sum()
         self.n += int(x.shape[0])
 
+    def add_scaled(self, other: WeightedGram, scale: float) -> None:
+        """Add ``scale`` times the statistics of ``other`` (a bootstrap replicate's weight)."""
+        for name in ("sw", "sy", "syy", "sx", "sxy", "sxx"):
+            getattr(self, name).add_(getattr(other, name), alpha=scale)
+        self.n += round(scale * other.n)
+
     def ridge(self, alpha: float, fit_intercept: bool = True) -> tuple[Tensor, Tensor, Tensor]:
         """Weighted ridge regression (intercept not penalised), as scikit-learn's ``Ridge``.
 

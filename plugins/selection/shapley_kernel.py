@@ -32,7 +32,9 @@ from removalx.coalitions import (
 )
 from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
+from removalx.plans import ChunkedPlan
 from removalx.stages import FeatureSelector, PluginConfig
+from removalx.streamed_pairs import PairedSizePlan
 from removalx.types import SamplePlan
 
 __all__ = ["MAX_SAMPLED_ENTRIES", "ShapleyKernel", "ShapleyKernelConfig"]
@@ -76,6 +78,24 @@ class ShapleyKernel(FeatureSelector):
                 "or feature_selection: {name: bernoulli}, whose plans are drawn chunk by chunk.",
             )
         return self._sampled(m, n_samples, generator)
+
+    def streamed_plan(self, n_features: int, n_samples: int, generator: torch.Generator) -> ChunkedPlan:
+        """Independent complement pairs, sizes from the Shapley kernel, weight 1 (adaptive sampling).
+
+        Lundberg & Lee's sampling without enumeration or merging, so that every prefix is an
+        i.i.d. sample of pairs (Covert & Lee 2021, Sec. 3.3); always paired.
+        """
+        m = n_features
+        if m < 2:
+            raise ConfigError(
+                f"shapley_kernel needs at least 2 features, got {m}.",
+                "Use a segmentation with more features.",
+            )
+        sizes = torch.arange(1, m, dtype=torch.float64)
+        kernel = (m - 1) / (sizes * (m - sizes))
+        return PairedSizePlan(
+            n_samples, m, kernel / kernel.sum(), torch.ones(m - 1, dtype=torch.float64), generator
+        )
 
     def _sampled(self, m: int, budget: int, generator: torch.Generator) -> SamplePlan:
         n_sizes = math.ceil((m - 1) / 2)

@@ -12,6 +12,10 @@ when included"). Two normalisations of the weighted mask sum ``sum_i y_i m_i(p)`
 ``include_original`` adds the unperturbed clip as one more sample whose mask keeps
 everything (``m = 1``, ``z = 1``). Accumulated at pixel level batch by batch (memory
 ``T x H x W``, independent of ``N``).
+
+For adaptive sampling (:meth:`MaskMean.estimate`) the standard error of feature ``j`` is that
+of a mean: the running variance of the outputs of the samples keeping ``j``, over their
+number (``coverage``), or of ``y z_j`` over ``N`` divided by ``p_keep`` (``p``).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class MaskMean(Summary):
         self.cover: Tensor | None = None
         self.facc = torch.zeros(space.n_features, dtype=torch.float64)
         self.fcover = torch.zeros(space.n_features, dtype=torch.float64)
+        self.fsq = torch.zeros(space.n_features, dtype=torch.float64)
         self.n = 0
         self.full = base["full"] if self.config.include_original else None
 
@@ -68,7 +73,21 @@ class MaskMean(Summary):
         zd = z.double().cpu()
         self.facc += (y.double().cpu()[:, None] * zd).sum(0)
         self.fcover += zd.sum(0)
+        self.fsq += (y.double().cpu()[:, None] ** 2 * zd).sum(0)
         self.n += int(y.shape[0])
+
+    def estimate(self) -> tuple[Tensor, Tensor] | None:
+        n = max(self.n, 1)
+        if self.config.normalize == "p":
+            p = self.p if self.p is not None else float(self.fcover.sum()) / (n * self.fcover.numel())
+            mean = self.facc / n
+            var = (self.fsq / n - mean**2).clamp_min(0.0) * n / max(n - 1, 1)
+            return mean / p, (var / n).sqrt() / p
+        cover = self.fcover.clamp_min(1.0)
+        mean = self.facc / cover
+        var = (self.fsq / cover - mean**2).clamp_min(0.0) * cover / (cover - 1).clamp_min(1.0)
+        se = torch.where(self.fcover > 1, (var / cover).sqrt(), torch.full_like(mean, float("inf")))
+        return mean, se
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
         assert self.acc is not None and self.cover is not None

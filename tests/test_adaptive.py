@@ -1,0 +1,141 @@
+"""``adaptive`` sample selection: stops when converged, runs to max_samples otherwise.
+
+Oracles: games with closed-form Shapley values and output variances
+(:class:`removalx.testing.games.UnanimityGameModel`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import removalx
+from removalx.errors import ConfigError
+from removalx.explain_command import adaptive_line
+from removalx.testing.games import UnanimityGameModel, random_unanimity_game
+
+CELLS = (1, 4, 4)
+F = math.prod(CELLS)
+
+
+def _setup(max_order=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    video = 0.3 + 0.7 * torch.rand(4, 16, 16, 3, generator=g)
+    labels = (
+        removalx.get_registry()
+        .make("segmentation", "grid3d", {"cells": list(CELLS)})
+        .segment(video, torch.Generator())
+        .labels
+    )
+    sets, w = random_unanimity_game(F, F, g, max_order=max_order)
+    return video, labels, UnanimityGameModel(labels, video, sets, w)
+
+
+class Noisy(nn.Module):
+    """The game plus N(0, 1) noise on every call: no estimate converges to a small SE."""
+
+    def __init__(self, game: nn.Module) -> None:
+        super().__init__()
+        self.game = game
+        self.gen = torch.Generator().manual_seed(0)
+
+    def forward(self, x):
+        out = self.game(x)
+        return out + torch.randn(out.shape, generator=self.gen) * torch.tensor([1.0, 0.0])
+
+
+def _explain(recipe, model, video, batch_size=16, **ssel):
+    overrides = {
+        "segmentation.name": "grid3d",
+        "segmentation.cells": list(CELLS),
+        "behavior.name": "logit",
+        "sample_selection.name": "adaptive",
+        **{f"sample_selection.{k}": v for k, v in ssel.items()},
+    }
+    if recipe == "rise3d":
+        overrides["summary.include_original"] = False
+    ex = removalx.Explainer.from_recipe(recipe, seed=3, overrides=overrides, progress=False)
+    return ex.explain(removalx.VideoClassifier(model, layout="BTHWC"), video, target=0, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("recipe", ["kernelshap3d", "leverage_shap3d"])
+def test_kernel_shap_stops_at_once_on_an_additive_game(recipe):
+    # paired Kernel SHAP is exact on additive games: the residuals and the SE are zero
+    video, _, game = _setup(max_order=1)
+    attr = _explain(recipe, game, video, tolerance=1e-4, round_size=40, max_samples=4000)
+    info = attr.meta["adaptive"]
+    assert info["tolerance_met"] is True and info["rounds"] == 2
+    assert attr.meta["n_samples"] == info["samples_used"] == 80
+    assert attr.meta["n_forward"] == 80 + 2  # + full (clean) + empty
+    assert info["max_se"] < 1e-4 and len(info["se"]) == F
+    np.testing.assert_allclose(attr.feature_values.numpy(), game.shapley_values().numpy(), atol=1e-4)
+
+
+def test_rise_se_matches_the_known_variance_and_stops_early():
+    # y = sum_j a_j z_j with z_j ~ Bernoulli(1/2): Var(y | z_j = 1) = sum_{k != j} a_k^2 / 4
+    video, _, game = _setup(max_order=1)
+    a = game.shapley_values().numpy()
+    attr = _explain("rise3d", game, video, tolerance=0.05, round_size=200, max_samples=20000)
+    info = attr.meta["adaptive"]
+    n_used = info["samples_used"]
+    assert info["tolerance_met"] is True and n_used < 20000
+    z = attr.meta["n_samples"]
+    assert z == n_used
+    expected = np.sqrt((np.sum(a**2) - a**2) / 4 / (n_used / 2))
+    np.testing.assert_allclose(np.array(info["se"]), expected, rtol=0.25)
+    assert max(info["se"]) <= 0.05
+    # the values are the means when included: a_j + sum_{k != j} a_k / 2
+    np.testing.assert_allclose(attr.feature_values.numpy(), a + (a.sum() - a) / 2, atol=4 * expected.max())
+
+
+@pytest.mark.parametrize("recipe", ["kernelshap3d", "lime3d", "rise3d"])
+def test_noisy_model_runs_to_max_samples(recipe):
+    video, _, game = _setup()
+    attr = _explain(recipe, Noisy(game), video, tolerance=1e-3, round_size=50, max_samples=300)
+    info = attr.meta["adaptive"]
+    assert info["tolerance_met"] is False
+    assert info["samples_used"] == attr.meta["n_samples"] == 300 and info["rounds"] == 6
+    assert info["max_se"] > 1e-3
+    assert "NOT met" in adaptive_line(info)
+
+
+@pytest.mark.parametrize("recipe", ["kernelshap3d", "lime3d", "rise3d"])
+def test_same_seed_same_result_whatever_the_batch_size(recipe):
+    video, _, game = _setup(seed=1)
+    runs = [
+        _explain(recipe, game, video, batch_size=bs, tolerance=0.05, round_size=60, max_samples=360)
+        for bs in (7, 64)
+    ]
+    a, b = (r.meta["adaptive"] for r in runs)
+    assert a["samples_used"] == b["samples_used"] and a["tolerance_met"] == b["tolerance_met"]
+    assert a["samples_used"] % 60 == 0
+    torch.testing.assert_close(runs[0].feature_values, runs[1].feature_values, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(a["se"], b["se"], atol=1e-6)
+
+
+def test_top_k_criterion_checks_only_the_top_features():
+    from removalx_plugins.selection.adaptive import Adaptive, AdaptiveConfig
+
+    values = torch.tensor([5.0, -4.0, 0.1, 0.0])
+    se = torch.tensor([0.01, 0.02, 9.0, 9.0])
+    assert Adaptive(AdaptiveConfig(tolerance=0.05, criterion="top_k", top_k=2)).converged(values, se)
+    assert not Adaptive(AdaptiveConfig(tolerance=0.05, criterion="all")).converged(values, se)
+    assert not Adaptive(AdaptiveConfig(tolerance=0.015, criterion="top_k", top_k=2)).converged(values, se)
+
+
+def test_summary_without_error_estimate_is_a_config_error():
+    video, _, game = _setup()
+    overrides = {
+        "segmentation.name": "grid3d",
+        "segmentation.cells": list(CELLS),
+        "feature_selection.name": "bernoulli",
+        "summary.name": "difference",
+        "sample_selection.name": "adaptive",
+    }
+    ex = removalx.Explainer.from_recipe("kernelshap3d", overrides=overrides, progress=False)
+    with pytest.raises(ConfigError, match="standard"):
+        ex.explain(removalx.VideoClassifier(game, layout="BTHWC"), video, target=0)
