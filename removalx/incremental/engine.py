@@ -35,6 +35,9 @@ __all__ = ["IncrementalModel", "TraceUnsupported"]
 
 #: A sample whose box covers at least this fraction of a map is recomputed over the whole map.
 DEFAULT_FULL_FRACTION = 0.9
+#: After its first batch the engine turns itself off when it saved less than this fraction of
+#: the multiply-adds (the bookkeeping would then cost more than it saves).
+MIN_SAVING = 0.25
 
 _CONV = {"conv1d": 1, "conv2d": 2, "conv3d": 3}
 _MAXPOOL = {"max_pool1d": 1, "max_pool2d": 2, "max_pool3d": 3, "_max_pool1d": 1, "_max_pool2d": 2, "_max_pool3d": 3}
@@ -316,6 +319,8 @@ class IncrementalModel:
         self.macs_done = 0
         self.samples = 0
         self.follow = False
+        #: Set (with the reason) when the first batch saved less than :data:`MIN_SAVING`.
+        self.stopped = ""
         self._set_reference(reference)
 
     def _set_reference(self, reference: Tensor) -> None:
@@ -436,6 +441,11 @@ class IncrementalModel:
     # -- replay ---------------------------------------------------------------------------------
     def accepts(self, x: Tensor) -> bool:
         ref = self.graph.values[0]
+        if self.stopped:  # the caller runs a full pass: count it
+            per_sample = sum(self._macs)
+            self.macs_full += int(x.shape[0]) * per_sample
+            self.macs_done += int(x.shape[0]) * per_sample
+            return False
         return x.dim() == ref.dim() and tuple(x.shape[1:]) == tuple(ref.shape[1:]) and x.dtype == ref.dtype
 
     @property
@@ -469,8 +479,10 @@ class IncrementalModel:
             self._run_generic(op, state, b)
         leaves, spec = tree_flatten(self.graph.output)
         out = tree_unflatten([self._materialize(state[o.node], b) if isinstance(o, Ref) else o for o in leaves], spec)
+        if self.samples == 0 and self.saved_fraction < MIN_SAVING:
+            self.stopped = f"the first batch saved {100 * self.saved_fraction:.0f} % of the multiply-adds"
         self.samples += b
-        if self.follow:
+        if self.follow and not self.stopped:
             self._adopt(state, b - 1)
         return out
 
@@ -627,7 +639,7 @@ class IncrementalModel:
         for i, box in ((0, corner), (1, middle)):
             view = x[i][(slice(None), *box)]
             view.copy_(torch.rand(view.shape, generator=g).to(ref) * 2 - 1)
-        macs = (self.macs_full, self.macs_done, self.samples, self.follow)
+        macs = (self.macs_full, self.macs_done, self.samples, self.follow, self.stopped)
         self.follow = False
         try:
             with torch.inference_mode():
@@ -637,7 +649,7 @@ class IncrementalModel:
                 except Exception as exc:  # e.g. a reshape that baked in the batch size of 1
                     raise TraceUnsupported(f"the replay fails on a batch of 3 ({type(exc).__name__})") from exc
         finally:
-            self.macs_full, self.macs_done, self.samples, self.follow = macs
+            self.macs_full, self.macs_done, self.samples, self.follow, self.stopped = macs
         gl, wl = tree_flatten(got)[0], tree_flatten(want)[0]
         if len(gl) != len(wl):
             raise TraceUnsupported("the replayed output has another structure than the model's")

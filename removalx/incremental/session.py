@@ -154,3 +154,5 @@ def incremental(
     finally:
         clf.incremental_engine = previous
         report.macs_full, report.macs_done = engine.macs_full, engine.macs_done
+        if engine.stopped:
+            report.reason = f"stopped after one batch: {engine.stopped}"
