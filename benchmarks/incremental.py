@@ -56,7 +56,9 @@ def make_video(frames: int, size: int) -> torch.Tensor:
     return make_clip(0, seed=0, frames=frames, size=size).video.float().contiguous()
 
 
-def plan_batches(recipe: str, overrides: dict[str, Any], video: torch.Tensor, n: int, bs: int) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+def plan_batches(
+    recipe: str, overrides: dict[str, Any], video: torch.Tensor, n: int, bs: int
+) -> tuple[list[torch.Tensor], torch.Tensor, int]:
     """Perturbed clips of ``n`` plan rows spread over the plan, in batches; the reference; plan size."""
     reg = get_registry()
     r = load_recipe(recipe, overrides=overrides, registry=reg)
@@ -75,7 +77,9 @@ def plan_batches(recipe: str, overrides: dict[str, Any], video: torch.Tensor, n:
     return batches, video, plan.n_samples
 
 
-def curve_batches(video: torch.Tensor, n: int, bs: int, patch: int, steps: int) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+def curve_batches(
+    video: torch.Tensor, n: int, bs: int, patch: int, steps: int
+) -> tuple[list[torch.Tensor], torch.Tensor, int]:
     """Steps ``0 .. n-1`` of a MoRF deletion curve (black substrate) of a smooth importance map."""
     g = torch.Generator().manual_seed(0)
     t, h, w = video.shape[:3]
@@ -89,11 +93,23 @@ def curve_batches(video: torch.Tensor, n: int, bs: int, patch: int, steps: int) 
     batches = []
     for kk in k.split(bs):
         keep = 1.0 - (rank < kk.view(-1, 1, 1, 1)).float()
-        batches.append(torch.lerp(base.expand(len(kk), *video.shape), video.expand(len(kk), *video.shape), keep[..., None]))
+        batches.append(
+            torch.lerp(
+                base.expand(len(kk), *video.shape), video.expand(len(kk), *video.shape), keep[..., None]
+            )
+        )
     return batches, video, steps + 1
 
 
-def run_case(clf: removalx.VideoClassifier, name: str, batches: list[torch.Tensor], reference: torch.Tensor, kind: str, follow: bool, target: int) -> dict[str, Any]:
+def run_case(
+    clf: removalx.VideoClassifier,
+    name: str,
+    batches: list[torch.Tensor],
+    reference: torch.Tensor,
+    kind: str,
+    follow: bool,
+    target: int,
+) -> dict[str, Any]:
     t_full: list[float] = []
     t_inc: list[float] = []
     diff = 0.0
@@ -165,7 +181,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(dict(run_case(clf, name, batches, ref, kind, follow, target), plan=total))
         print(json.dumps(rows[-1]), flush=True)
     batches, _, total = curve_batches(video, n, bs, patch=7, steps=128)
-    rows.append(dict(run_case(clf, "deletion 7px x 128", batches, video, "previous_step", True, target), plan=total))
+    rows.append(
+        dict(run_case(clf, "deletion 7px x 128", batches, video, "previous_step", True, target), plan=total)
+    )
     print(json.dumps(rows[-1]), flush=True)
     print(f"\nr3d_18 (random weights), {frames}x{size}x{size}, batch {bs}, torch threads {torch.get_num_threads()}, "
           f"{platform.machine()} {platform.python_version()} torch {torch.__version__}")  # fmt: skip

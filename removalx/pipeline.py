@@ -375,7 +375,6 @@ class Explainer:
             values=values, feature_values=feature_values, target=target, space=space, meta=meta
         )
 
-
     def _incremental(
         self,
         clf: VideoClassifier,

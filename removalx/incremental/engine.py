@@ -40,7 +40,14 @@ DEFAULT_FULL_FRACTION = 0.9
 MIN_SAVING = 0.25
 
 _CONV = {"conv1d": 1, "conv2d": 2, "conv3d": 3}
-_MAXPOOL = {"max_pool1d": 1, "max_pool2d": 2, "max_pool3d": 3, "_max_pool1d": 1, "_max_pool2d": 2, "_max_pool3d": 3}
+_MAXPOOL = {
+    "max_pool1d": 1,
+    "max_pool2d": 2,
+    "max_pool3d": 3,
+    "_max_pool1d": 1,
+    "_max_pool2d": 2,
+    "_max_pool3d": 3,
+}
 _AVGPOOL = {"avg_pool1d": 1, "avg_pool2d": 2, "avg_pool3d": 3}
 _UNARY = frozenset(
     {"relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "gelu", "silu", "elu", "elu_", "hardtanh"}
@@ -55,13 +62,15 @@ _BINARY: dict[str, tuple[Callable[..., Tensor], bool]] = {
     "__rsub__": (torch.sub, True),
     **{n: (torch.mul, False) for n in ("mul", "mul_", "multiply", "__mul__", "__imul__")},
     "__rmul__": (torch.mul, True),
-    **{n: (torch.div, False) for n in ("div", "div_", "divide", "true_divide", "__truediv__", "__itruediv__")},
+    **{
+        n: (torch.div, False) for n in ("div", "div_", "divide", "true_divide", "__truediv__", "__itruediv__")
+    },
     "__rtruediv__": (torch.div, True),
 }
 
 
 def _conv_args(
-    input: Any,  # noqa: A002
+    input: Any,
     weight: Any,
     bias: Any = None,
     stride: Any = 1,
@@ -69,11 +78,19 @@ def _conv_args(
     dilation: Any = 1,
     groups: int = 1,
 ) -> dict[str, Any]:
-    return dict(input=input, weight=weight, bias=bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return dict(
+        input=input,
+        weight=weight,
+        bias=bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+    )
 
 
 def _maxpool_args(
-    input: Any,  # noqa: A002
+    input: Any,
     kernel_size: Any,
     stride: Any = None,
     padding: Any = 0,
@@ -88,7 +105,7 @@ def _maxpool_args(
 
 
 def _avgpool_args(
-    input: Any,  # noqa: A002
+    input: Any,
     kernel_size: Any,
     stride: Any = None,
     padding: Any = 0,
@@ -157,7 +174,14 @@ class _Patch:
         fb = self.full_box()
         return all(b == fb for b in self.boxes)
 
-    def paste(self, out: Tensor, samples: Sequence[int], lo: Sequence[tuple[int, ...]], shape: tuple[int, ...], offset: tuple[int, ...]) -> None:
+    def paste(
+        self,
+        out: Tensor,
+        samples: Sequence[int],
+        lo: Sequence[tuple[int, ...]],
+        shape: tuple[int, ...],
+        offset: tuple[int, ...],
+    ) -> None:
         """Write each sample's box content into ``out[j]`` (a region starting at ``lo[j]`` of a
         map whose coordinates are this value's plus ``offset``)."""
         for j, i in enumerate(samples):
@@ -168,15 +192,23 @@ class _Patch:
             b = [min(bh + o, tl + s) for bh, o, tl, s in zip(box[1], offset, lo[j], shape)]
             if any(x >= y for x, y in zip(a, b)):
                 continue
-            dst = (slice(None),) + tuple(slice(x - tl, y - tl) for x, y, tl in zip(a, b, lo[j]))
-            src = (slice(None),) + tuple(slice(x - bl - o, y - bl - o) for x, y, bl, o in zip(a, b, box[0], offset))
+            dst = (slice(None), *tuple(slice(x - tl, y - tl) for x, y, tl in zip(a, b, lo[j])))
+            src = (
+                slice(None),
+                *tuple(slice(x - bl - o, y - bl - o) for x, y, bl, o in zip(a, b, box[0], offset)),
+            )
             out[j][dst] = self.data(i)[src]
 
     def region(
-        self, samples: Sequence[int], lo: Sequence[tuple[int, ...]], shape: tuple[int, ...], base: Tensor, offset: tuple[int, ...]
+        self,
+        samples: Sequence[int],
+        lo: Sequence[tuple[int, ...]],
+        shape: tuple[int, ...],
+        base: Tensor,
+        offset: tuple[int, ...],
     ) -> Tensor:
         """``[n, C, *shape]``: ``base`` (the reference, maybe padded) from ``lo[j]`` with the boxes pasted in."""
-        parts = [base[0][(slice(None),) + tuple(slice(a, a + s) for a, s in zip(l, shape))] for l in lo]  # noqa: E741
+        parts = [base[0][(slice(None), *tuple(slice(a, a + s) for a, s in zip(l, shape)))] for l in lo]  # noqa: E741
         out = torch.stack(parts) if parts else base.new_empty((0, base.shape[1], *shape))
         self.paste(out, samples, lo, shape, offset)
         return out
@@ -187,7 +219,7 @@ class _Patch:
         out = self.ref.expand(n, *self.ref.shape[1:]).clone()
         for i, box in enumerate(self.boxes):
             if not is_empty(box):
-                out[i][(slice(None),) + tuple(slice(a, b) for a, b in zip(*box))] = self.data(i)
+                out[i][(slice(None), *tuple(slice(a, b) for a, b in zip(*box)))] = self.data(i)
         return out
 
 
@@ -235,7 +267,13 @@ def _mkldnn_ok(x: Tensor) -> bool:
 
 
 def _conv(
-    name: str, x: Tensor, w: Tensor, b: Tensor | None, stride: tuple[int, ...], dil: tuple[int, ...], groups: int
+    name: str,
+    x: Tensor,
+    w: Tensor,
+    b: Tensor | None,
+    stride: tuple[int, ...],
+    dil: tuple[int, ...],
+    groups: int,
 ) -> Tensor:
     """``conv(x, w, b, stride, padding=0, dilation, groups)``; on CPU always through oneDNN.
 
@@ -243,7 +281,9 @@ def _conv(
     favours it for batch 1), which is the common case of a box's region.
     """
     if _mkldnn_ok(x) and x.shape[0] >= 1:
-        return torch.mkldnn_convolution(x.contiguous(), w, b, [0] * len(stride), list(stride), list(dil), groups)
+        return torch.mkldnn_convolution(
+            x.contiguous(), w, b, [0] * len(stride), list(stride), list(dil), groups
+        )
     return getattr(torch, name)(x, w, b, stride, 0, dil, groups)
 
 
@@ -261,7 +301,9 @@ class _Full:
 _INPLACE_SIG: dict[Any, inspect.Signature | None] = {}
 
 
-def _out_of_place(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None:
+def _out_of_place(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None:
     """The out-of-place form of an element-wise call (``relu_`` -> ``relu``, ``inplace=False``)."""
     name = func_name(func)
     if name.endswith("_") and not name.startswith("_"):
@@ -312,7 +354,9 @@ class IncrementalModel:
         (insertion / deletion curves: each step differs from the previous one).
     """
 
-    def __init__(self, module: Callable[[Tensor], Any], reference: Tensor, full_fraction: float = DEFAULT_FULL_FRACTION) -> None:
+    def __init__(
+        self, module: Callable[[Tensor], Any], reference: Tensor, full_fraction: float = DEFAULT_FULL_FRACTION
+    ) -> None:
         self.module = module
         self.full_fraction = float(full_fraction)
         self.macs_full = 0
@@ -349,7 +393,12 @@ class IncrementalModel:
         if name in _UNARY:
             x = op.args[0] if op.args else None
             others = [a for a in tree_flatten((op.args[1:], op.kwargs))[0] if isinstance(a, Ref)]
-            if not isinstance(x, Ref) or others or tuple(self._value(x).shape) != tuple(out.shape) or out.dim() < 3:
+            if (
+                not isinstance(x, Ref)
+                or others
+                or tuple(self._value(x).shape) != tuple(out.shape)
+                or out.dim() < 3
+            ):
                 return "generic"
             if name == "batch_norm":
                 training = op.kwargs.get("training", op.args[5] if len(op.args) > 5 else False)
@@ -403,7 +452,12 @@ class IncrementalModel:
                 k = _tuple(a["kernel_size"], n)
                 stride = k if a["stride"] is None or a["stride"] == [] else _tuple(a["stride"], n)
                 pad, dil = _tuple(a["padding"], n), _tuple(a["dilation"], n)
-                if _MAXPOOL[name] != n or a["ceil_mode"] or a["return_indices"] or None in (k, stride, pad, dil):
+                if (
+                    _MAXPOOL[name] != n
+                    or a["ceil_mode"]
+                    or a["return_indices"]
+                    or None in (k, stride, pad, dil)
+                ):
                     return None
                 pool = getattr(F, f"max_pool{n}d")
                 return _Window(lambda r: pool(r, k, stride, 0, dil), k, stride, pad, dil, -math.inf, 0)  # type: ignore[arg-type]
@@ -412,7 +466,12 @@ class IncrementalModel:
                 k = _tuple(a["kernel_size"], n)
                 stride = k if a["stride"] is None or a["stride"] == [] else _tuple(a["stride"], n)
                 pad = _tuple(a["padding"], n)
-                if _AVGPOOL[name] != n or a["ceil_mode"] or a["divisor_override"] is not None or None in (k, stride, pad):
+                if (
+                    _AVGPOOL[name] != n
+                    or a["ceil_mode"]
+                    or a["divisor_override"] is not None
+                    or None in (k, stride, pad)
+                ):
                     return None
                 if any(pad) and not a["count_include_pad"]:  # type: ignore[arg-type]
                     return None
@@ -478,7 +537,9 @@ class IncrementalModel:
             self.macs_done += b * macs
             self._run_generic(op, state, b)
         leaves, spec = tree_flatten(self.graph.output)
-        out = tree_unflatten([self._materialize(state[o.node], b) if isinstance(o, Ref) else o for o in leaves], spec)
+        out = tree_unflatten(
+            [self._materialize(state[o.node], b) if isinstance(o, Ref) else o for o in leaves], spec
+        )
         if self.samples == 0 and self.saved_fraction < MIN_SAVING:
             self.stopped = f"the first batch saved {100 * self.saved_fraction:.0f} % of the multiply-adds"
         self.samples += b
@@ -498,7 +559,7 @@ class IncrementalModel:
     def _patch_from(self, x: Tensor, ref: Tensor, boxes: list[Box]) -> _Patch:
         groups = []
         for _shape, samples in _group(boxes):
-            parts = [x[i][(slice(None),) + tuple(slice(a, b) for a, b in zip(*boxes[i]))] for i in samples]
+            parts = [x[i][(slice(None), *tuple(slice(a, b) for a, b in zip(*boxes[i])))] for i in samples]
             groups.append((samples, torch.stack(parts)))
         return _Patch(ref, boxes, groups)
 
@@ -524,7 +585,9 @@ class IncrementalModel:
         out_ref = self.graph.values[out_node]
         size_out = tuple(out_ref.shape[2:])
         boxes = [
-            self._maybe_full(window_output_box(bx, size_out, win.kernel, win.stride, win.padding, win.dilation), size_out)
+            self._maybe_full(
+                window_output_box(bx, size_out, win.kernel, win.stride, win.padding, win.dilation), size_out
+            )
             for bx in src.boxes
         ]
         boxes = self._harmonize(boxes, size_out)
@@ -534,7 +597,10 @@ class IncrementalModel:
             if 0 in shape:
                 groups.append((samples, out_ref.new_empty((len(samples), out_ref.shape[1], *shape))))
                 continue
-            rshape = tuple((n - 1) * s + d * (k - 1) + 1 for n, s, d, k in zip(shape, win.stride, win.dilation, win.kernel))
+            rshape = tuple(
+                (n - 1) * s + d * (k - 1) + 1
+                for n, s, d, k in zip(shape, win.stride, win.dilation, win.kernel)
+            )
             lo = [tuple(a * s for a, s in zip(boxes[i][0], win.stride)) for i in samples]
             region = src.region(samples, lo, rshape, base, win.padding)
             out = win.run(region)
@@ -567,15 +633,24 @@ class IncrementalModel:
         patches = [p for p in (pa, pb) if p is not None]
         n = len(patches[0].boxes)  # type: ignore[union-attr]
         boxes = [patches[0].boxes[i] for i in range(n)]  # type: ignore[union-attr]
-        if len(patches) == 2:
+        if isinstance(pa, _Patch) and isinstance(pb, _Patch):
             size = tuple(out_ref.shape[2:])
-            boxes = self._harmonize([self._maybe_full(union(pa.boxes[i], pb.boxes[i]), size) for i in range(n)], size)  # type: ignore[union-attr]
+            boxes = self._harmonize(
+                [self._maybe_full(union(pa.boxes[i], pb.boxes[i]), size) for i in range(n)], size
+            )
         groups = []
         for shape, samples in _group(boxes):
             lo = [boxes[i][0] for i in samples]
             zero = (0,) * len(shape)
 
-            def operand(p: _Patch | _Full | None, const: Any) -> Any:
+            def operand(
+                p: _Patch | _Full | None,
+                const: Any,
+                samples: list[int] = samples,
+                lo: list[tuple[int, ...]] = lo,
+                shape: tuple[int, ...] = shape,
+                zero: tuple[int, ...] = zero,
+            ) -> Any:
                 if p is None:
                     return const
                 assert isinstance(p, _Patch)
@@ -613,9 +688,13 @@ class IncrementalModel:
                     new.append(old)
                 else:
                     v = old.clone()
-                    v[0][(slice(None),) + tuple(slice(a, c) for a, c in zip(*box))] = s.data(j)
+                    v[0][(slice(None), *tuple(slice(a, c) for a, c in zip(*box)))] = s.data(j)
                     new.append(v)
-            elif isinstance(s, _Full) and isinstance(s.value, Tensor) and tuple(s.value.shape[1:]) == tuple(old.shape[1:]):
+            elif (
+                isinstance(s, _Full)
+                and isinstance(s.value, Tensor)
+                and tuple(s.value.shape[1:]) == tuple(old.shape[1:])
+            ):
                 new.append(s.value[j : j + 1].clone())
             else:
                 raise TraceUnsupported("a value of the last batch cannot become the next reference")
@@ -647,7 +726,9 @@ class IncrementalModel:
                 try:
                     got = self(x)
                 except Exception as exc:  # e.g. a reshape that baked in the batch size of 1
-                    raise TraceUnsupported(f"the replay fails on a batch of 3 ({type(exc).__name__})") from exc
+                    raise TraceUnsupported(
+                        f"the replay fails on a batch of 3 ({type(exc).__name__})"
+                    ) from exc
         finally:
             self.macs_full, self.macs_done, self.samples, self.follow, self.stopped = macs
         gl, wl = tree_flatten(got)[0], tree_flatten(want)[0]
@@ -663,7 +744,9 @@ class IncrementalModel:
                     raise TraceUnsupported(f"the replay differs from the full forward pass by {err:.3g}")
 
 
-def build(module: Callable[[Tensor], Any], reference: Tensor, full_fraction: float = DEFAULT_FULL_FRACTION) -> IncrementalModel:
+def build(
+    module: Callable[[Tensor], Any], reference: Tensor, full_fraction: float = DEFAULT_FULL_FRACTION
+) -> IncrementalModel:
     """An :class:`IncrementalModel` of ``module`` at ``reference``, checked against full passes."""
     model = IncrementalModel(module, reference, full_fraction)
     model.check()

@@ -133,7 +133,7 @@ def incremental(
             x = clf.preprocess(reference[None])
         engine = build(clf.module, x, full_fraction)  # type: ignore[arg-type]
     except TraceUnsupported as exc:
-        report.reason = f"model not supported: {exc}"
+        report.reason = f"model not supported: {exc.reason}"
     except Exception as exc:  # a model that fails on the reference fails the explanation later
         report.reason = f"model not supported: {type(exc).__name__} while recording"
     if report.reason:

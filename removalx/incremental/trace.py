@@ -19,24 +19,46 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from removalx.errors import ModelError
 
 __all__ = ["Graph", "Op", "Ref", "TraceUnsupported", "func_name", "record"]
 
 #: Calls that read metadata only (their result does not depend on the tensor's values).
 _METADATA = frozenset(
-    {"dim", "size", "numel", "__len__", "stride", "is_contiguous", "is_floating_point", "ndimension", "nelement"}
+    {
+        "dim",
+        "size",
+        "numel",
+        "__len__",
+        "stride",
+        "is_contiguous",
+        "is_floating_point",
+        "ndimension",
+        "nelement",
+    }
     | {"element_size", "get_device", "__get__", "__format__", "__repr__", "__hash__"}
 )
 #: In-place dunder methods (``x += y``).
 _IOPS = frozenset({"__iadd__", "__isub__", "__imul__", "__itruediv__", "__setitem__"})
 
 
-class TraceUnsupported(Exception):  # noqa: N818 - internal signal, never shown to users as is
-    """The model cannot be replayed exactly (the reason is the message)."""
+class TraceUnsupported(ModelError):
+    """The model cannot be replayed exactly (the reason is the message).
+
+    The pipeline turns it into full forward passes with a notice; it reaches a user only
+    through :class:`~removalx.incremental.IncrementalModel` called directly.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"Incremental inference cannot replay this model: {what}.",
+            "Run full forward passes (behavior.incremental=false), which removalx does by itself in explanations.",
+        )
+        self.reason = what
 
 
 @dataclass(frozen=True)
@@ -149,9 +171,9 @@ class _Recorder(TorchFunctionMode):
             return func(*args, **kwargs)
         name = func_name(func)
         inplace = is_inplace(func, args, kwargs)
-        if name == "__setitem__" or name in ("copy_", "set_", "resize_", "put_", "index_put_", "masked_fill_"):
-            if refs[0] is None or name == "__setitem__":
-                raise TraceUnsupported(f"writes into a tensor with {name}")
+        writes = ("copy_", "set_", "resize_", "put_", "index_put_", "masked_fill_")
+        if name == "__setitem__" or (name in writes and refs[0] is None):
+            raise TraceUnsupported(f"writes into a tensor with {name}")
         if inplace:
             target = leaves[0]
             if refs[0] is None:

@@ -358,7 +358,10 @@ def perturbation_curve(
     ys: list[Tensor] = []
     n0 = clf.n_forward
     start_clip = clip if mode == "deletion" else base  # step 0
-    with torch.inference_mode(), _incremental(clf, start_clip, "previous_step", enabled=incremental, follow=True):
+    with (
+        torch.inference_mode(),
+        _incremental(clf, start_clip, "previous_step", enabled=incremental, follow=True),
+    ):
         for start in range(0, n_steps + 1, batch_size):
             kk = k_d[start : start + batch_size].view(-1, 1, 1, 1)
             hit = (rank_d < kk).float()  # 1 where the unit has been perturbed
