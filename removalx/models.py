@@ -105,6 +105,9 @@ class VideoClassifier:
         )
         self.n_forward = 0
         self.n_backward = 0
+        #: An :class:`~removalx.incremental.IncrementalModel` that gradient-free forward passes
+        #: go through while an explanation runs (docs/incremental.md); ``None``: the module.
+        self.incremental_engine: Any = None
         #: Number of classes seen on the first call; every later call must return as many.
         self.n_classes: int | None = None
 
@@ -179,6 +182,12 @@ class VideoClassifier:
     def _forward(self, inputs: Tensor) -> Any:
         """Call the module; an exception inside it becomes a :class:`ModelError` naming the batch."""
         try:
+            engine = self.incremental_engine
+            if engine is not None and not torch.is_grad_enabled() and engine.accepts(inputs):
+                try:
+                    return engine(inputs)
+                except Exception:  # never fail where the full forward pass works: stop using it
+                    self.incremental_engine = None
             return self.module(inputs)
         except RemovalxError:
             raise

@@ -12,7 +12,7 @@ import inspect
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from removalx.errors import ConfigError, ModelError, PluginError
+from removalx.incremental.session import incremental, plan_reference
 from removalx.io import validate_video
 from removalx.models import VideoClassifier, as_classifier
 from removalx.plans import ChunkedPlan, PlanChunk, SamplePlan
@@ -83,6 +84,10 @@ class Explainer:
         Show a progress bar over forward passes, a line on stderr saying what will run
         (recipe, features, forward passes, batch size, device) and, after the first batch,
         an estimate of the remaining time.
+    incremental : bool, optional
+        Evaluate local perturbations (occlusion, LOCO, Univariate, AOSA) by incremental
+        inference, with the same outputs as full forward passes (docs/incremental.md).
+        Default: the recipe's ``behavior.incremental`` (true unless turned off).
 
     Examples
     --------
@@ -97,11 +102,13 @@ class Explainer:
         registry: Registry | None = None,
         batch_size: int | None = None,
         progress: bool = True,
+        incremental: bool | None = None,
     ) -> None:
         self.recipe = recipe
         self.registry = registry or get_registry()
         self.batch_size = batch_size or recipe.batch_size
         self.progress = progress
+        self.incremental = incremental
 
     @classmethod
     def from_recipe(
@@ -113,11 +120,12 @@ class Explainer:
         registry: Registry | None = None,
         batch_size: int | None = None,
         progress: bool = True,
+        incremental: bool | None = None,
     ) -> Explainer:
         """Load ``recipe`` (built-in name, YAML path, mapping) with overrides and seed."""
         registry = registry or get_registry()
         r = load_recipe(recipe, overrides=overrides, seed=seed, registry=registry)
-        return cls(r, registry=registry, batch_size=batch_size, progress=progress)
+        return cls(r, registry=registry, batch_size=batch_size, progress=progress, incremental=incremental)
 
     @property
     def seed(self) -> int:
@@ -250,8 +258,13 @@ class Explainer:
         return attr
 
     # -- the seven stages ----------------------------------------------------------------
-    def _run_pipeline(
+    def _run_pipeline(self, *args: Any) -> Attribution:
+        with ExitStack() as stack:
+            return self._pipeline(stack, *args)
+
+    def _pipeline(
         self,
+        stack: ExitStack,
         clf: VideoClassifier,
         clip: Tensor,
         clip_d: Tensor,
@@ -294,8 +307,9 @@ class Explainer:
         bs = batch_size or self.batch_size or default_batch_size(clip, device)
         key = _cache_key(digest, self.recipe, target) if cache is not None else None
         cached = cache.get(key) if cache is not None and key is not None else None
+        inc = stack.enter_context(self._incremental(clf, plan, behavior, removal, clip_d, bs, cached is None))
         grad_ctx = nullcontext() if behavior.needs_grad else torch.inference_mode()
-        apply = removal.apply_expected if getattr(behavior, "expected_input", False) else removal.apply
+        apply = apply_for(removal, behavior)
         # One output buffer serves every batch (fresh 10-100 MB tensors per batch cost page
         # faults that dominate the framework's own time); removals without ``out`` allocate.
         buffer = _BatchBuffer(clip_d, bs) if _accepts_out(apply) and not behavior.needs_grad else None
@@ -432,6 +446,8 @@ class Explainer:
                 "max_se": float(torch.nan_to_num(se, nan=float("inf")).max()),
                 "se": [float(v) for v in se.double().cpu()],
             }
+        stack.close()  # detach incremental inference: its counts are final
+        meta["incremental"] = inc.to_meta()
         for name, stage in (("behavior", behavior), ("summary", summary)):
             stage_meta = getattr(stage, "meta", None)
             if isinstance(stage_meta, dict) and stage_meta:
@@ -439,6 +455,40 @@ class Explainer:
         return Attribution(
             values=values, feature_values=feature_values, target=target, space=space, meta=meta
         )
+
+    def _incremental(
+        self,
+        clf: VideoClassifier,
+        plan: ChunkedPlan,
+        behavior: Behavior,
+        removal: Removal,
+        clip: Tensor,
+        bs: int,
+        needed: bool,
+    ) -> Any:
+        """Incremental inference for this plan: reference = clean or all-removed clip, or off."""
+        cfg = self.recipe.stage("behavior")
+        on = self.incremental if self.incremental is not None else bool(getattr(cfg, "incremental", True))
+        if not needed:
+            return incremental(clf, None, None, reason="outputs read from the cache")
+        if not on or behavior.needs_grad:
+            return incremental(clf, None, None, enabled=False)
+        first = next(iter(plan.chunks(bs))).z
+        kind = plan_reference(first)
+        if kind is None:
+            return incremental(clf, None, None, reason="the samples are not local perturbations")
+        if kind == "clean":
+            return incremental(clf, clip, kind)
+        with torch.inference_mode():
+            keep = torch.zeros((1, *clip.shape[:3]), dtype=clip.dtype, device=clip.device)
+            index = torch.full((1,), -2, dtype=torch.long, device=clip.device)
+            empty = apply_for(removal, behavior)(clip, keep, index)[0]
+        return incremental(clf, empty, kind)
+
+
+def apply_for(removal: Removal, behavior: Behavior) -> Any:
+    """The removal's ``apply`` (or ``apply_expected`` for a behavior that wants expected inputs)."""
+    return removal.apply_expected if getattr(behavior, "expected_input", False) else removal.apply
 
 
 class _BatchBuffer:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from removalx.plans import ChunkedPlan
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_SAMPLES",
     "Behavior",
+    "BehaviorConfig",
     "Explainer",
     "FeatureSelector",
     "Metric",
@@ -44,6 +45,23 @@ class PluginConfig(BaseModel):
     """Base class of every plugin config: unknown keys are errors, configs are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class BehaviorConfig(PluginConfig):
+    """Base config of model behaviors: the options every behavior shares.
+
+    Attributes
+    ----------
+    incremental : bool
+        Evaluate local perturbations by incremental inference (recompute only the region a
+        perturbation changes, from the cached activations of a reference clip; Krypton,
+        Nakandala et al., SIGMOD 2019). The outputs equal full forward passes up to float
+        rounding; ``false`` runs full forward passes (docs/incremental.md).
+    """
+
+    incremental: bool = Field(
+        True, description="recompute only the changed region of local perturbations (same outputs)"
+    )
 
 
 class ModelConfig(PluginConfig):

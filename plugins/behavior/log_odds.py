@@ -11,11 +11,11 @@ from torch import Tensor
 
 from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
-from removalx.stages import Behavior, PluginConfig
+from removalx.stages import Behavior, BehaviorConfig
 
 
-class LogOddsConfig(PluginConfig):
-    """No options."""
+class LogOddsConfig(BehaviorConfig):
+    """Only the option every behavior has (``incremental``, see BehaviorConfig)."""
 
 
 class LogOdds(Behavior):

@@ -9,11 +9,11 @@ from __future__ import annotations
 from torch import Tensor
 
 from removalx.hookspecs import hookimpl
-from removalx.stages import Behavior, PluginConfig
+from removalx.stages import Behavior, BehaviorConfig
 
 
-class LogitConfig(PluginConfig):
-    """No options."""
+class LogitConfig(BehaviorConfig):
+    """Only the option every behavior has (``incremental``, see BehaviorConfig)."""
 
 
 class Logit(Behavior):

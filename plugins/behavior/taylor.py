@@ -27,12 +27,12 @@ from torch import Tensor
 from removalx.errors import ModelError
 from removalx.hookspecs import hookimpl
 from removalx.models import VideoClassifier
-from removalx.stages import Behavior, PluginConfig
+from removalx.stages import Behavior, BehaviorConfig
 
 __all__ = ["Taylor", "TaylorConfig"]
 
 
-class TaylorConfig(PluginConfig):
+class TaylorConfig(BehaviorConfig):
     """Which score is linearised, and the two stabilisations of AOSA-approx."""
 
     score: Literal["probability", "logit", "log_odds"] = Field(

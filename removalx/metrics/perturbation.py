@@ -29,6 +29,7 @@ from torch import Tensor
 
 from removalx.errors import ConfigError
 from removalx.filters import blur_frames
+from removalx.incremental.session import incremental as _incremental
 from removalx.metrics.units import Unit, patch_labels, unit_labels
 from removalx.models import VideoClassifier, as_classifier
 from removalx.types import Attribution
@@ -261,6 +262,7 @@ def perturbation_curve(
     behavior: str = "probability",
     batch_size: int = 16,
     seed: int = 0,
+    incremental: bool = True,
 ) -> Curve:
     """Insertion or deletion curve of ``importance`` (higher = more important).
 
@@ -306,6 +308,9 @@ def perturbation_curve(
         Perturbed clips per forward pass (run on the model's device under ``inference_mode``).
     seed : int
         Seed of the tie-breaking permutation.
+    incremental : bool
+        Evaluate each step by incremental inference from the previous step (the same
+        outputs as full forward passes, docs/incremental.md); ``False``: full passes.
 
     Returns
     -------
@@ -352,7 +357,11 @@ def perturbation_curve(
     k_d = k.to(device)
     ys: list[Tensor] = []
     n0 = clf.n_forward
-    with torch.inference_mode():
+    start_clip = clip if mode == "deletion" else base  # step 0
+    with (
+        torch.inference_mode(),
+        _incremental(clf, start_clip, "previous_step", enabled=incremental, follow=True),
+    ):
         for start in range(0, n_steps + 1, batch_size):
             kk = k_d[start : start + batch_size].view(-1, 1, 1, 1)
             hit = (rank_d < kk).float()  # 1 where the unit has been perturbed
@@ -363,6 +372,7 @@ def perturbation_curve(
                 keep.unsqueeze(-1),
             )
             ys.append(_score(clf(batch), target, behavior).double().cpu())
+    with torch.inference_mode():
         full = float(_score(clf(clip[None]), target, behavior)[0])
     y = torch.cat(ys)
     meta = {
