@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from removalx.errors import ConfigError
+from removalx.experiments.runner import Scope
 from removalx.experiments.store import Store
 from removalx.experiments.units import RunCounts
 
@@ -82,6 +83,7 @@ class Outcome:
     name: str = ""
     retrain_metrics: list[str] = field(default_factory=list)
     retrained: int = 0
+    scope: Scope = field(default_factory=Scope)
 
 
 @dataclass
@@ -248,6 +250,7 @@ def run_experiment(
         name,
         [m.label for m in retrain_specs],
         retrained,
+        Scope(model_key, dataset),
     )
 
 
@@ -256,10 +259,16 @@ def _finish(kind: str, out: Outcome, db: str | Path) -> Experiment:
     from removalx.experiments.runner import aggregate, alpha_table, paired_table
 
     try:
+        sc = out.scope
         scores = out.store.to_pandas(out.methods, out.metrics)
-        summary = summary_frame(aggregate(out.store, out.methods, out.metrics), out.metrics)
-        alpha = alpha_table(out.store, out.methods, out.metrics) if kind == "compare" else {}
-        paired = paired_frame(paired_table(out.store, out.methods, out.metrics)) if kind == "ablate" else None
+        scores = scores[(scores["model"] == sc.model) & (scores["dataset"] == sc.dataset)].reset_index(
+            drop=True
+        )
+        summary = summary_frame(aggregate(out.store, out.methods, out.metrics, sc), out.metrics)
+        alpha = alpha_table(out.store, out.methods, out.metrics, scope=sc) if kind == "compare" else {}
+        paired = (
+            paired_frame(paired_table(out.store, out.methods, out.metrics, sc)) if kind == "ablate" else None
+        )
     finally:
         out.store.close()
     return Experiment(Path(db), out.methods, out.metrics, scores, summary, out.counts, alpha, paired)

@@ -214,7 +214,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
 def _run(
     args: argparse.Namespace, kind: str, triples: list[tuple[str, str, dict[str, Any]]], random_baseline: bool
-) -> tuple[Any, list[str], list[str]]:
+) -> Any:
     from removalx.experiments.api import run_experiment
 
     _check_export(args.export)
@@ -233,7 +233,7 @@ def _run(
             print(f"{', '.join(out.retrain_metrics)}: {out.retrained} retrained points computed")
             for line in format_curves(curve_rows(out.store, out.name)):
                 print(line)
-    return out.store, out.methods, out.metrics
+    return out
 
 
 def _print_settings(store: Any, metrics: list[str]) -> None:
@@ -251,7 +251,7 @@ def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
         ci = "" if not math.isfinite(s["ci_low"]) else f" ±{(s['ci_high'] - s['ci_low']) / 2:.3f}"
         return f"{s['mean']:.3f}{ci}"
 
-    header = ["method", "n", *metrics, "time_s", "n_forward"]
+    header = ["method", "n", *metrics, "time_s", "n_forward", "n_backward"]
     body = [
         [
             r["method"],
@@ -259,6 +259,7 @@ def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
             *(cell(r[m]) for m in metrics),
             f"{r['time_s']:.2f}",
             f"{r['n_forward']:.0f}",
+            f"{r['n_backward']:.0f}",
         ]
         for r in rows
     ]
@@ -267,14 +268,16 @@ def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
         print("  ".join(x.ljust(w) for x, w in zip(line, widths)))
 
 
-def _export(path: str, store: Any, methods: list[str], metrics: list[str], extra: dict[str, Any]) -> None:
+def _export(
+    path: str, store: Any, methods: list[str], metrics: list[str], scope: Any, extra: dict[str, Any]
+) -> None:
     from removalx.experiments.frames import EXPORT_COLUMNS
     from removalx.experiments.runner import aggregate
 
     rows = [
         {k: s[k] for k in EXPORT_COLUMNS}
         for s in store.scores()
-        if s["method"] in methods and s["metric"] in metrics
+        if s["method"] in methods and s["metric"] in metrics and scope.admits(s)
     ]
     _check_export(path)
     if Path(path).suffix.lower() == ".csv":
@@ -284,7 +287,7 @@ def _export(path: str, store: Any, methods: list[str], metrics: list[str], extra
         w.writerows(rows)
         text = buf.getvalue()
     else:
-        data = {"scores": rows, "aggregate": aggregate(store, methods, metrics), **extra}
+        data = {"scores": rows, "aggregate": aggregate(store, methods, metrics, scope), **extra}
         text = json.dumps(_clean(data), indent=2, default=str, allow_nan=False)
     write_bytes(path, text.encode("utf-8"), "the export")
 
@@ -306,13 +309,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """``evaluate``: one recipe over a dataset; per-video scores and mean / 95% CI per metric."""
     from removalx.experiments.runner import aggregate
 
-    store, methods, metrics = _run(args, "evaluate", [(_label(args.recipe), args.recipe, {})], False)
+    out = _run(args, "evaluate", [(_label(args.recipe), args.recipe, {})], False)
+    store, methods, metrics, scope = out.store, out.methods, out.metrics, out.scope
     try:
         if not args.quiet:
-            _print_table(aggregate(store, methods, metrics), metrics)
+            _print_table(aggregate(store, methods, metrics, scope), metrics)
             _print_settings(store, metrics)
         if args.export:
-            _export(args.export, store, methods, metrics, {})
+            _export(args.export, store, methods, metrics, scope, {})
     finally:
         store.close()
     return 0
@@ -325,16 +329,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     if not recipes:
         raise ConfigError("--recipes is empty.", "Pass e.g. --recipes lime3d,rise3d.")
-    store, methods, metrics = _run(args, "compare", [(_label(r), r, {}) for r in recipes], not args.no_random)
+    out = _run(args, "compare", [(_label(r), r, {}) for r in recipes], not args.no_random)
+    store, methods, metrics, scope = out.store, out.methods, out.metrics, out.scope
     try:
-        alphas = alpha_table(store, methods, metrics) if not args.no_random else {}
+        alphas = alpha_table(store, methods, metrics, scope=scope) if not args.no_random else {}
         if not args.quiet:
-            _print_table(aggregate(store, methods, metrics), metrics)
+            _print_table(aggregate(store, methods, metrics, scope), metrics)
             _print_settings(store, metrics)
             for k, v in alphas.items():
                 print(f"reliability alpha of {k} (STEP Eq. 20-21): {v:.3f}")
         if args.export:
-            _export(args.export, store, methods, metrics, {"alpha": alphas})
+            _export(args.export, store, methods, metrics, scope, {"alpha": alphas})
     finally:
         store.close()
     return 0
@@ -346,11 +351,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from removalx.experiments.runner import aggregate, paired_table
 
     triples = ablate_triples(args.recipe, args.vary)
-    store, methods, metrics = _run(args, "ablate", triples, False)
+    out = _run(args, "ablate", triples, False)
+    store, methods, metrics, scope = out.store, out.methods, out.metrics, out.scope
     try:
-        paired = paired_table(store, methods, metrics)
+        paired = paired_table(store, methods, metrics, scope)
         if not args.quiet:
-            _print_table(aggregate(store, methods, metrics), metrics)
+            _print_table(aggregate(store, methods, metrics, scope), metrics)
             _print_settings(store, metrics)
             for r in paired:
                 print(
@@ -358,7 +364,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                     f"(n={r['n']}), p_t={r['p_ttest']:.3g}, p_wilcoxon={r['p_wilcoxon']:.3g}"
                 )
         if args.export:
-            _export(args.export, store, methods, metrics, {"paired": paired})
+            _export(args.export, store, methods, metrics, scope, {"paired": paired})
     finally:
         store.close()
     return 0

@@ -79,6 +79,7 @@ def summary_frame(rows: list[dict[str, Any]], metrics: list[str]) -> Any:
                     "n_videos": r["n_videos"],
                     "time_s": r["time_s"],
                     "n_forward": r["n_forward"],
+                    "n_backward": r["n_backward"],
                 }
             )
     return pd.DataFrame(out)

@@ -38,7 +38,7 @@ import torch
 from removalx.errors import ConfigError, truncate
 from removalx.experiments.figures import PALETTE, FigureSink, mean_curves, metric_bars, require_matplotlib
 from removalx.experiments.retrain_report import retrain_part
-from removalx.experiments.runner import RANDOM, aggregate, alpha_table, paired_table
+from removalx.experiments.runner import RANDOM, Scope, aggregate, alpha_table, paired_table
 from removalx.experiments.store import Store
 from removalx.experiments.study.report import study_section
 from removalx.outputs import StagedOutput
@@ -124,7 +124,12 @@ class ExperimentView:
 
     @cached_property
     def rows(self) -> list[dict[str, Any]]:
-        return aggregate(self.store, self.methods, self.metrics)
+        return aggregate(self.store, self.methods, self.metrics, self.scope)
+
+    @property
+    def scope(self) -> Scope:
+        """The rows of this experiment's model and data set."""
+        return Scope.of_experiment(self.exp)
 
     @property
     def slug(self) -> str:
@@ -306,7 +311,7 @@ def _table(view: ExperimentView) -> str:
     metrics, rows = view.metrics, view.rows
     head = "".join(f"<th>{html.escape(m)}{_arrow(rows, m)}</th>" for m in metrics)
     out = [
-        f"<table><thead><tr><th>method</th><th>videos</th>{head}<th>time (s)</th><th>forward passes</th>"
+        f"<table><thead><tr><th>method</th><th>videos</th>{head}<th>time (s)</th><th>forward passes</th><th>backward passes</th>"
         "</tr></thead><tbody>"
     ]
     for r in rows:
@@ -317,7 +322,7 @@ def _table(view: ExperimentView) -> str:
             cells.append(f"<td title='mean [95% bootstrap CI]'>{_fmt(s['mean'])}{ci}</td>")
         out.append(
             f"<tr><td>{html.escape(r['method'])}</td><td>{_count(r['n_videos'])}</td>{''.join(cells)}"
-            f"<td>{_fmt(r['time_s'])}</td><td>{_count(r['n_forward'])}</td></tr>"
+            f"<td>{_fmt(r['time_s'])}</td><td>{_count(r['n_forward'])}</td><td>{_count(r['n_backward'])}</td></tr>"
         )
     out.append("</tbody></table>")
     out.append(
@@ -351,7 +356,7 @@ def reliability_part(ctx: ReportContext, view: ExperimentView) -> str:
     """``compare``: the alpha of every AUC metric, each with a line saying what it means."""
     if view.exp["kind"] != "compare" or RANDOM not in view.methods:
         return ""
-    alphas = alpha_table(ctx.store, view.methods, view.metrics)
+    alphas = alpha_table(ctx.store, view.methods, view.metrics, scope=view.scope)
     if not alphas:
         return ""
     rows = "".join(
@@ -374,7 +379,7 @@ def paired_part(ctx: ReportContext, view: ExperimentView) -> str:
         "<h3>Paired tests against the first variant</h3><table><tr><th>variant</th><th>metric</th>"
         "<th>videos</th><th>mean diff</th><th>95% CI (t)</th><th>p (t)</th><th>p (Wilcoxon)</th></tr>"
     ]
-    for r in paired_table(ctx.store, view.methods, view.metrics):
+    for r in paired_table(ctx.store, view.methods, view.metrics, view.scope):
         parts.append(
             f"<tr><td>{html.escape(r['variant'])}</td><td>{html.escape(r['metric'])}</td><td>{_count(r['n'])}</td>"
             f"<td>{_fmt(r['diff_mean'])}</td><td>{_fmt(r['diff_ci_low'])} – {_fmt(r['diff_ci_high'])}</td>"

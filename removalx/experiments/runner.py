@@ -34,6 +34,7 @@ __all__ = [
     "Method",
     "MetricSpec",
     "RunCounts",
+    "Scope",
     "WorkerSpec",
     "aggregate",
     "alpha_table",
@@ -308,26 +309,59 @@ def run_items(
 
 
 # -- tables -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scope:
+    """The stored rows of one experiment: its model key and data set (``None``: any).
+
+    A database may hold runs of several models and data sets under the same method labels;
+    tables of one experiment read only the rows of its model and data set.
+    """
+
+    model: str | None = None
+    dataset: str | None = None
+
+    def admits(self, row: Mapping[str, Any]) -> bool:
+        """Whether an explanation or score row (with ``model`` and ``dataset``) belongs here."""
+        return (self.model is None or row.get("model") == self.model) and (
+            self.dataset is None or row.get("dataset") == self.dataset
+        )
+
+    @classmethod
+    def of_experiment(cls, exp: Mapping[str, Any]) -> Scope:
+        """The scope of a row of :meth:`Store.experiments` (its recorded ``model`` / ``weights``)."""
+        recorded = exp.get("args")
+        args: Mapping[str, Any] = recorded if isinstance(recorded, dict) else {}
+        model, weights = args.get("model"), args.get("weights")
+        key = None if model is None else (str(model) if weights is None else f"{model}@{weights}")
+        return cls(key, exp.get("dataset") or None)
+
+
 def _scores_by(
-    store: Store, methods: list[str], metrics: list[str]
+    store: Store, methods: list[str], metrics: list[str], scope: Scope | None = None
 ) -> dict[tuple[str, str], dict[str, float]]:
-    """``{(method, metric): {item: value}}`` for the given labels."""
+    """``{(method, metric): {item: value}}`` for the given labels (within ``scope``)."""
+    sc = scope or Scope()
     out: dict[tuple[str, str], dict[str, float]] = {}
     for s in store.scores():
-        if s["method"] in methods and s["metric"] in metrics:
+        if s["method"] in methods and s["metric"] in metrics and sc.admits(s):
             out.setdefault((s["method"], s["metric"]), {})[f"{s['dataset']}|{s['item']}"] = s["value"]
     return out
 
 
-def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict[str, Any]]:
+def aggregate(
+    store: Store, methods: list[str], metrics: list[str], scope: Scope | None = None
+) -> list[dict[str, Any]]:
     """Methods x metrics rows: mean, 95% CI (percentile bootstrap, inside the metric's range), n,
-    mean explanation time and forward passes."""
-    by = _scores_by(store, methods, metrics)
-    expl = store.explanations(methods)
+    mean explanation time, forward and backward passes (rows within ``scope``)."""
+    sc = scope or Scope()
+    by = _scores_by(store, methods, metrics, sc)
+    expl = [e for e in store.explanations(methods) if sc.admits(e)]
     rows: list[dict[str, Any]] = []
     orient: dict[str, bool] = {}
     details: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for s in store.scores():
+        if not sc.admits(s):
+            continue
         if s["metric"] in metrics and "higher_is_better" in s["details"]:
             orient[s["metric"]] = bool(s["details"]["higher_is_better"])
         details.setdefault((s["method"], s["metric"]), []).append(s["details"])
@@ -335,11 +369,13 @@ def aggregate(store: Store, methods: list[str], metrics: list[str]) -> list[dict
         mine = [e for e in expl if e["method"] == method]
         t = mean_ci([e["time_s"] for e in mine])
         nf = mean_ci([e["n_forward"] for e in mine])
+        nb = mean_ci([e.get("n_backward") or 0 for e in mine])
         row: dict[str, Any] = {
             "method": method,
             "n_videos": len(mine),
             "time_s": t["mean"],
             "n_forward": nf["mean"],
+            "n_backward": nb["mean"],
         }
         for metric in metrics:
             stats: dict[str, Any] = bootstrap_ci(list(by.get((method, metric), {}).values()))
@@ -361,16 +397,17 @@ def _pooled(details: list[dict[str, Any]]) -> tuple[float, str] | None:
 
 
 def alpha_table(
-    store: Store, methods: list[str], metrics: list[str], random: str = RANDOM
+    store: Store, methods: list[str], metrics: list[str], random: str = RANDOM, scope: Scope | None = None
 ) -> dict[str, float]:
     """STEP Eq. 20-21 ``alpha`` of every AUC metric (one with a curve) over the videos all methods share."""
-    by = _scores_by(store, [*methods, random], metrics)
+    sc = scope or Scope()
+    by = _scores_by(store, [*methods, random], metrics, sc)
     out: dict[str, float] = {}
     others = [m for m in methods if m != random]
     curve_metrics = {
         s["metric"]: s["details"].get("higher_is_better", True)
         for s in store.scores()
-        if s["metric"] in metrics and "curve" in s["details"]
+        if s["metric"] in metrics and "curve" in s["details"] and sc.admits(s)
     }
     for metric, hib in curve_metrics.items():
         if (random, metric) not in by or not others:
@@ -389,9 +426,11 @@ def alpha_table(
     return out
 
 
-def paired_table(store: Store, methods: list[str], metrics: list[str]) -> list[dict[str, Any]]:
+def paired_table(
+    store: Store, methods: list[str], metrics: list[str], scope: Scope | None = None
+) -> list[dict[str, Any]]:
     """Each variant against the first (baseline) on the videos both have: paired tests per metric."""
-    by = _scores_by(store, methods, metrics)
+    by = _scores_by(store, methods, metrics, scope)
     rows = []
     base = methods[0]
     for m in methods[1:]:

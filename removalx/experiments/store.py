@@ -536,7 +536,7 @@ class Store:
     ) -> list[dict[str, Any]]:
         q = (
             "SELECT id, dataset, item, method, recipe_hash, model, seed, target, plan_digest, n_forward, "
-            "time_s, run_id FROM explanations"
+            "time_s, run_id, CASE WHEN json_valid(meta) THEN json_extract(meta, '$.n_backward') END AS n_backward FROM explanations"
         )
         rows = [dict(r) for r in self._sql(q + " ORDER BY id").fetchall()]
         if methods is not None:
