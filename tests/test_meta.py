@@ -49,3 +49,17 @@ def test_builtin_recipe_cites_a_source_and_is_documented(recipe):
     r = load_recipe(recipe)
     assert r.reference, f"recipe {recipe} must cite the paper table/section it reproduces"
     assert f"`{recipe}`" in DOCS, f"recipe {recipe} is not mentioned in docs/"
+
+
+def test_every_package_is_installed_by_a_plain_install() -> None:
+    """pyproject.toml lists its packages by hand: a new package missing there imports from the
+    checkout (editable install) but is absent from a regular ``pip install .``."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(("removalx_plugins" if p.parts[0] == "plugins" else p.parts[0], *p.parts[1:-1]))
+        for top in ("removalx", "plugins")
+        for p in (q.relative_to(ROOT) for q in (ROOT / top).rglob("__init__.py"))
+    }
+    assert found - listed == set(), "add these packages to [tool.setuptools] packages in pyproject.toml"
