@@ -24,13 +24,7 @@ CELLS = (1, 4, 4)
 F = math.prod(CELLS)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: torch's thread pool costs more than it saves on a loaded 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("rx_one_thread")  # tiny tensors: one torch thread
 
 
 def _setup(max_order=4, seed=0):

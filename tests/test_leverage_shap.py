@@ -16,14 +16,7 @@ import removalx
 from removalx.testing.games import UnanimityGameModel, random_unanimity_game
 from removalx_plugins.selection.leverage_shapley import size_counts
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: torch's thread pool costs more than it saves on a loaded 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("rx_one_thread")  # tiny tensors: one torch thread
 
 
 def _game(cells, seed, max_order=4, n_terms=None):
