@@ -6,6 +6,7 @@ Oracles: games with closed-form Shapley values and output variances
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -17,9 +18,13 @@ import removalx
 from removalx.errors import ConfigError
 from removalx.explain_command import adaptive_line
 from removalx.testing.games import UnanimityGameModel, random_unanimity_game
+from removalx.types import Attribution
 
 CELLS = (1, 4, 4)
 F = math.prod(CELLS)
+
+
+pytestmark = pytest.mark.usefixtures("rx_one_thread")  # tiny tensors: one torch thread
 
 
 def _setup(max_order=4, seed=0):
@@ -66,7 +71,7 @@ def _explain(recipe, model, video, batch_size=16, **ssel):
 def test_kernel_shap_stops_at_once_on_an_additive_game(recipe):
     # paired Kernel SHAP is exact on additive games: the residuals and the SE are zero
     video, _, game = _setup(max_order=1)
-    attr = _explain(recipe, game, video, tolerance=1e-4, round_size=40, max_samples=4000)
+    attr = _explain(recipe, game, video, tolerance=1e-4, round_size=40, max_samples=400)
     info = attr.meta["adaptive"]
     assert info["tolerance_met"] is True and info["rounds"] == 2
     assert attr.meta["n_samples"] == info["samples_used"] == 80
@@ -79,10 +84,10 @@ def test_rise_se_matches_the_known_variance_and_stops_early():
     # y = sum_j a_j z_j with z_j ~ Bernoulli(1/2): Var(y | z_j = 1) = sum_{k != j} a_k^2 / 4
     video, _, game = _setup(max_order=1)
     a = game.shapley_values().numpy()
-    attr = _explain("rise3d", game, video, tolerance=0.05, round_size=200, max_samples=20000)
+    attr = _explain("rise3d", game, video, tolerance=0.05, round_size=200, max_samples=4000)
     info = attr.meta["adaptive"]
     n_used = info["samples_used"]
-    assert info["tolerance_met"] is True and n_used < 20000
+    assert info["tolerance_met"] is True and n_used < 4000
     z = attr.meta["n_samples"]
     assert z == n_used
     expected = np.sqrt((np.sum(a**2) - a**2) / 4 / (n_used / 2))
@@ -139,3 +144,41 @@ def test_summary_without_error_estimate_is_a_config_error():
     ex = removalx.Explainer.from_recipe("kernelshap3d", overrides=overrides, progress=False)
     with pytest.raises(ConfigError, match="standard"):
         ex.explain(removalx.VideoClassifier(game, layout="BTHWC"), video, target=0)
+
+
+@pytest.mark.parametrize(
+    "tolerance,used,met", [(1e6, 40, "met"), (1e-9, 60, "NOT met (stopped at max_samples)")]
+)
+def test_cli_explain_prints_the_adaptive_line(tmp_path, capsys, tolerance, used, met):
+    from removalx.cli import EXIT_OK, main
+    from removalx.io import write_gif
+    from removalx.testing import tiny_video
+
+    gif = write_gif((tiny_video(frames=4, size=16) * 255).round().to(torch.uint8), tmp_path / "c.gif", fps=4)
+    (tmp_path / "m.py").write_text(
+        "from removalx.testing import ToyClassifier\n\ndef make():\n    return ToyClassifier(n_classes=3)\n"
+    )
+    sets = {
+        "segmentation.name": "grid3d",
+        "segmentation.cells": "[2,2,2]",
+        "sample_selection.name": "adaptive",
+        "sample_selection.tolerance": tolerance,
+        "sample_selection.round_size": 20,
+        "sample_selection.max_samples": 60,
+    }
+    args = ["explain", str(gif), "--model", f"python:{tmp_path / 'm.py'}:make", "--frames", "4"]
+    args += ["--recipe", "kernelshap3d", "--format", "png", "--out", str(tmp_path / "out")]
+    for k, v in sets.items():
+        args += ["--set", f"{k}={v}"]
+    assert main(args) == EXIT_OK
+    lines = [ln.strip() for ln in capsys.readouterr().out.splitlines()]
+    info = json.loads((tmp_path / "out" / "summary.json").read_text())["adaptive"]
+    assert info["samples_used"] == used and info["max_samples"] == 60
+    expected = (
+        f"adaptive sampling: {used} of at most 60 samples in {used // 20} rounds; largest standard error "
+    )
+    line = next(ln for ln in lines if ln.startswith("adaptive sampling:"))
+    assert line.startswith(expected) and line.endswith(f"(all), tolerance {tolerance:.3g} {met}")
+    assert line == adaptive_line(info)
+    saved = Attribution.load(tmp_path / "out" / "attribution.npz").meta["adaptive"]
+    assert len(saved["se"]) == 8 and max(saved["se"]) == pytest.approx(info["max_se"])

@@ -16,6 +16,8 @@ import removalx
 from removalx.testing.games import UnanimityGameModel, random_unanimity_game
 from removalx_plugins.selection.leverage_shapley import size_counts
 
+pytestmark = pytest.mark.usefixtures("rx_one_thread")  # tiny tensors: one torch thread
+
 
 def _game(cells, seed, max_order=4, n_terms=None):
     g = torch.Generator().manual_seed(seed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
@@ -26,3 +28,13 @@ def rx_toy_model() -> VideoClassifier:
 def rx_registry() -> Registry:
     """The registry of every installed plugin."""
     return get_registry()
+
+
+@pytest.fixture
+def rx_one_thread() -> Iterator[None]:
+    """Run the test on one torch thread (restored after): on tiny tensors the thread pool's
+    start-up costs more than it saves, most of all on a loaded machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
