@@ -245,9 +245,10 @@ def test_pipeline_reads_the_plan_in_batch_size_chunks():
     ex = removalx.Explainer.from_recipe(_recipe(203, "spy"), seed=0, registry=reg, progress=False)
     a = ex.explain(_tiny_linear_model(), video, target=0, batch_size=16)
     (plan,) = plans
-    # the digest's scan (one chunk: 203 rows of 64 entries fit in SCAN_ELEMENTS), then the
-    # forward passes in chunks of the batch size
-    assert plan.sizes == [203] + [16] * 12 + [11]
+    # the digest's scan (one chunk: 203 rows of 64 entries fit in SCAN_ELEMENTS), the first
+    # batch read by incremental inference to see whether the samples are local (they are not),
+    # then the forward passes in chunks of the batch size
+    assert plan.sizes == [203] + [16] + [16] * 12 + [11]
     # the same attribution as the built-in lazy bernoulli plan (identical rows)
     b = removalx.Explainer.from_recipe(_recipe(203), seed=0, progress=False).explain(
         _tiny_linear_model(), video, target=0, batch_size=16
