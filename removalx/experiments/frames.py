@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from removalx.errors import RemovalxError
+from removalx.errors import MissingExtraError
 
 __all__ = ["MissingExtraError", "paired_frame", "require_pandas", "scores_frame", "summary_frame"]
 
@@ -25,10 +25,6 @@ EXPORT_COLUMNS = (
 )
 #: Columns of :func:`scores_frame`, in order: the export's, the clip's label and more.
 SCORE_COLUMNS = (*EXPORT_COLUMNS, "label", "metric_time_s", "recipe_hash")
-
-
-class MissingExtraError(RemovalxError, ImportError):
-    """An optional feature whose extra is not installed (the message names the extra)."""
 
 
 def require_pandas() -> Any:

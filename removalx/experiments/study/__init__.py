@@ -18,7 +18,7 @@ The web app and the agreement statistics need the ``study`` extra
 
 from __future__ import annotations
 
-from removalx.errors import RemovalxError
+from removalx.errors import MissingExtraError, RemovalxError
 
 __all__ = ["QUESTION", "SCALE", "StudyDependencyError", "StudyError", "require"]
 
@@ -39,7 +39,7 @@ class StudyError(RemovalxError, ValueError):
     """A study command was given a study, rater, item or answer that does not fit."""
 
 
-class StudyDependencyError(RemovalxError, ImportError):
+class StudyDependencyError(MissingExtraError):
     """A package of the ``study`` extra (the web app, the agreement statistics) is not installed."""
 
 
