@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -154,15 +154,19 @@ def _maps(method: Method, model: VideoClassifier, items: list[Item], target_mode
 
 
 def _modified_native(
-    videos: torch.Tensor, maps: torch.Tensor, fraction: float, mode: str, fill: torch.Tensor
-):  # type: ignore[no-untyped-def]
+    videos: torch.Tensor,
+    maps: torch.Tensor,
+    fraction: float,
+    mode: Literal["kar", "roar"],
+    fill: torch.Tensor,
+) -> torch.Tensor:
     """``uint8[N, 3, T', H', W']``: modified clips resized to the zoo's native size."""
     from removalx.zoo.train import native_clips
 
     parts = []
     for i in range(0, len(videos), _CHUNK):
         v = videos[i : i + _CHUNK].float() / 255.0
-        keep = keep_mask(maps[i : i + _CHUNK], fraction, mode)  # type: ignore[arg-type]
+        keep = keep_mask(maps[i : i + _CHUNK], fraction, mode)
         parts.append(native_clips(modify_clips(v, keep, fill)))
     return torch.cat(parts)
 
