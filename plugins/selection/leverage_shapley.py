@@ -38,18 +38,15 @@ import torch
 from pydantic import Field
 
 from removalx.coalitions import (
-    MAX_ENUMERATE_FEATURES,
-    all_coalitions,
     random_subsets,
-    shapley_kernel_weight,
 )
 from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
 from removalx.plans import ChunkedPlan
-from removalx.stages import FeatureSelector, PluginConfig
+from removalx.stages import PluginConfig
 from removalx.streamed_pairs import PairedSizePlan
 from removalx.types import SamplePlan
-from removalx_plugins.selection.shapley_kernel import MAX_SAMPLED_ENTRIES
+from removalx_plugins.selection.shapley_kernel import ShapleyKernel
 
 __all__ = ["LeverageShapley", "LeverageShapleyConfig", "size_counts"]
 
@@ -111,28 +108,20 @@ def size_counts(
     return out
 
 
-class LeverageShapley(FeatureSelector):
-    """Leverage SHAP coalitions with weights (uniform over sizes, paired, without replacement)."""
+class LeverageShapley(ShapleyKernel):
+    """Leverage SHAP coalitions with weights (uniform over sizes, paired, without replacement).
+
+    Shares :class:`ShapleyKernel`'s enumeration, checks and memory limit; only the sampled
+    plan (:meth:`_sampled`) and the streamed plan differ.
+    """
+
+    name = "leverage_shapley"
+    too_big_fix = ", or fewer features."
 
     def __init__(self, config: LeverageShapleyConfig) -> None:
         self.paired = config.paired
 
-    def max_samples(self, n_features: int) -> int | None:
-        return 2**n_features - 2 if n_features <= MAX_ENUMERATE_FEATURES else None
-
-    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> SamplePlan:
-        m = _check_features(n_features)
-        total = 2**m - 2 if m <= 62 else None
-        if n_samples is None or (total is not None and n_samples >= total):
-            z = all_coalitions(m, proper=True)
-            w = shapley_kernel_weight(z.sum(1), m)
-            return SamplePlan(z, (w / w.sum()).float(), meta={"exhaustive": True, "n_enumerated": z.shape[0]})
-        if n_samples * m > MAX_SAMPLED_ENTRIES:
-            raise ConfigError(
-                f"leverage_shapley draws its whole plan in memory: {n_samples:,} samples x {m} features "
-                f"is more than the limit of {MAX_SAMPLED_ENTRIES:,} coalition entries (about 1.2 GB).",
-                f"Use at most {MAX_SAMPLED_ENTRIES // m:,} samples for {m} features, or fewer features.",
-            )
+    def _sampled(self, m: int, n_samples: int, generator: torch.Generator) -> SamplePlan:
         counts = size_counts(m, n_samples, generator, self.paired)
         rows: list[torch.Tensor] = []
         weights: list[torch.Tensor] = []
@@ -173,20 +162,12 @@ class LeverageShapley(FeatureSelector):
 
     def streamed_plan(self, n_features: int, n_samples: int, generator: torch.Generator) -> ChunkedPlan:
         """Independent complement pairs, sizes uniform on ``1 .. F-1`` (adaptive sampling)."""
-        m = _check_features(n_features)
+        m = self.check_features(n_features)
         sizes = torch.arange(1, m, dtype=torch.float64)
         kernel = (m - 1) / (sizes * (m - sizes))
         kernel /= kernel.sum()
         probs = torch.full((m - 1,), 1.0 / (m - 1), dtype=torch.float64)
         return PairedSizePlan(n_samples, m, probs, kernel / probs, generator, meta={"sizes": "leverage"})
-
-
-def _check_features(m: int) -> int:
-    if m < 2:
-        raise ConfigError(
-            f"leverage_shapley needs at least 2 features, got {m}.", "Use a segmentation with more features."
-        )
-    return m
 
 
 def _subsets_of_size(m: int, s: int) -> torch.Tensor:

@@ -50,7 +50,19 @@ class ShapleyKernelConfig(PluginConfig):
 
 
 class ShapleyKernel(FeatureSelector):
-    """Kernel SHAP coalitions with weights (enumerate what fits, sample the rest)."""
+    """Kernel SHAP coalitions with weights (enumerate what fits, sample the rest).
+
+    The skeleton of every Shapley-kernel selector: at least 2 features, every proper
+    coalition when the budget covers them (exact Shapley values), the in-memory limit, then
+    :meth:`_sampled` (Lundberg & Lee's sampling here; Leverage SHAP's in a subclass).
+    """
+
+    #: The plugin name used in error messages.
+    name = "shapley_kernel"
+    #: The end of the advice when the plan would not fit in memory.
+    too_big_fix = (
+        ", fewer features, or feature_selection: {name: bernoulli}, whose plans are drawn chunk by chunk."
+    )
 
     def __init__(self, config: ShapleyKernelConfig) -> None:
         self.paired = config.paired
@@ -58,13 +70,16 @@ class ShapleyKernel(FeatureSelector):
     def max_samples(self, n_features: int) -> int | None:
         return 2**n_features - 2 if n_features <= MAX_ENUMERATE_FEATURES else None
 
-    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> SamplePlan:
-        m = n_features
+    def check_features(self, m: int) -> int:
+        """``m``, or a :class:`ConfigError` when there are fewer than 2 features."""
         if m < 2:
             raise ConfigError(
-                f"shapley_kernel needs at least 2 features, got {m}.",
-                "Use a segmentation with more features.",
+                f"{self.name} needs at least 2 features, got {m}.", "Use a segmentation with more features."
             )
+        return m
+
+    def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> SamplePlan:
+        m = self.check_features(n_features)
         total = 2**m - 2 if m <= 62 else None
         if n_samples is None or (total is not None and n_samples >= total):
             z = all_coalitions(m, proper=True)
@@ -72,10 +87,9 @@ class ShapleyKernel(FeatureSelector):
             return SamplePlan(z, (w / w.sum()).float(), meta={"exhaustive": True, "n_enumerated": z.shape[0]})
         if n_samples * m > MAX_SAMPLED_ENTRIES:
             raise ConfigError(
-                f"shapley_kernel draws its whole plan in memory: {n_samples:,} samples x {m} features "
+                f"{self.name} draws its whole plan in memory: {n_samples:,} samples x {m} features "
                 f"is more than the limit of {MAX_SAMPLED_ENTRIES:,} coalition entries (about 1.2 GB).",
-                f"Use at most {MAX_SAMPLED_ENTRIES // m:,} samples for {m} features, fewer features, "
-                "or feature_selection: {name: bernoulli}, whose plans are drawn chunk by chunk.",
+                f"Use at most {MAX_SAMPLED_ENTRIES // m:,} samples for {m} features{self.too_big_fix}",
             )
         return self._sampled(m, n_samples, generator)
 
@@ -85,12 +99,7 @@ class ShapleyKernel(FeatureSelector):
         Lundberg & Lee's sampling without enumeration or merging, so that every prefix is an
         i.i.d. sample of pairs (Covert & Lee 2021, Sec. 3.3); always paired.
         """
-        m = n_features
-        if m < 2:
-            raise ConfigError(
-                f"shapley_kernel needs at least 2 features, got {m}.",
-                "Use a segmentation with more features.",
-            )
+        m = self.check_features(n_features)
         sizes = torch.arange(1, m, dtype=torch.float64)
         kernel = (m - 1) / (sizes * (m - sizes))
         return PairedSizePlan(
