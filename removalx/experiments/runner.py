@@ -336,14 +336,19 @@ class Scope:
         return cls(key, exp.get("dataset") or None)
 
 
-def _scores_by(
-    store: Store, methods: list[str], metrics: list[str], scope: Scope | None = None
-) -> dict[tuple[str, str], dict[str, float]]:
-    """``{(method, metric): {item: value}}`` for the given labels (within ``scope``)."""
+def _scoped_scores(store: Store, scope: Scope | None) -> list[dict[str, Any]]:
+    """The score rows within ``scope``, read once for a table."""
     sc = scope or Scope()
+    return [s for s in store.scores() if sc.admits(s)]
+
+
+def _scores_by(
+    scores: list[dict[str, Any]], methods: list[str], metrics: list[str]
+) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(method, metric): {item: value}}`` for the given labels."""
     out: dict[tuple[str, str], dict[str, float]] = {}
-    for s in store.scores():
-        if s["method"] in methods and s["metric"] in metrics and sc.admits(s):
+    for s in scores:
+        if s["method"] in methods and s["metric"] in metrics:
             out.setdefault((s["method"], s["metric"]), {})[f"{s['dataset']}|{s['item']}"] = s["value"]
     return out
 
@@ -354,14 +359,13 @@ def aggregate(
     """Methods x metrics rows: mean, 95% CI (percentile bootstrap, inside the metric's range), n,
     mean explanation time, forward and backward passes (rows within ``scope``)."""
     sc = scope or Scope()
-    by = _scores_by(store, methods, metrics, sc)
+    scores = _scoped_scores(store, sc)
+    by = _scores_by(scores, methods, metrics)
     expl = [e for e in store.explanations(methods) if sc.admits(e)]
     rows: list[dict[str, Any]] = []
     orient: dict[str, bool] = {}
     details: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for s in store.scores():
-        if not sc.admits(s):
-            continue
+    for s in scores:
         if s["metric"] in metrics and "higher_is_better" in s["details"]:
             orient[s["metric"]] = bool(s["details"]["higher_is_better"])
         details.setdefault((s["method"], s["metric"]), []).append(s["details"])
@@ -400,14 +404,14 @@ def alpha_table(
     store: Store, methods: list[str], metrics: list[str], random: str = RANDOM, scope: Scope | None = None
 ) -> dict[str, float]:
     """STEP Eq. 20-21 ``alpha`` of every AUC metric (one with a curve) over the videos all methods share."""
-    sc = scope or Scope()
-    by = _scores_by(store, [*methods, random], metrics, sc)
+    scores = _scoped_scores(store, scope)
+    by = _scores_by(scores, [*methods, random], metrics)
     out: dict[str, float] = {}
     others = [m for m in methods if m != random]
     curve_metrics = {
         s["metric"]: s["details"].get("higher_is_better", True)
-        for s in store.scores()
-        if s["metric"] in metrics and "curve" in s["details"] and sc.admits(s)
+        for s in scores
+        if s["metric"] in metrics and "curve" in s["details"]
     }
     for metric, hib in curve_metrics.items():
         if (random, metric) not in by or not others:
@@ -430,7 +434,7 @@ def paired_table(
     store: Store, methods: list[str], metrics: list[str], scope: Scope | None = None
 ) -> list[dict[str, Any]]:
     """Each variant against the first (baseline) on the videos both have: paired tests per metric."""
-    by = _scores_by(store, methods, metrics, scope)
+    by = _scores_by(_scoped_scores(store, scope), methods, metrics)
     rows = []
     base = methods[0]
     for m in methods[1:]:
