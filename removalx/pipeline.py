@@ -299,6 +299,7 @@ class Explainer:
         summary: Summary = self._make("summary")
         if adaptive:
             _check_adaptive(behavior, summary, self.recipe)
+            summary.adaptive = True
             cache = None  # an adaptive run stops part-way: there is no full set of outputs to store
         with timer("perturb"):
             removal.prepare(clip_d, space, self.seed)

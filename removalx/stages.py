@@ -297,6 +297,10 @@ class Summary(ABC):
     needs_keep: ClassVar[bool] = False
     #: True when low values mean important (3D SOS's "prediction value").
     lower_is_important: ClassVar[bool] = False
+    #: Set to True by the pipeline before :meth:`begin` when sampling is adaptive, i.e. when
+    #: :meth:`end_round` and :meth:`estimate` will be called (error statistics can be skipped
+    #: otherwise).
+    adaptive: bool = False
 
     def begin(self, space: FeatureSpace, plan: ChunkedPlan, base: dict[str, float]) -> None:  # noqa: B027
         """Called once before the first batch with the base-case outputs.

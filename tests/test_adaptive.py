@@ -182,3 +182,102 @@ def test_cli_explain_prints_the_adaptive_line(tmp_path, capsys, tolerance, used,
     assert line == adaptive_line(info)
     saved = Attribution.load(tmp_path / "out" / "attribution.npz").meta["adaptive"]
     assert len(saved["se"]) == 8 and max(saved["se"]) == pytest.approx(info["max_se"])
+
+
+@pytest.mark.parametrize("selector,n", [("shapley_kernel", 400), ("leverage_shapley", 1000)])
+def test_streamed_plan_enumerates_the_smallest_sizes_first(selector, n):
+    from removalx.streamed_pairs import complement_pairs_of_size
+
+    fsel = removalx.get_registry().make("feature_selection", selector, {})
+    m = 16
+    # what the fixed plan of a quarter of the budget enumerates: sizes 1 and 15
+    plan = fsel.streamed_plan(m, n, torch.Generator().manual_seed(0))
+    e = plan.meta["n_enumerated"]
+    assert plan.meta["enumerated_sizes"] == [1] and e == 2 * m
+    z, w = plan.rows(torch.arange(plan.n_samples))
+    torch.testing.assert_close(z[:e], complement_pairs_of_size(m, 1))
+    # the head carries exactly the kernel mass of sizes 1 and F - 1; the rest is sampled
+    kernel = torch.tensor([(m - 1) / (s * (m - s)) for s in range(1, m)], dtype=torch.float64)
+    kernel /= kernel.sum()
+    assert float(w[:e].double().sum()) == pytest.approx(float(kernel[0] + kernel[-1]), rel=1e-6)
+    assert plan.meta["sampled_mass"] == pytest.approx(1 - float(kernel[0] + kernel[-1]))
+    sizes = z[e:].sum(1)
+    assert ((sizes >= 2) & (sizes <= m - 2)).all()  # enumerated sizes are not drawn again
+    torch.testing.assert_close(z[e::2], 1 - z[e + 1 :: 2])  # complement pairs
+    assert float(w[e:].double().mean()) == pytest.approx(1.0, abs=0.15)  # sampled weights average 1
+    chunked = torch.cat([c.z for c in plan.chunks(37)])
+    torch.testing.assert_close(chunked, z)  # rows do not depend on the chunk size
+
+
+@pytest.mark.parametrize("recipe", ["kernelshap3d", "leverage_shap3d"])
+def test_enumerating_every_coalition_stops_with_exact_values_and_zero_se(recipe):
+    g = torch.Generator().manual_seed(4)
+    video = 0.3 + 0.7 * torch.rand(2, 8, 8, 3, generator=g)
+    cells = [1, 2, 4]  # 8 features: 254 proper coalitions, enumerated at a quarter of 1200
+    labels = removalx.get_registry().make("segmentation", "grid3d", {"cells": cells}).segment(video, g).labels
+    sets, w = random_unanimity_game(8, 8, g, max_order=4)
+    game = UnanimityGameModel(labels, video, sets, w)
+    overrides = {
+        "segmentation.name": "grid3d",
+        "segmentation.cells": cells,
+        "behavior.name": "logit",
+        "sample_selection.name": "adaptive",
+        "sample_selection.tolerance": 1e-9,
+        "sample_selection.round_size": 50,
+        "sample_selection.max_samples": 1200,
+    }
+    ex = removalx.Explainer.from_recipe(recipe, seed=0, overrides=overrides, progress=False)
+    attr = ex.explain(removalx.VideoClassifier(game, layout="BTHWC"), video, target=0)
+    info = attr.meta["adaptive"]
+    assert info["samples_used"] == info["max_samples"] == 254 and info["tolerance_met"] is True
+    assert info["max_se"] == 0.0
+    np.testing.assert_allclose(attr.feature_values.numpy(), game.shapley_values().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("recipe", ["kernelshap3d", "leverage_shap3d", "lime3d", "rise3d"])
+def test_se_matches_the_spread_over_seeds(recipe):
+    # an order-4 game (Kernel SHAP: enumerated sizes 1 and F-1 plus sampled pairs); the
+    # reported SE must match the standard deviation of the estimates over independent seeds
+    video, _, game = _setup(max_order=4, seed=2)
+    est, ses = [], []
+    for seed in range(40):
+        overrides = {
+            "segmentation.name": "grid3d",
+            "segmentation.cells": list(CELLS),
+            "behavior.name": "logit",
+            "sample_selection.name": "adaptive",
+            "sample_selection.tolerance": 1e-9,
+            "sample_selection.round_size": 100,
+            "sample_selection.max_samples": 1000,
+        }
+        ex = removalx.Explainer.from_recipe(recipe, seed=seed, overrides=overrides, progress=False)
+        attr = ex.explain(removalx.VideoClassifier(game, layout="BTHWC"), video, target=0, batch_size=500)
+        if "shap" in recipe:
+            assert attr.meta["plan"]["n_enumerated"] == 2 * F
+        est.append(attr.feature_values.double().numpy())
+        ses.append(attr.meta["adaptive"]["se"])
+    spread = np.std(np.array(est), axis=0, ddof=1)
+    ratio = np.mean(ses, axis=0).mean() / spread.mean()
+    assert 0.7 < ratio < 1.4, ratio
+
+
+@pytest.mark.parametrize("recipe", ["kernelshap3d", "lime3d", "rise3d"])
+def test_checked_values_are_the_attribution(recipe, monkeypatch):
+    # the values the stopping rule sees after the last round are the ones returned
+    from removalx_plugins.selection.adaptive import Adaptive
+
+    seen = []
+    monkeypatch.setattr(Adaptive, "converged", lambda self, v, se: seen.append(v.clone()) or False)
+    video, _, game = _setup(seed=3)
+    overrides = {
+        "segmentation.name": "grid3d",
+        "segmentation.cells": list(CELLS),
+        "behavior.name": "logit",
+        "sample_selection.name": "adaptive",
+        "sample_selection.round_size": 50,
+        "sample_selection.max_samples": 200,
+    }  # the recipes' own summaries (rise3d adds the clean clip as a sample)
+    ex = removalx.Explainer.from_recipe(recipe, seed=0, overrides=overrides, progress=False)
+    attr = ex.explain(removalx.VideoClassifier(game, layout="BTHWC"), video, target=0)
+    assert len(seen) == 3  # after rounds 2, 3 and 4
+    torch.testing.assert_close(seen[-1].float(), attr.feature_values, atol=1e-6, rtol=1e-6)

@@ -8,9 +8,10 @@ The estimates come from the summary (``Summary.estimate``):
 
 * ``shapley`` (Kernel SHAP): the variance of independent complement pairs (Covert & Lee,
   "Improving KernelSHAP: Practical Shapley Value Estimation via Linear Regression",
-  AISTATS 2021, Sec. 3.3-4), applied to the regression's linearisation;
+  AISTATS 2021, Sec. 3.3-4), applied to the regression's linearisation, for the sampled
+  part of the plan (the smallest and largest sizes are enumerated first, without error);
 * ``mask_mean`` (RISE): the running variance of the outputs of the masks keeping a feature;
-* ``linear`` (LIME): a Poisson bootstrap over rounds.
+* ``linear`` (LIME): an online Poisson bootstrap (every sample weighted Poisson(1) per replicate).
 
 The feature selection gives a streamed plan (``FeatureSelector.streamed_plan``) of
 ``max_samples`` rows, read in rounds: memory does not depend on the number of samples, and

@@ -23,15 +23,18 @@ With a budget of ``2**F - 2`` or more every coalition is enumerated and the Shap
 come out exact, as with ``shapley_kernel``. The plan is built in memory with the same limit
 (:data:`~removalx_plugins.selection.shapley_kernel.MAX_SAMPLED_ENTRIES`).
 
-For :mod:`adaptive <removalx_plugins.selection.adaptive>` sample selection,
-:meth:`LeverageShapley.streamed_plan` draws independent complement pairs chunk by chunk
-(sizes uniform, each pair weighted by the ratio of the Shapley kernel to that distribution),
-so that any prefix of the plan is a valid sample and its variance can be estimated.
+For :mod:`adaptive <removalx_plugins.selection.adaptive>` sample selection the streamed
+plan (:meth:`ShapleyKernel.streamed_plan <removalx_plugins.selection.shapley_kernel.ShapleyKernel.streamed_plan>`)
+enumerates the sizes that the water-filling covers whole at a quarter of the budget, then
+draws independent complement pairs chunk by chunk (sizes uniform, each pair weighted by the
+ratio of the Shapley kernel to that distribution), so that any prefix of the plan is a valid
+sample and its variance can be estimated.
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -42,9 +45,7 @@ from removalx.coalitions import (
 )
 from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
-from removalx.plans import ChunkedPlan
 from removalx.stages import PluginConfig
-from removalx.streamed_pairs import PairedSizePlan
 from removalx.types import SamplePlan
 from removalx_plugins.selection.shapley_kernel import ShapleyKernel
 
@@ -160,14 +161,18 @@ class LeverageShapley(ShapleyKernel):
             },
         )
 
-    def streamed_plan(self, n_features: int, n_samples: int, generator: torch.Generator) -> ChunkedPlan:
-        """Independent complement pairs, sizes uniform on ``1 .. F-1`` (adaptive sampling)."""
-        m = self.check_features(n_features)
-        sizes = torch.arange(1, m, dtype=torch.float64)
-        kernel = (m - 1) / (sizes * (m - sizes))
-        kernel /= kernel.sum()
-        probs = torch.full((m - 1,), 1.0 / (m - 1), dtype=torch.float64)
-        return PairedSizePlan(n_samples, m, probs, kernel / probs, generator, meta={"sizes": "leverage"})
+    stream_meta: ClassVar[dict[str, str]] = {"sizes": "leverage"}
+
+    def _stream_size_probs(self, kernel: torch.Tensor) -> torch.Tensor:
+        """Sampled pairs: sizes uniform on ``1 .. F-1`` (weights: the kernel over that)."""
+        return torch.full_like(kernel, 1.0 / kernel.numel())
+
+    def _enumerated_sizes(self, m: int, budget: int) -> list[int]:
+        """Sizes ``s <= F / 2`` that the water-filling of :func:`size_counts` covers whole."""
+        if budget < 2:
+            return []
+        counts = size_counts(m, budget, torch.Generator().manual_seed(0), paired=True)
+        return [s for s in range(1, m // 2 + 1) if counts[s - 1] == math.comb(m, s)]
 
 
 def _subsets_of_size(m: int, s: int) -> torch.Tensor:

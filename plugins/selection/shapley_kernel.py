@@ -19,6 +19,7 @@ are bounded by the enumeration limit (20 features) instead.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from pydantic import Field
@@ -34,7 +35,7 @@ from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
 from removalx.plans import ChunkedPlan
 from removalx.stages import FeatureSelector, PluginConfig
-from removalx.streamed_pairs import PairedSizePlan
+from removalx.streamed_pairs import STREAM_ENUMERATION_SHARE, PairedSizePlan
 from removalx.types import SamplePlan
 
 __all__ = ["MAX_SAMPLED_ENTRIES", "ShapleyKernel", "ShapleyKernelConfig"]
@@ -94,45 +95,84 @@ class ShapleyKernel(FeatureSelector):
         return self._sampled(m, n_samples, generator)
 
     def streamed_plan(self, n_features: int, n_samples: int, generator: torch.Generator) -> ChunkedPlan:
-        """Independent complement pairs, sizes from the Shapley kernel, weight 1 (adaptive sampling).
+        """Enumerated small sizes, then independent complement pairs (adaptive sampling).
 
-        Lundberg & Lee's sampling without enumeration or merging, so that every prefix is an
-        i.i.d. sample of pairs (Covert & Lee 2021, Sec. 3.3); always paired.
+        The sizes that this selector's fixed plan would enumerate with
+        :data:`~removalx.streamed_pairs.STREAM_ENUMERATION_SHARE` of ``n_samples`` come first
+        (every coalition once, no sampling error); then complement pairs drawn independently
+        from the other sizes (:meth:`_stream_size_probs`), so that every prefix of the
+        sampled part is an i.i.d. sample (Covert & Lee 2021, Sec. 3.3). Always paired.
         """
         m = self.check_features(n_features)
         sizes = torch.arange(1, m, dtype=torch.float64)
         kernel = (m - 1) / (sizes * (m - sizes))
+        kernel /= kernel.sum()
+        budget = int(n_samples * STREAM_ENUMERATION_SHARE)
         return PairedSizePlan(
-            n_samples, m, kernel / kernel.sum(), torch.ones(m - 1, dtype=torch.float64), generator
+            n_samples,
+            m,
+            self._stream_size_probs(kernel),
+            kernel,
+            generator,
+            enumerate_sizes=self._enumerated_sizes(m, budget),
+            meta=self.stream_meta,
         )
 
-    def _sampled(self, m: int, budget: int, generator: torch.Generator) -> SamplePlan:
+    #: Extra ``meta`` entries of the streamed plan.
+    stream_meta: ClassVar[dict[str, str]] = {}
+
+    def _stream_size_probs(self, kernel: torch.Tensor) -> torch.Tensor:
+        """Probability of each size ``1 .. F-1`` for a sampled pair: the Shapley kernel's."""
+        return kernel
+
+    def _enumerated_sizes(self, m: int, budget: int) -> list[int]:
+        """Sizes ``s <= F / 2`` that :meth:`_sampled` enumerates with ``budget`` samples."""
+        return list(range(1, self._n_full_sizes(m, budget) + 1)) if budget > 0 else []
+
+    @staticmethod
+    def _size_mass(m: int) -> torch.Tensor:
+        """Kernel mass of each size pair ``{s, F - s}``, ``s = 1 .. ceil((F - 1) / 2)``, summing to 1."""
         n_sizes = math.ceil((m - 1) / 2)
         n_paired = math.floor((m - 1) / 2)
         sizes = torch.arange(1, n_sizes + 1, dtype=torch.float64)
         mass = (m - 1) / (sizes * (m - sizes))
         mass[:n_paired] *= 2
-        mass /= mass.sum()
+        return mass / mass.sum()
 
+    def _n_full_sizes(self, m: int, budget: int) -> int:
+        """How many size pairs, smallest first, Lundberg & Lee's rule enumerates with ``budget``.
+
+        A size pair is enumerated while its share of the kernel mass still left, times the
+        samples still left, covers all of its coalitions.
+        """
+        mass = self._size_mass(m)
+        n_paired = math.floor((m - 1) / 2)
+        left = budget
+        for i, s in enumerate(range(1, mass.numel() + 1)):
+            count = math.comb(m, s) * (2 if s <= n_paired else 1)
+            share = mass[i] / mass[i:].sum()
+            if left * share < count - 1e-8 or count > left:
+                return i
+            left -= count
+        return int(mass.numel())
+
+    def _sampled(self, m: int, budget: int, generator: torch.Generator) -> SamplePlan:
+        n_sizes = math.ceil((m - 1) / 2)
+        n_paired = math.floor((m - 1) / 2)
+        mass = self._size_mass(m)
+        n_full = self._n_full_sizes(m, budget)
         rows: list[torch.Tensor] = []
         weights: list[torch.Tensor] = []
         left = budget
-        remaining_mass = mass.clone()
-        n_full = 0
-        for i, s in enumerate(range(1, n_sizes + 1)):
+        for i, s in enumerate(range(1, n_full + 1)):
             paired = s <= n_paired
             count = math.comb(m, s) * (2 if paired else 1)
-            share = remaining_mass[i] / remaining_mass[i:].sum()
-            if left * share < count - 1e-8 or count > left:
-                break
             subsets = _subsets_of_size(m, s)
-            w_each = mass[i] / count
             rows.append(subsets)
             if paired:
                 rows.append(1.0 - subsets)
-            weights.append(torch.full((count,), float(w_each), dtype=torch.float64))
+            weights.append(torch.full((count,), float(mass[i] / count), dtype=torch.float64))
             left -= count
-            n_full = i + 1
         enumerated = sum(r.shape[0] for r in rows)
         if left > 0 and n_full < n_sizes:
             rest = mass[n_full:]

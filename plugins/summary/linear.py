@@ -7,14 +7,17 @@ sample, the distance is the cosine distance between ``z`` and the all-ones coali
 regression is ridge with ``alpha = 1`` and an unpenalised intercept. The statistics are
 accumulated in a stream (memory ``F x F``, independent of the number of samples).
 
-For adaptive sampling (:meth:`Linear.estimate`) the standard errors come from a Poisson
-bootstrap over rounds: each of :data:`N_BOOTSTRAP` replicates adds every finished round
-with a Poisson(1) weight (drawn from a generator of fixed seed, the same for any batch size),
-and the SE of a coefficient is its standard deviation over the replicates' ridge fits
-(memory ``N_BOOTSTRAP x F x F``, independent of the number of samples).
+For adaptive sampling (:meth:`Linear.estimate`) the standard errors come from an online
+Poisson bootstrap (Hanley & MacGibbon, "Creating non-parametric bootstrap samples using
+Poisson frequencies", 2006): each of :data:`N_BOOTSTRAP` replicates adds every sample with a
+Poisson(1) weight that depends only on the sample's index (counter-based, so the same for any
+batch size), and the SE of a coefficient is its standard deviation over the replicates'
+ridge fits (memory ``N_BOOTSTRAP x F x F``, independent of the number of samples).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from pydantic import Field
@@ -22,12 +25,25 @@ from torch import Tensor
 
 from removalx.hookspecs import hookimpl
 from removalx.plans import ChunkedPlan
+from removalx.rng import hash_uniform
 from removalx.stages import PluginConfig, Summary
 from removalx.types import FeatureSpace
 from removalx.wls import WeightedGram
 
 #: Bootstrap replicates of adaptive sampling's standard errors.
 N_BOOTSTRAP = 32
+#: Seed of the bootstrap's Poisson weights (a function of the sample index only).
+BOOTSTRAP_SEED = 1_000_003
+#: ``P(Poisson(1) <= k)`` for ``k = 0 .. 11`` (the rest of the tail, below 1e-9, counts as 12).
+_POISSON1_CDF = torch.tensor(
+    [sum(math.exp(-1.0) / math.factorial(j) for j in range(k + 1)) for k in range(12)], dtype=torch.float64
+)
+
+
+def poisson1(u: Tensor) -> Tensor:
+    """Poisson(1) counts from uniforms ``u`` in ``[0, 1)`` by inversion (same shape, float64)."""
+    cdf = _POISSON1_CDF.to(u.device)
+    return torch.searchsorted(cdf, u.double().contiguous(), right=True).double()
 
 
 class LinearConfig(PluginConfig):
@@ -61,46 +77,37 @@ class Linear(Summary):
         return torch.sqrt(torch.exp(-(d**2) / self.config.kernel_width**2))
 
     def begin(self, space: FeatureSpace, plan: ChunkedPlan, base: dict[str, float]) -> None:
-        self.gram = WeightedGram(space.n_features)
-        if self.config.include_original:
-            z = torch.ones(1, space.n_features, dtype=torch.float64)
-            self.gram.add(z, torch.tensor([base["full"]]), self.kernel(z))
         self.n_features = space.n_features
-        self.round: WeightedGram | None = None
-        self.replicates: list[WeightedGram] = []
-        self.rounds = 0
-        self.base_full = base.get("full")
+        self.gram = self._with_original(base.get("full"))
+        # adaptive sampling: the bootstrap replicates (only then: they cost N_BOOTSTRAP grams)
+        n_rep = N_BOOTSTRAP if self.adaptive else 0
+        self.replicates = [self._with_original(base.get("full")) for _ in range(n_rep)]
+        self.rows_seen = 0
+
+    def _with_original(self, full: float | None) -> WeightedGram:
+        """An empty gram, holding the unperturbed clip if the configuration adds it."""
+        gram = WeightedGram(self.n_features)
+        if self.config.include_original and full is not None:
+            z = torch.ones(1, self.n_features, dtype=torch.float64)
+            gram.add(z, torch.tensor([full]), self.kernel(z))
+        return gram
 
     def update(self, z: Tensor, keep: Tensor | None, y: Tensor, weights: Tensor | None) -> None:
         w = self.kernel(z)
         if self.config.use_plan_weights and weights is not None:
             w = w * weights.double()
         self.gram.add(z, y, w)
-        if self.round is None:
-            self.round = WeightedGram(self.n_features)
-        self.round.add(z, y, w)
-
-    def end_round(self) -> None:
-        if self.round is None:
-            return
-        if not self.replicates:
-            self.replicates = [WeightedGram(self.n_features) for _ in range(N_BOOTSTRAP)]
-            if self.config.include_original and self.base_full is not None:
-                z = torch.ones(1, self.n_features, dtype=torch.float64)
-                for rep in self.replicates:
-                    rep.add(z, torch.tensor([self.base_full]), self.kernel(z))
-        gen = torch.Generator().manual_seed(1_000_003 + self.rounds)
-        counts = torch.poisson(torch.ones(N_BOOTSTRAP, dtype=torch.float64), generator=gen)
-        for rep, c in zip(self.replicates, counts.tolist()):
-            if c > 0:
-                rep.add_scaled(self.round, c)
-        self.round = None
-        self.rounds += 1
+        if self.replicates:
+            index = torch.arange(self.rows_seen, self.rows_seen + int(z.shape[0]), device=z.device)
+            counts = poisson1(hash_uniform(BOOTSTRAP_SEED, index, (N_BOOTSTRAP,))).to(w)
+            for r, rep in enumerate(self.replicates):
+                rep.add(z, y, w * counts[:, r])
+        self.rows_seen += int(z.shape[0])
 
     def estimate(self) -> tuple[Tensor, Tensor] | None:
         coef = self.gram.ridge(self.config.alpha)[0]
         reps = [rep for rep in self.replicates if float(rep.sw) > 0]
-        if self.rounds < 2 or len(reps) < 2:
+        if self.rows_seen < 2 or len(reps) < 2:
             return coef, torch.full_like(coef, float("inf"))
         return coef, _ridge_many(reps, self.config.alpha).std(dim=0)
 

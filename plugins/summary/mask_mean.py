@@ -76,26 +76,33 @@ class MaskMean(Summary):
         self.fsq += (y.double().cpu()[:, None] ** 2 * zd).sum(0)
         self.n += int(y.shape[0])
 
+    def _feature_sums(self) -> tuple[Tensor, Tensor, Tensor, int]:
+        """Per-feature sums of ``y z``, ``z`` and ``y^2 z`` and the sample count, clean clip included."""
+        if self.full is None:
+            return self.facc, self.fcover, self.fsq, self.n
+        return self.facc + self.full, self.fcover + 1.0, self.fsq + self.full**2, self.n + 1
+
     def estimate(self) -> tuple[Tensor, Tensor] | None:
-        n = max(self.n, 1)
+        facc, fcover, fsq, n = self._feature_sums()
+        n = max(n, 1)
         if self.config.normalize == "p":
-            p = self.p if self.p is not None else float(self.fcover.sum()) / (n * self.fcover.numel())
-            mean = self.facc / n
-            var = (self.fsq / n - mean**2).clamp_min(0.0) * n / max(n - 1, 1)
+            p = self.p if self.p is not None else float(self.fcover.sum()) / (max(self.n, 1) * fcover.numel())
+            mean = facc / n
+            var = (fsq / n - mean**2).clamp_min(0.0) * n / max(n - 1, 1)
             return mean / p, (var / n).sqrt() / p
-        cover = self.fcover.clamp_min(1.0)
-        mean = self.facc / cover
-        var = (self.fsq / cover - mean**2).clamp_min(0.0) * cover / (cover - 1).clamp_min(1.0)
-        se = torch.where(self.fcover > 1, (var / cover).sqrt(), torch.full_like(mean, float("inf")))
+        cover = fcover.clamp_min(1.0)
+        mean = facc / cover
+        var = (fsq / cover - mean**2).clamp_min(0.0) * cover / (cover - 1).clamp_min(1.0)
+        se = torch.where(fcover > 1, (var / cover).sqrt(), torch.full_like(mean, float("inf")))
         return mean, se
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
         assert self.acc is not None and self.cover is not None
-        acc, cover, facc, fcover, n = self.acc, self.cover, self.facc, self.fcover, self.n
-        p_sampled = self.p if self.p is not None else float(cover.mean()) / n
+        acc, cover = self.acc, self.cover
+        p_sampled = self.p if self.p is not None else float(cover.mean()) / self.n
+        facc, fcover, _, n = self._feature_sums()
         if self.full is not None:  # the clean clip: keep = 1 everywhere, z = 1
             acc, cover = acc + self.full, cover + 1.0
-            facc, fcover, n = facc + self.full, fcover + 1.0, n + 1
         if self.config.normalize == "p":
             values = acc / (n * p_sampled)
             fv = facc / (n * p_sampled)

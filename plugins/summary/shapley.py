@@ -9,15 +9,21 @@ Weights come from the plan (``shapley_kernel`` selection); without plan weights 
 Shapley kernel of each row's size is used (right for uniformly sampled coalitions).
 With every coalition enumerated the result equals the exact Shapley values.
 
-For adaptive sampling (:meth:`Shapley.estimate`), the standard error follows Covert & Lee
-("Improving KernelSHAP", AISTATS 2021, Sec. 3.3-4): the samples are independent complement
-pairs, and the covariance of the estimate is that of the mean of i.i.d. pair terms. The
-terms are those of the regression's linearisation, ``u_k = sum_{i in pair k} w_i x_i r_i``
-with ``r_i`` the residual of sample ``i`` under the estimate of the previous round (so the
-statistics stream in ``F x F`` memory; the first round only fits), and
-``Cov(head) = G^-1 (n_pairs Cov(u)) G^-1`` with ``G = sum w x x^T``; the last feature's
-variance follows from efficiency. On an additive game the residuals vanish and so does the
-standard error, as the error of paired Kernel SHAP does.
+For adaptive sampling the plan is streamed (:class:`~removalx.streamed_pairs.PairedSizePlan`):
+its first ``n_enumerated`` rows are every coalition of the smallest and largest sizes, with
+weights equal to their exact share of the kernel mass; the rest are independent complement
+pairs whose statistics are scaled so that together they carry the remaining mass
+(``sampled_mass``): ``G = G_enumerated + c G_sampled`` with ``c = sampled_mass / sum w``
+over the sampled rows (likewise for the right-hand side). The standard error
+(:meth:`Shapley.estimate`) follows Covert & Lee ("Improving KernelSHAP", AISTATS 2021,
+Sec. 3.3-4) for the sampled part only -- the enumerated part has no sampling error: the
+covariance of the estimate is that of the mean of i.i.d. pair terms of the regression's
+linearisation, ``u_k = sum_{i in pair k} w_i x_i r_i`` with ``r_i`` the residual of sample
+``i`` under the estimate of the previous round (so the statistics stream in ``F x F``
+memory; the first round only fits), ``Cov(head) = G^-1 (c^2 n_pairs Cov(u)) G^-1``; the last
+feature's variance follows from efficiency. On an additive game the residuals vanish and so
+does the standard error, as the error of paired Kernel SHAP does; with every coalition
+enumerated the standard error is zero.
 """
 
 from __future__ import annotations
@@ -50,9 +56,14 @@ class Shapley(Summary):
         self.f = space.n_features
         self.full, self.empty = base["full"], base["empty"]
         self.delta = self.full - self.empty
-        self.gram = WeightedGram(max(self.f - 1, 1))
-        # adaptive sampling: pair terms of the rounds after the first (see the module docstring)
         d = max(self.f - 1, 1)
+        self.gram = WeightedGram(d)
+        # a streamed plan (adaptive sampling): enumerated rows first, then the sampled part
+        streamed = "sampled_mass" in plan.meta
+        self.n_head = int(plan.meta.get("n_enumerated", 0)) if streamed else 0
+        self.mass: float | None = float(plan.meta["sampled_mass"]) if streamed else None
+        self.head_gram = WeightedGram(d)
+        # adaptive sampling: pair terms of the sampled rows after the first round (module docstring)
         self.paired = bool(plan.meta.get("paired", False))
         self.head: Tensor | None = None
         self.pending = torch.zeros(d, dtype=torch.float64)
@@ -71,16 +82,22 @@ class Shapley(Summary):
         last = z[:, -1:]
         x = z[:, :-1] - last
         target = y.double() - self.empty - last[:, 0] * self.delta
-        self.gram.add(x, target, w)
-        if self.head is not None:
-            self._add_terms(x.cpu(), target.cpu(), w.cpu())
-        self.rows_seen += int(z.shape[0])
+        k = min(max(self.n_head - self.rows_seen, 0), int(z.shape[0]))  # rows of the enumerated head
+        if k:
+            self.head_gram.add(x[:k], target[:k], w[:k])
+            self.rows_seen += k
+            x, target, w = x[k:], target[k:], w[k:]
+        if x.shape[0]:
+            self.gram.add(x, target, w)
+            if self.head is not None:
+                self._add_terms(x.cpu(), target.cpu(), w.cpu())
+            self.rows_seen += int(x.shape[0])
 
     def _add_terms(self, x: Tensor, target: Tensor, w: Tensor) -> None:
         assert self.head is not None
         g = x * (w * (target - x @ self.head))[:, None]  # per-row terms
-        if self.paired:  # rows 2k and 2k+1 of the plan form one independent term
-            if self.rows_seen % 2 == 1:
+        if self.paired:  # rows 2k and 2k+1 of the sampled part form one independent term
+            if (self.rows_seen - self.n_head) % 2 == 1:
                 g = torch.cat([self.pending[None], g])
             if g.shape[0] % 2 == 1:
                 self.pending = g[-1].clone()
@@ -90,34 +107,48 @@ class Shapley(Summary):
         self.suu += g.T @ g
         self.n_terms += int(g.shape[0])
 
+    def _scale(self) -> float:
+        """Weight of the sampled rows' statistics: their kernel mass over their weight sum."""
+        if self.mass is None:
+            return 1.0
+        return self.mass / float(self.gram.sw) if self.gram.n and float(self.gram.sw) > 0 else 0.0
+
+    def _normal_equations(self) -> tuple[Tensor, Tensor]:
+        """``G = sum w x x^T`` and ``sum w x t`` of the regression, enumerated rows included."""
+        if self.mass is None:
+            return self.gram.sxx, self.gram.sxy
+        c = self._scale()
+        return self.head_gram.sxx + c * self.gram.sxx, self.head_gram.sxy + c * self.gram.sxy
+
+    def _values(self) -> Tensor:
+        if self.f == 1:
+            return torch.tensor([self.delta], dtype=torch.float64)
+        head = solve_psd(*self._normal_equations())
+        return torch.cat([head, (self.delta - head.sum()).reshape(1)])
+
     def end_round(self) -> None:
         if self.f > 1:
-            self.head = solve_psd(self.gram.sxx, self.gram.sxy)
+            self.head = solve_psd(*self._normal_equations())
 
     def estimate(self) -> tuple[Tensor, Tensor] | None:
-        if self.f == 1:
-            return torch.tensor([self.delta], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
-        head = solve_psd(self.gram.sxx, self.gram.sxy)
-        phi = torch.cat([head, (self.delta - head.sum()).reshape(1)])
+        phi = self._values()
+        if self.f == 1 or (self.mass == 0.0 and self.rows_seen >= self.n_head):
+            return phi, torch.zeros_like(phi)  # every coalition enumerated: exact
         if self.n_terms < 2:
             return phi, torch.full_like(phi, float("inf"))
         mean = self.su / self.n_terms
         cov_u = (self.suu - self.n_terms * torch.outer(mean, mean)) / (self.n_terms - 1)
         n_units = self.gram.n // 2 if self.paired else self.gram.n
-        ginv = torch.linalg.pinv(self.gram.sxx, hermitian=True)
-        cov = ginv @ (n_units * cov_u) @ ginv
+        c = self._scale()
+        ginv = torch.linalg.pinv(self._normal_equations()[0], hermitian=True)
+        cov = ginv @ (c * c * n_units * cov_u) @ ginv
         ones = torch.ones(cov.shape[0], dtype=torch.float64)
         var = torch.cat([cov.diagonal(), (ones @ cov @ ones).reshape(1)])
         return phi, var.clamp_min(0.0).sqrt()
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
-        if self.f == 1:
-            phi = torch.tensor([self.delta], dtype=torch.float64)
-        else:
-            head = solve_psd(self.gram.sxx, self.gram.sxy)
-            phi = torch.cat([head, (self.delta - head.sum()).reshape(1)])
         self.meta = {"base_value": self.empty, "full_value": self.full}
-        fv = phi.float()
+        fv = self._values().float()
         return space.expand(fv), fv
 
 
