@@ -139,7 +139,7 @@ def main() -> int:
         "--segments", type=int, default=40, help="SLIC segments of the Kernel SHAP / LIME recipes"
     )
     ap.add_argument("--fixed", type=int, default=1000, help="samples of the fixed recipes")
-    ap.add_argument("--reference", type=int, default=4000, help="samples of the reference attribution")
+    ap.add_argument("--reference", type=int, default=16000, help="samples of the reference attribution")
     ap.add_argument("--trace", type=int, default=2000, help="samples of each recorded adaptive run")
     ap.add_argument("--round-size", type=int, default=50)
     ap.add_argument("--batch-size", type=int, default=64)
