@@ -44,12 +44,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from removalx.coalitions import subsets_of_size
 from removalx.testing.games import random_unanimity_game
 from removalx_plugins.selection.leverage_shapley import (
     LeverageShapley,
     LeverageShapleyConfig,
     _distinct_subsets,
-    _subsets_of_size,
 )
 
 warnings.filterwarnings("ignore")
@@ -154,7 +154,7 @@ def ra_reg(v: Game, n: int, budget: int, seed: int) -> np.ndarray:
 
 def enum_1(v: Game, n: int, budget: int, seed: int) -> np.ndarray:
     g = torch.Generator().manual_seed(seed)
-    one = _subsets_of_size(n, 1)
+    one = subsets_of_size(n, 1)
     rows = [torch.stack([one, 1 - one], 1).reshape(-1, n)]
     weights = [torch.full((2 * n,), 1.0 / n, dtype=torch.float64)]
     sizes = list(range(2, n // 2 + 1))

@@ -29,6 +29,16 @@ def all_coalitions(n_features: int, *, proper: bool = False) -> Tensor:
     return z
 
 
+def subsets_of_size(n_features: int, size: int) -> Tensor:
+    """``float[C(F, size), F]`` every coalition of exactly ``size`` features (lexicographic)."""
+    if size == 0:
+        return torch.zeros(1, n_features)
+    idx = torch.combinations(torch.arange(n_features), r=size)
+    z = torch.zeros(idx.shape[0], n_features)
+    z.scatter_(1, idx, 1.0)
+    return z
+
+
 def random_subsets(sizes: Tensor, n_features: int, generator: torch.Generator) -> Tensor:
     """``float[len(sizes), F]``: row ``i`` keeps a uniformly random subset of ``sizes[i]`` features."""
     scores = torch.rand(sizes.shape[0], n_features, generator=generator)

@@ -34,6 +34,8 @@ __all__ = [
     "PlanChunk",
     "SamplePlan",
     "UnweightedLazyPlan",
+    "check_chunk_size",
+    "checked_rows",
 ]
 
 #: Coalition entries per chunk when a plan is scanned outside the pipeline
@@ -139,12 +141,8 @@ class ChunkedPlan(ABC):
         The default scans the plan chunk by chunk: ``O(S)`` time, memory ``O(n x F)`` plus one
         chunk. Used to rebuild a few perturbed clips after the fact (AOSA-approx's refinement).
         """
-        index = index.detach().cpu().long().reshape(-1)
-        n, f = self.n_samples, self.n_features
-        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
-            raise IndexError(
-                f"plan rows {int(index.min())}..{int(index.max())} requested from a plan of {n} rows"
-            )
+        index = checked_rows(index, self.n_samples)
+        f = self.n_features
         z = torch.zeros(index.numel(), f)
         w = torch.zeros(index.numel()) if self.weighted else None
         if index.numel() == 0:
@@ -198,7 +196,7 @@ class SamplePlan(ChunkedPlan):
         return self.weights is not None
 
     def chunks(self, size: int) -> Iterator[PlanChunk]:
-        size = _check_size(size)
+        size = check_chunk_size(size)
         for start in range(0, self.n_samples, size):
             stop = start + size
             w = None if self.weights is None else self.weights[start:stop]
@@ -289,20 +287,26 @@ class ComputedPlan(UnweightedLazyPlan):
         self._make = make
 
     def chunks(self, size: int) -> Iterator[PlanChunk]:
-        size = _check_size(size)
+        size = check_chunk_size(size)
         for start in range(0, self._n, size):
             yield PlanChunk(start, self._make(torch.arange(start, min(start + size, self._n))), None)
 
     def rows(self, index: Tensor) -> tuple[Tensor, Tensor | None]:
-        index = index.detach().cpu().long().reshape(-1)
-        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self._n):
-            raise IndexError(
-                f"plan rows {int(index.min())}..{int(index.max())} requested from a plan of {self._n} rows"
-            )
-        return self._make(index), None
+        return self._make(checked_rows(index, self._n)), None
 
 
-def _check_size(size: int) -> int:
+def check_chunk_size(size: int) -> int:
+    """``size`` as an int, or a ``ValueError`` when it is below 1."""
     if int(size) < 1:
         raise ValueError(f"chunk size must be at least 1, got {size}")
     return int(size)
+
+
+def checked_rows(index: Tensor, n_samples: int) -> Tensor:
+    """``index`` as a flat ``long`` CPU tensor, or an ``IndexError`` when a row is outside ``0 .. S-1``."""
+    index = index.detach().cpu().long().reshape(-1)
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n_samples):
+        raise IndexError(
+            f"plan rows {int(index.min())}..{int(index.max())} requested from a plan of {n_samples} rows"
+        )
+    return index

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from removalx.plans import LazyPlan, PlanChunk
+from removalx.coalitions import subsets_of_size
+from removalx.plans import LazyPlan, PlanChunk, check_chunk_size, checked_rows
 from removalx.rng import hash_uniform
 
 __all__ = ["STREAM_ENUMERATION_SHARE", "PairedSizePlan", "complement_pairs_of_size"]
@@ -42,14 +43,10 @@ def complement_pairs_of_size(m: int, s: int) -> Tensor:
     coalitions holding feature 0 and their complements, ``C(m, s)`` rows (every coalition once).
     """
     if 2 * s == m:
-        rest = (
-            torch.combinations(torch.arange(1, m), r=s - 1) if s > 1 else torch.zeros(1, 0, dtype=torch.long)
-        )
-        idx = torch.cat([torch.zeros(rest.shape[0], 1, dtype=torch.long), rest], dim=1)
+        rest = subsets_of_size(m - 1, s - 1)  # features 1 .. m-1
+        z = torch.cat([torch.ones(rest.shape[0], 1), rest], dim=1)
     else:
-        idx = torch.combinations(torch.arange(m), r=s)
-    z = torch.zeros(idx.shape[0], m)
-    z.scatter_(1, idx, 1.0)
+        z = subsets_of_size(m, s)
     return torch.stack([z, 1.0 - z], dim=1).reshape(-1, m)
 
 
@@ -155,16 +152,10 @@ class PairedSizePlan(LazyPlan):
         return z, torch.where(head, self._head_w[hi], w_s)
 
     def chunks(self, size: int) -> Iterator[PlanChunk]:
-        if int(size) < 1:
-            raise ValueError(f"chunk size must be at least 1, got {size}")
-        for start in range(0, self._n, int(size)):
-            z, w = self._rows(torch.arange(start, min(start + int(size), self._n)))
+        size = check_chunk_size(size)
+        for start in range(0, self._n, size):
+            z, w = self._rows(torch.arange(start, min(start + size, self._n)))
             yield PlanChunk(start, z, w)
 
     def rows(self, index: Tensor) -> tuple[Tensor, Tensor | None]:
-        index = index.detach().cpu().long().reshape(-1)
-        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self._n):
-            raise IndexError(
-                f"plan rows {int(index.min())}..{int(index.max())} requested from a plan of {self._n} rows"
-            )
-        return self._rows(index)
+        return self._rows(checked_rows(index, self._n))

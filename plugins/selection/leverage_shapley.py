@@ -40,9 +40,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from removalx.coalitions import (
-    random_subsets,
-)
+from removalx.coalitions import random_subsets, subsets_of_size
 from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
 from removalx.stages import PluginConfig
@@ -133,7 +131,7 @@ class LeverageShapley(ShapleyKernel):
                 continue
             middle = 2 * s == m
             if k == math.comb(m, s):
-                z = _subsets_of_size(m, s)
+                z = subsets_of_size(m, s)
                 enumerated += k * (2 if self.paired and not middle else 1)
                 if self.paired and not middle:
                     z = torch.stack([z, 1.0 - z], dim=1).reshape(-1, m)
@@ -173,14 +171,6 @@ class LeverageShapley(ShapleyKernel):
             return []
         counts = size_counts(m, budget, torch.Generator().manual_seed(0), paired=True)
         return [s for s in range(1, m // 2 + 1) if counts[s - 1] == math.comb(m, s)]
-
-
-def _subsets_of_size(m: int, s: int) -> torch.Tensor:
-    """``float[C(m, s), m]`` every subset of exactly ``s`` features."""
-    idx = torch.combinations(torch.arange(m), r=s)
-    z = torch.zeros(idx.shape[0], m)
-    z.scatter_(1, idx, 1.0)
-    return z
 
 
 def _distinct_subsets(m: int, s: int, k: int, generator: torch.Generator, paired: bool) -> torch.Tensor:

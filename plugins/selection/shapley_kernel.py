@@ -30,6 +30,7 @@ from removalx.coalitions import (
     first_unique_rows,
     random_subsets,
     shapley_kernel_weight,
+    subsets_of_size,
 )
 from removalx.errors import ConfigError
 from removalx.hookspecs import hookimpl
@@ -167,7 +168,7 @@ class ShapleyKernel(FeatureSelector):
         for i, s in enumerate(range(1, n_full + 1)):
             paired = s <= n_paired
             count = math.comb(m, s) * (2 if paired else 1)
-            subsets = _subsets_of_size(m, s)
+            subsets = subsets_of_size(m, s)
             rows.append(subsets)
             if paired:
                 rows.append(1.0 - subsets)
@@ -214,14 +215,6 @@ class ShapleyKernel(FeatureSelector):
                 return uniq[:budget], counts.double()
         uniq, first, inverse = first_unique_rows(torch.cat(draws))
         return uniq, torch.bincount(inverse, minlength=uniq.shape[0]).double()
-
-
-def _subsets_of_size(m: int, s: int) -> torch.Tensor:
-    """``float[C(m, s), m]`` every subset of exactly ``s`` features."""
-    idx = torch.combinations(torch.arange(m), r=s)
-    z = torch.zeros(idx.shape[0], m)
-    z.scatter_(1, idx, 1.0)
-    return z
 
 
 @hookimpl
