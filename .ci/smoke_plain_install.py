@@ -16,8 +16,8 @@ os.environ["REMOVALX_STRICT_PLUGINS"] = "1"
 
 import removalx
 from removalx.cli import main
-from removalx.recipe import RECIPE_STAGES, builtin_recipes
-from removalx.registry import get_registry
+from removalx.core.recipe import RECIPE_STAGES, builtin_recipes
+from removalx.core.registry import get_registry
 
 here = Path(removalx.__file__).resolve()
 if "site-packages" not in here.parts:

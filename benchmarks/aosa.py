@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 import removalx
-from removalx.registry import Registry, get_registry
+from removalx.core.registry import Registry, get_registry
 from removalx.testing import LinearVideoModel
 from removalx.zoo.data import make_clip
 from removalx_plugins.segmentation.flow_tubes import FlowTubeSpace
@@ -148,7 +148,7 @@ def run_timing(reg: Registry, frames: int, size: int, recipes: list[str]) -> Non
 
 def write_gifs(reg: Registry, out: Path) -> None:
     """``docs/img/aosa_tubes.gif`` (tubes on the demo clip) and ``docs/img/aosa_attribution.gif``."""
-    from removalx.io import write_gif
+    from removalx.video.io import write_gif
     from removalx.zoo.data import demo_clip
 
     clip = demo_clip()

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import torch
 
-from removalx.models import VideoClassifier
+from removalx.core.classifier import VideoClassifier
 from removalx.testing.data import ToyClassifier, tiny_video
 
 

@@ -32,11 +32,11 @@ from typing import Any
 import torch
 
 import removalx
+from removalx.core.recipe import load_recipe
+from removalx.core.registry import get_registry
 from removalx.incremental.session import incremental
 from removalx.metrics.perturbation import _pixel_rank, step_counts, substrate
 from removalx.metrics.units import patch_labels
-from removalx.recipe import load_recipe
-from removalx.registry import get_registry
 
 R3D_MEAN = (0.43216, 0.394666, 0.37645)
 R3D_STD = (0.22803, 0.22145, 0.216989)

@@ -32,7 +32,7 @@ import torch
 
 
 def _setup(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from removalx.experiments.datasets import dataset_refs
+    from removalx.data.datasets import dataset_refs
     from removalx.experiments.runner import make_methods, parse_metrics
 
     overrides = {"sample_selection.n_samples": args.samples}

@@ -44,7 +44,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from removalx.coalitions import subsets_of_size
+from removalx.core.coalitions import subsets_of_size
 from removalx.testing.games import random_unanimity_game
 from removalx_plugins.selection.leverage_shapley import (
     LeverageShapley,

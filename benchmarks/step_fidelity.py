@@ -29,8 +29,8 @@ import time
 import torch
 
 import removalx
+from removalx.core.recipe import parse_overrides
 from removalx.models import load_model
-from removalx.recipe import parse_overrides
 from removalx.zoo.data import demo_clip
 
 

@@ -15,7 +15,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from removalx import _compat
+
+_compat.install()  # the flat layout's old import paths, with a DeprecationWarning
+
 if TYPE_CHECKING:  # the static view of the names ``__getattr__`` below imports on first use
+    from removalx.core.classifier import VideoClassifier
+    from removalx.core.hookspecs import hookimpl
+    from removalx.core.recipe import Recipe, builtin_recipes, load_recipe
+    from removalx.core.registry import PluginFailure, get_registry
+    from removalx.core.stages import PluginConfig
+    from removalx.core.types import Attribution, FeatureSpace, PartitionSpace, SamplePlan
     from removalx.errors import (
         ConfigError,
         ModelError,
@@ -28,13 +38,8 @@ if TYPE_CHECKING:  # the static view of the names ``__getattr__`` below imports 
         TargetError,
         VideoError,
     )
-    from removalx.hookspecs import hookimpl
-    from removalx.models import VideoClassifier, load_model
+    from removalx.models import load_model
     from removalx.pipeline import Explainer
-    from removalx.recipe import Recipe, builtin_recipes, load_recipe
-    from removalx.registry import PluginFailure, get_registry
-    from removalx.stages import PluginConfig
-    from removalx.types import Attribution, FeatureSpace, PartitionSpace, SamplePlan
 
 #: Public name -> the module defining it. Importing ``removalx`` imports none of them (so the
 #: CLI's parser comes up without torch); ``removalx.X`` imports X's module on first use (PEP 562).
@@ -49,20 +54,20 @@ _LAZY: dict[str, str] = {
     "RemovalxError": "removalx.errors",
     "TargetError": "removalx.errors",
     "VideoError": "removalx.errors",
-    "hookimpl": "removalx.hookspecs",
-    "VideoClassifier": "removalx.models",
+    "hookimpl": "removalx.core.hookspecs",
+    "VideoClassifier": "removalx.core.classifier",
     "load_model": "removalx.models",
     "Explainer": "removalx.pipeline",
-    "Recipe": "removalx.recipe",
-    "builtin_recipes": "removalx.recipe",
-    "load_recipe": "removalx.recipe",
-    "PluginFailure": "removalx.registry",
-    "get_registry": "removalx.registry",
-    "PluginConfig": "removalx.stages",
-    "Attribution": "removalx.types",
-    "FeatureSpace": "removalx.types",
-    "PartitionSpace": "removalx.types",
-    "SamplePlan": "removalx.types",
+    "Recipe": "removalx.core.recipe",
+    "builtin_recipes": "removalx.core.recipe",
+    "load_recipe": "removalx.core.recipe",
+    "PluginFailure": "removalx.core.registry",
+    "get_registry": "removalx.core.registry",
+    "PluginConfig": "removalx.core.stages",
+    "Attribution": "removalx.core.types",
+    "FeatureSpace": "removalx.core.types",
+    "PartitionSpace": "removalx.core.types",
+    "SamplePlan": "removalx.core.types",
 }
 
 
@@ -72,6 +77,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'removalx' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
+    if module != "removalx.errors":  # torch is loaded now: attributions show as overlays in Jupyter
+        import removalx.display.notebook  # noqa: F401
     globals()[name] = value
     return value
 
@@ -114,6 +121,7 @@ __all__ = [
 
 def explain(model, video, recipe="lime3d", target=None, seed=0, overrides=None, **kwargs):  # type: ignore[no-untyped-def]
     """One-call form of ``Explainer.from_recipe(recipe, seed, overrides).explain(model, video, target)``."""
+    import removalx.display.notebook  # noqa: F401  (attributions show as overlays in Jupyter)
     from removalx.pipeline import Explainer
 
     return Explainer.from_recipe(recipe, seed=seed, overrides=overrides).explain(

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 import removalx
+from removalx.cli.explain import adaptive_line
+from removalx.core.types import Attribution
 from removalx.errors import ConfigError
-from removalx.explain_command import adaptive_line
 from removalx.testing.games import UnanimityGameModel, random_unanimity_game
-from removalx.types import Attribution
 
 CELLS = (1, 4, 4)
 F = math.prod(CELLS)
@@ -151,8 +151,8 @@ def test_summary_without_error_estimate_is_a_config_error():
 )
 def test_cli_explain_prints_the_adaptive_line(tmp_path, capsys, tolerance, used, met):
     from removalx.cli import EXIT_OK, main
-    from removalx.io import write_gif
     from removalx.testing import tiny_video
+    from removalx.video.io import write_gif
 
     gif = write_gif((tiny_video(frames=4, size=16) * 255).round().to(torch.uint8), tmp_path / "c.gif", fps=4)
     (tmp_path / "m.py").write_text(
@@ -186,7 +186,7 @@ def test_cli_explain_prints_the_adaptive_line(tmp_path, capsys, tolerance, used,
 
 @pytest.mark.parametrize("selector,n", [("shapley_kernel", 400), ("leverage_shapley", 1000)])
 def test_streamed_plan_enumerates_the_smallest_sizes_first(selector, n):
-    from removalx.streamed_pairs import complement_pairs_of_size
+    from removalx_plugins.machinery.streamed_pairs import complement_pairs_of_size
 
     fsel = removalx.get_registry().make("feature_selection", selector, {})
     m = 16

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 import removalx
+from removalx.core.types import Attribution, PartitionSpace
 from removalx.errors import ModelError, RemovalxError, StorageError
-from removalx.types import Attribution, PartitionSpace
 from removalx.zoo.models import WEIGHTS_DIR, load_zoo_model
 
 
@@ -415,7 +415,7 @@ def test_crafted_zoo_weights_do_not_run_code(zoo_dir: Path, tmp_path: Path) -> N
 
 
 def test_zoo_plugin_reports_damaged_weights(zoo_dir: Path) -> None:
-    from removalx.registry import get_registry
+    from removalx.core.registry import get_registry
 
     (zoo_dir / "r3d_tiny.pt").write_bytes(b"not weights at all")
     with pytest.raises(ModelError, match="r3d_tiny"):

@@ -8,8 +8,8 @@ import torch
 
 import removalx
 from removalx.errors import TargetError, VideoError
-from removalx.layouts import split_targets
 from removalx.testing.data import ToyClassifier, tiny_video
+from removalx.video.layouts import split_targets
 
 RECIPE = {
     "segmentation": {"name": "grid3d", "cells": [2, 2, 2]},

@@ -17,9 +17,8 @@ from torch.overrides import TorchFunctionMode
 
 import removalx
 from removalx.cli import EXIT_INPUT, main
-from removalx.errors import ConfigError, PluginError, RecipeError
-from removalx.hookspecs import hookimpl
-from removalx.plans import (
+from removalx.core.hookspecs import hookimpl
+from removalx.core.plans import (
     SCAN_ELEMENTS,
     ChunkedPlan,
     ComputedPlan,
@@ -28,8 +27,9 @@ from removalx.plans import (
     SamplePlan,
     UnweightedLazyPlan,
 )
-from removalx.registry import Registry
-from removalx.stages import MAX_SAMPLES, FeatureSelector, PluginConfig, SampleSelector
+from removalx.core.registry import Registry
+from removalx.core.stages import MAX_SAMPLES, FeatureSelector, PluginConfig, SampleSelector
+from removalx.errors import ConfigError, PluginError, RecipeError
 from removalx.testing import LinearVideoModel, tiny_video
 from removalx_plugins.selection.shapley_kernel import MAX_SAMPLED_ENTRIES
 
@@ -442,7 +442,7 @@ def test_quiet_runs_print_nothing(capfd):
 
 
 def test_format_duration():
-    from removalx.progress import format_duration
+    from removalx.core.progress import format_duration
 
     cases = {0.84: "0.8 s", 42.4: "42 s", 130: "2 min 10 s", 3 * 3600 + 5 * 60 + 20: "3 h 05 min"}
     assert {k: format_duration(k) for k in cases} == cases

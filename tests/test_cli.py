@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from removalx.cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE, main
-from removalx.io import write_gif
+from removalx.core.types import Attribution
 from removalx.testing import tiny_video
-from removalx.types import Attribution
+from removalx.video.io import write_gif
 
 MODEL_FILE = """
 from removalx.testing import ToyClassifier

@@ -22,7 +22,7 @@ def _modules_after(code: str) -> list[str]:
 
 def test_building_the_parser_imports_no_torch():
     code = (
-        "from removalx.cli import _parser, main\n"
+        "from removalx.cli.main import _parser, main\n"
         "_parser()\n"
         "for argv in (['--help'], ['explain', '--help'], ['report', '--help']):\n"
         "    try:\n"

@@ -33,7 +33,7 @@ def test_mkdocs_build_strict(tmp_path):
     readme_title = re.search(r"^# (.+)$", (ROOT / "README.md").read_text(), re.M)
     assert readme_title and readme_title.group(1).split()[0] in (site / "index.html").read_text()
     # one plugin-reference page per stage, listing every installed plugin with its fields
-    from removalx.registry import STAGES, get_registry
+    from removalx.core.registry import STAGES, get_registry
 
     reg = get_registry()
     for stage in STAGES:

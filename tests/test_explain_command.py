@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from removalx.cli import EXIT_INPUT, EXIT_OK, main
+from removalx.cli.explain import clip_options
+from removalx.core.classifier import VideoClassifier
 from removalx.errors import ModelError, OutputError
-from removalx.explain_command import clip_options
-from removalx.io import read_video, sample_indices, write_avi
-from removalx.models import VideoClassifier, load_model
-from removalx.outputs import StagedOutput, check_output_dir, check_output_file
+from removalx.files.outputs import StagedOutput, check_output_dir, check_output_file
+from removalx.models import load_model
 from removalx.pipeline import Explainer
+from removalx.video.io import read_video, sample_indices, write_avi
 
 FAST = [
     "--set",
@@ -340,7 +341,7 @@ def test_one_class_model_with_logit_behavior_works() -> None:
     ],
 )
 def test_experiment_outputs_are_checked_before_work(tmp_path, capsys, monkeypatch, argv) -> None:
-    import removalx.experiments.datasets as datasets
+    import removalx.data.datasets as datasets
     import removalx.experiments.report as report
 
     def boom(*_a, **_k):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import removalx
-from removalx.recipe import builtin_recipes, load_recipe
+from removalx.core.recipe import builtin_recipes, load_recipe
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "fidelity.md").read_text()

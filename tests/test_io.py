@@ -1,4 +1,4 @@
-"""Tests of removalx.io: reading, sampling, resizing, validation and writing of videos."""
+"""Tests of removalx.video.io: reading, sampling, resizing, validation and writing of videos."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from removalx.errors import VideoError
-from removalx.io import (
+from removalx.video.io import (
     VideoInfo,
     read_video,
     sample_indices,
@@ -345,7 +345,7 @@ def _all_frames_sequentially(path: Path) -> np.ndarray:
 
 @pytest.mark.parametrize("ext", [".mp4", ".avi", ".webm"])
 def test_reader_seeks_to_the_sampled_frames(tmp_path: Path, ext: str, monkeypatch) -> None:
-    from removalx import io as rio
+    from removalx.video import io as rio
 
     n = 120
     v = moving_square(t=n, h=32, w=48, static=())

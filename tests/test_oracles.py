@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import removalx
+from removalx.core.types import SamplePlan
 from removalx.testing import LinearVideoModel, ToyClassifier, tiny_video
-from removalx.types import SamplePlan
 
 T, S = 4, 8  # tiny clip: 4 frames of 8 x 8
 

@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 import removalx
-from removalx.colorbar import BAR_HEIGHT, MIN_WIDTH
-from removalx.colors import _MAPS, apply_colormap
-from removalx.io import write_gif
-from removalx.types import Attribution
-from removalx.visualize import overlay_frames, render, shared_scale, upsample
+from removalx.core.types import Attribution
+from removalx.display.colorbar import BAR_HEIGHT, MIN_WIDTH
+from removalx.display.visualize import overlay_frames, render, shared_scale, upsample
+from removalx.video.io import write_gif
+from removalx_plugins.machinery.colors import _MAPS, apply_colormap
 
 GREY = torch.full((2, 8, 8, 3), 0.5)
 
@@ -37,7 +37,7 @@ def _vis(**cfg: object):  # type: ignore[no-untyped-def]
 
 def test_unsigned_maps_are_sequential_signed_maps_diverging_centred_at_zero() -> None:
     a = _attr(_ramp(-1.0, 3.0))
-    from removalx.registry import get_registry
+    from removalx.core.registry import get_registry
 
     # unsigned: negatives dropped -> inferno from 0 (dark) to 3 (bright)
     vis = get_registry().make("visualization", "heatmap", {k: v for k, v in _vis().items() if k != "name"})
@@ -109,7 +109,7 @@ def test_map_is_upsampled_to_the_original_resolution() -> None:
 
 
 def test_posneg_bar_is_red_to_green_and_centred_at_zero() -> None:
-    from removalx.registry import get_registry
+    from removalx.core.registry import get_registry
 
     vis = get_registry().make(
         "visualization", "posneg", {"negatives": "show", "top_fraction": None, "stretch": False}
@@ -158,7 +158,7 @@ def test_attribution_numpy_repr_and_html() -> None:
 
 def test_mp4_is_h264_and_gif_still_written(tmp_path) -> None:
     av = pytest.importorskip("av")
-    from removalx.visualize import save_overlays
+    from removalx.display.visualize import save_overlays
 
     frames = overlay_frames(torch.rand(3, 15, 17, 3), _attr(torch.rand(3, 15, 17)), _vis())
     paths = save_overlays(frames, tmp_path, ["gif", "mp4", "png"], fps=5)
@@ -180,7 +180,7 @@ def test_mp4_without_av_names_the_extra(monkeypatch, tmp_path) -> None:
     import sys
 
     from removalx.errors import MissingExtraError
-    from removalx.io import write_mp4
+    from removalx.video.io import write_mp4
 
     monkeypatch.setitem(sys.modules, "av", None)
     with pytest.raises(MissingExtraError, match=r"removalx\[mp4\]"):

@@ -19,15 +19,8 @@ import torch
 
 import removalx
 from removalx.cli import EXIT_INPUT, EXIT_OK, main
-from removalx.errors import (
-    PluginError,
-    PluginLoadWarning,
-    PluginNotFoundError,
-    PluginUnavailableError,
-)
-from removalx.io import write_gif
-from removalx.recipe import load_recipe
-from removalx.registry import (
+from removalx.core.recipe import load_recipe
+from removalx.core.registry import (
     STAGES,
     STRICT_ENV,
     PluginFailure,
@@ -36,7 +29,14 @@ from removalx.registry import (
     names_from_entry_point,
     reset_registry,
 )
+from removalx.errors import (
+    PluginError,
+    PluginLoadWarning,
+    PluginNotFoundError,
+    PluginUnavailableError,
+)
 from removalx.testing import tiny_video
+from removalx.video.io import write_gif
 
 PREFIX = "rxfail_"  # every fake plugin module starts with this (removed from sys.modules after each test)
 

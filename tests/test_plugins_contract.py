@@ -9,12 +9,12 @@ import torch
 from pydantic import BaseModel
 
 import removalx
-from removalx.hookspecs import hookimpl
-from removalx.registry import STAGES, Registry
-from removalx.stages import FeatureSelector, PluginConfig, Removal, Segmenter
+from removalx.core.hookspecs import hookimpl
+from removalx.core.registry import STAGES, Registry
+from removalx.core.stages import FeatureSelector, PluginConfig, Removal, Segmenter
+from removalx.core.types import FeatureSpace, PartitionSpace, SamplePlan
 from removalx.testing import check_plugin
 from removalx.testing.data import tiny_video
-from removalx.types import FeatureSpace, PartitionSpace, SamplePlan
 
 SKIP_STAGES = {"explainer", "metric", "model"}
 CHECKED_STAGES = [s for s in STAGES if s not in SKIP_STAGES]

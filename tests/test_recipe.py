@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import removalx
+from removalx.core.recipe import builtin_recipes, load_recipe, parse_overrides, recipe_model
 from removalx.errors import PluginNotFoundError, RecipeError, RemovalxError
-from removalx.recipe import builtin_recipes, load_recipe, parse_overrides, recipe_model
 
 SIX = ["kernelshap3d", "lime3d", "loco_lv", "occlusion3d", "rise3d", "univariate_lv"]
 

@@ -11,12 +11,12 @@ import torch
 import yaml
 
 import removalx
-import removalx.recipe as recipe_mod
+import removalx.core.recipe as recipe_mod
 from removalx.cli import EXIT_INPUT, main
+from removalx.core.recipe import MAX_RECIPE_BYTES, MAX_RECIPE_DEPTH, MAX_SEED, builtin_recipes, load_recipe
+from removalx.core.registry import get_registry
+from removalx.core.rng import hash_uniform
 from removalx.errors import PluginNotFoundError, RecipeError, short_repr, truncate
-from removalx.recipe import MAX_RECIPE_BYTES, MAX_RECIPE_DEPTH, MAX_SEED, builtin_recipes, load_recipe
-from removalx.registry import get_registry
-from removalx.rng import hash_uniform
 
 #: The four stages a pipeline recipe must name (grid3d: no slic import needed).
 BASE = (

@@ -19,11 +19,11 @@ import torch
 from skimage.segmentation import slic
 
 import removalx
+from removalx.core.plans import SamplePlan
+from removalx.core.types import Attribution, PartitionSpace
+from removalx.display.visualize import render
 from removalx.errors import ConfigError
-from removalx.plans import SamplePlan
 from removalx.testing import ToyClassifier, tiny_video
-from removalx.types import Attribution, PartitionSpace
-from removalx.visualize import render
 from removalx_plugins.segmentation.slic3d import Slic3D, Slic3DConfig
 from removalx_plugins.segmentation.sliding_window import SlidingWindow, SlidingWindowConfig
 from removalx_plugins.summary.mask_mean import MaskMean, MaskMeanConfig

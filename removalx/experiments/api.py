@@ -171,13 +171,13 @@ def run_experiment(
     Stored work is skipped (the store's resume logic), the rest is computed by the executor of
     ``opts.executor`` and written by this process as each unit arrives. Returns the store open.
     """
-    from removalx.experiments.datasets import dataset_refs
+    from removalx.core.recipe import parse_overrides
+    from removalx.data.datasets import dataset_refs
     from removalx.experiments.executors import check_executor
     from removalx.experiments.retrain import run_retrain, split_metrics
     from removalx.experiments.runner import make_methods, parse_metrics, run_units
     from removalx.experiments.selection import only_correct
-    from removalx.outputs import check_output_file
-    from removalx.recipe import parse_overrides
+    from removalx.files.outputs import check_output_file
 
     check_executor(opts.executor)
     if opts.executor == "ray":

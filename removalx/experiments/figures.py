@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from removalx.atomic import write_bytes
 from removalx.errors import MissingExtraError
+from removalx.files.atomic import write_bytes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -29,7 +29,6 @@ import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,12 @@ import torch
 
 from removalx.errors import ConfigError, truncate
 from removalx.experiments.figures import PALETTE, FigureSink, mean_curves, metric_bars, require_matplotlib
+from removalx.experiments.report_context import ExperimentView, ReportContext
 from removalx.experiments.retrain_report import retrain_part
-from removalx.experiments.runner import RANDOM, Scope, aggregate, alpha_table, paired_table
+from removalx.experiments.runner import RANDOM, alpha_table, paired_table
 from removalx.experiments.store import Store
 from removalx.experiments.study.report import study_section
-from removalx.outputs import StagedOutput
+from removalx.files.outputs import StagedOutput
 
 __all__ = [
     "EXPERIMENT_PARTS",
@@ -79,61 +79,6 @@ window.addEventListener('load', function () {
 });
 </script>
 """
-
-
-@dataclass
-class ReportContext:
-    """What every section renderer gets.
-
-    Attributes
-    ----------
-    store : Store
-        The results database, opened read-only.
-    figures : FigureSink
-        ``figures.add(fig, name, caption)`` inlines a matplotlib figure and writes its PDF/PNG.
-    experiments : list of dict
-        The experiments recorded in ``store`` (or one "all results" pseudo-experiment).
-    max_videos, scale : int
-        Options of :func:`write_report`.
-    gallery_scale : str
-        Option of :func:`write_report`: one of :data:`GALLERY_SCALES`.
-    """
-
-    store: Store
-    figures: FigureSink
-    experiments: list[dict[str, Any]]
-    max_videos: int = 6
-    scale: int = 2
-    gallery_scale: str = "shared"
-
-
-@dataclass
-class ExperimentView:
-    """One experiment and its methods x metrics rows (:func:`~removalx.experiments.runner.aggregate`)."""
-
-    exp: dict[str, Any]
-    store: Store = field(repr=False)
-
-    @property
-    def methods(self) -> list[str]:
-        return list(self.exp["methods"])
-
-    @property
-    def metrics(self) -> list[str]:
-        return list(self.exp["metrics"])
-
-    @cached_property
-    def rows(self) -> list[dict[str, Any]]:
-        return aggregate(self.store, self.methods, self.metrics, self.scope)
-
-    @property
-    def scope(self) -> Scope:
-        """The rows of this experiment's model and data set."""
-        return Scope.of_experiment(self.exp)
-
-    @property
-    def slug(self) -> str:
-        return str(self.exp["name"])
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -184,7 +129,7 @@ def alpha_meaning(alpha: float) -> str:
 
 
 def _gif_data_uri(frames: torch.Tensor, fps: float = 6) -> str:
-    from removalx.io import write_gif
+    from removalx.video.io import write_gif
 
     with tempfile.TemporaryDirectory() as tmp:
         p = write_gif(frames, Path(tmp) / "x.gif", fps=fps)
@@ -240,14 +185,14 @@ def _overlay_strip(
     """The clip followed by every method's overlay, one GIF, with colour bars under the overlays.
 
     ``gallery_scale="shared"``: maps of one kind (same visualization, both signed or both
-    unsigned, :func:`~removalx.visualize.comparable_scales`) share one colour scale, drawn
+    unsigned, :func:`~removalx.display.visualize.comparable_scales`) share one colour scale, drawn
     once under the strip when every overlay has the same bar; ``"per-method"``: each map is
     stretched to its own range. Without a shared bar, each overlay has its own.
     """
     from dataclasses import replace
 
-    from removalx.colorbar import BAR_HEIGHT, colorbar_strip, with_colorbar
-    from removalx.visualize import comparable_scales, legend_of, render, upsample
+    from removalx.display.colorbar import BAR_HEIGHT, colorbar_strip, with_colorbar
+    from removalx.display.visualize import comparable_scales, legend_of, render, upsample
 
     v = store.video(dataset, item)
     if v is None:
@@ -545,7 +490,7 @@ def write_report(
         Nearest-neighbour upscaling of the GIFs (small clips are hard to see).
     gallery_scale : {"shared", "per-method"}
         Colour scale of the overlays side by side: ``"shared"`` (one scale for the maps of one
-        kind in a strip, :func:`~removalx.visualize.comparable_scales`) or ``"per-method"``
+        kind in a strip, :func:`~removalx.display.visualize.comparable_scales`) or ``"per-method"``
         (each map stretched to its own range).
 
     Raises

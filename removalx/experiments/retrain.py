@@ -21,19 +21,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from tqdm.auto import tqdm
 
+from removalx.core.classifier import VideoClassifier
+from removalx.core.registry import Registry
+from removalx.data.datasets import Item, dataset_items
 from removalx.errors import ConfigError, DatasetError, truncate
-from removalx.experiments.datasets import Item, dataset_items
 from removalx.experiments.runner import RANDOM, Method, MetricSpec, random_attribution
 from removalx.experiments.store import Store, config_hash
 from removalx.metrics import ensure_metric_plugins
 from removalx.metrics.retrain import keep_mask, modify_clips, retrain_accuracy
-from removalx.models import VideoClassifier
-from removalx.registry import Registry
 
 __all__ = [
     "TABLE",
@@ -175,6 +176,166 @@ def _as_uint8(items: list[Item]) -> torch.Tensor:
     return torch.stack([(it.video.clamp(0, 1) * 255.0).round().to(torch.uint8) for it in items])
 
 
+def _with_random(methods: list[Method]) -> list[Method]:
+    """``methods`` with the random reference line added (if it is not there yet)."""
+    if all(m.label != RANDOM for m in methods):
+        seed = methods[0].seed if methods else 0
+        methods = [*methods, Method(RANDOM, None, "random-normal-v2", seed)]
+    return methods
+
+
+def _test_clips(store: Store, test_ids: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(uint8[N, T, H, W, C], long[N] labels)`` of the run's stored clips; None without clips."""
+    test_videos, test_y = [], []
+    for ds, item in test_ids:
+        v = store.video(ds, item)
+        if v is None or v.get("label") is None:
+            raise DatasetError(
+                f"kar/roar test on labelled clips; clip {truncate(item, 80)!r} has no label.",
+                "Use a labelled data set (zoo:synthetic, or a folder with labels.csv).",
+            )
+        test_videos.append((v["video"].clamp(0, 1) * 255.0).round().to(torch.uint8))
+        test_y.append(int(v["label"]))
+    if not test_videos:
+        return None
+    return torch.stack(test_videos), torch.tensor(test_y, dtype=torch.long)
+
+
+def _missing_points(
+    store: Store,
+    experiment: str,
+    model_key: str,
+    methods: list[Method],
+    specs: list[MetricSpec],
+    objs: dict[str, Any],
+) -> list[tuple[Method, MetricSpec, list[float]]]:
+    """``(method, metric, fractions)`` of every curve with points not stored yet."""
+    todo = []
+    for method in methods:
+        for s in specs:
+            cfg = objs[s.label].config
+            done = _done(store, experiment, method.recipe_hash, s.hash, model_key)
+            missing = [f for f in cfg.fractions if round(float(f), 9) not in done]
+            if missing:
+                todo.append((method, s, missing))
+    return todo
+
+
+@dataclass
+class _TrainSet:
+    """A metric's training clips, as uint8 clips with their labels and per-channel mean."""
+
+    key: str
+    items: list[Item]
+    u8: torch.Tensor
+    labels: torch.Tensor
+    fill: torch.Tensor
+
+
+@dataclass
+class _Retrain:
+    """One run's retraining: its test clips, and the training sets and maps made so far."""
+
+    store: Store
+    experiment: str
+    model: VideoClassifier
+    model_key: str
+    test_ids: list[tuple[str, str]]
+    test_u8: torch.Tensor
+    test_labels: torch.Tensor
+    dataset: str
+    frames: int
+    size: int
+    run_id: int
+    target_mode: str
+    train_cache: dict[str, _TrainSet] = field(default_factory=dict)
+    maps_done: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    def train_set(self, cfg: Any) -> _TrainSet:
+        """The training clips of a metric's settings (made once per settings)."""
+        key = config_hash([cfg.train_data, cfg.n_train, cfg.train_seed])
+        if key not in self.train_cache:
+            items = _train_items(cfg, self.dataset, self.frames, self.size)
+            u8 = _as_uint8(items)
+            fill = u8.float().mean(dim=(0, 1, 2, 3)) / 255.0  # per-channel training mean (Hooker Sec. 3)
+            labels = torch.tensor([int(it.label) for it in items], dtype=torch.long)  # type: ignore[arg-type]
+            self.train_cache[key] = _TrainSet(key, items, u8, labels, fill)
+        return self.train_cache[key]
+
+    def maps(self, method: Method, train: _TrainSet) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(train maps, test maps)`` of ``method`` (made once per method and training set)."""
+        mk = (method.label, train.key)
+        if mk not in self.maps_done:
+            test_maps = self.test_maps(method)
+            self.maps_done[mk] = (
+                _maps(method, self.model, train.items, self.target_mode),
+                torch.stack(test_maps),
+            )
+        return self.maps_done[mk]
+
+    def test_maps(self, method: Method) -> list[torch.Tensor]:
+        """The stored map of every test clip, or explained now when none is stored."""
+        test_maps = []
+        for ds, item in self.test_ids:
+            eid = self.store.find_explanation(ds, item, method.recipe_hash, self.model_key, method.seed)
+            if eid is None:  # the random reference line of a run without a random baseline
+                v = self.store.video(ds, item)
+                assert v is not None
+                test_maps.append(
+                    _maps(method, self.model, [Item(ds, item, v["video"], v["label"])], self.target_mode)[0]
+                )
+            else:
+                test_maps.append(self.store.attribution(eid).values.detach().float().cpu())
+        return test_maps
+
+    def point(
+        self,
+        method: Method,
+        s: MetricSpec,
+        obj: Any,
+        arch: str,
+        fraction: float,
+        train: _TrainSet,
+        maps: tuple[torch.Tensor, torch.Tensor],
+    ) -> None:
+        """Retrain at ``fraction`` (``cfg.repeats`` times) on clips modified by ``maps``; store the point."""
+        cfg = obj.config
+        train_maps, test_maps = maps
+        t0 = time.perf_counter()
+        x_train = _modified_native(train.u8, train_maps, fraction, obj.mode, train.fill)
+        x_test = _modified_native(self.test_u8, test_maps, fraction, obj.mode, train.fill)
+        accs = [
+            retrain_accuracy(
+                arch, x_train, train.labels, x_test, self.test_labels, seed=cfg.seed + r, epochs=cfg.epochs
+            )
+            for r in range(cfg.repeats)
+        ]
+        self.store._sql(
+            "INSERT INTO retrain_curves (experiment, method, recipe_hash, metric, metric_hash, mode, model, "
+            "architecture, fraction, accuracy, accuracies, n_train, n_test, time_s, run_id, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (experiment, recipe_hash, metric_hash, model, fraction) DO NOTHING",
+            (
+                self.experiment,
+                method.label,
+                method.recipe_hash,
+                s.label,
+                s.hash,
+                obj.mode,
+                self.model_key,
+                arch,
+                float(fraction),
+                sum(accs) / len(accs),
+                json.dumps(accs),
+                len(train.items),
+                len(self.test_ids),
+                time.perf_counter() - t0,
+                self.run_id,
+                time.time(),
+            ),
+        )
+
+
 def run_retrain(
     store: Store,
     experiment: str,
@@ -206,105 +367,37 @@ def run_retrain(
         return 0
     reg = ensure_metric_plugins(registry)
     _ensure_table(store)
-    if all(m.label != RANDOM for m in methods):
-        seed = methods[0].seed if methods else 0
-        methods = [*methods, Method(RANDOM, None, "random-normal-v2", seed)]
+    methods = _with_random(methods)
     objs = {s.label: reg.get("metric", s.name).make(s.config) for s in specs}
     archs = {s.label: _architecture(objs[s.label].config, model_key) for s in specs}
-    test_videos, test_y = [], []
-    for ds, item in test_ids:
-        v = store.video(ds, item)
-        if v is None or v.get("label") is None:
-            raise DatasetError(
-                f"kar/roar test on labelled clips; clip {truncate(item, 80)!r} has no label.",
-                "Use a labelled data set (zoo:synthetic, or a folder with labels.csv).",
-            )
-        test_videos.append((v["video"].clamp(0, 1) * 255.0).round().to(torch.uint8))
-        test_y.append(int(v["label"]))
-    if not test_videos:
+    test = _test_clips(store, test_ids)
+    if test is None:
         return 0
-    test_u8 = torch.stack(test_videos)
-    test_labels = torch.tensor(test_y, dtype=torch.long)
-    train_cache: dict[str, tuple[list[Item], torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-    computed = 0
-    todo = []
-    for method in methods:
-        for s in specs:
-            cfg = objs[s.label].config
-            done = _done(store, experiment, method.recipe_hash, s.hash, model_key)
-            missing = [f for f in cfg.fractions if round(float(f), 9) not in done]
-            if missing:
-                todo.append((method, s, missing))
+    run = _Retrain(
+        store,
+        experiment,
+        model,
+        model_key,
+        test_ids,
+        test_u8=test[0],
+        test_labels=test[1],
+        dataset=dataset,
+        frames=frames,
+        size=size,
+        run_id=run_id,
+        target_mode=target_mode,
+    )
+    todo = _missing_points(store, experiment, model_key, methods, specs, objs)
     n_points = sum(len(f) for _, _, f in todo)
     bar = tqdm(total=n_points, desc="retrain (kar/roar)", unit="model", disable=not progress or n_points == 0)
-    maps_done: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+    computed = 0
     with bar:
         for method, s, missing in todo:
             obj = objs[s.label]
-            cfg = obj.config
-            key = config_hash([cfg.train_data, cfg.n_train, cfg.train_seed])
-            if key not in train_cache:
-                items = _train_items(cfg, dataset, frames, size)
-                u8 = _as_uint8(items)
-                fill = u8.float().mean(dim=(0, 1, 2, 3)) / 255.0  # per-channel training mean (Hooker Sec. 3)
-                labels = torch.tensor([int(it.label) for it in items], dtype=torch.long)  # type: ignore[arg-type]
-                train_cache[key] = (items, u8, labels, fill)
-            items, train_u8, train_labels, fill = train_cache[key]
-            mk = (method.label, key)
-            if mk not in maps_done:
-                test_maps = []
-                for ds, item in test_ids:
-                    eid = store.find_explanation(ds, item, method.recipe_hash, model_key, method.seed)
-                    if eid is None:  # the random reference line of a run without a random baseline
-                        v = store.video(ds, item)
-                        assert v is not None
-                        test_maps.append(
-                            _maps(method, model, [Item(ds, item, v["video"], v["label"])], target_mode)[0]
-                        )
-                    else:
-                        test_maps.append(store.attribution(eid).values.detach().float().cpu())
-                maps_done[mk] = (_maps(method, model, items, target_mode), torch.stack(test_maps))
-            train_maps, test_maps_t = maps_done[mk]
+            train = run.train_set(obj.config)
+            maps = run.maps(method, train)
             for fraction in missing:
-                t0 = time.perf_counter()
-                x_train = _modified_native(train_u8, train_maps, fraction, obj.mode, fill)
-                x_test = _modified_native(test_u8, test_maps_t, fraction, obj.mode, fill)
-                accs = [
-                    retrain_accuracy(
-                        archs[s.label],
-                        x_train,
-                        train_labels,
-                        x_test,
-                        test_labels,
-                        seed=cfg.seed + r,
-                        epochs=cfg.epochs,
-                    )
-                    for r in range(cfg.repeats)
-                ]
-                store._sql(
-                    "INSERT INTO retrain_curves (experiment, method, recipe_hash, metric, metric_hash, mode, model, "
-                    "architecture, fraction, accuracy, accuracies, n_train, n_test, time_s, run_id, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (experiment, recipe_hash, metric_hash, model, fraction) DO NOTHING",
-                    (
-                        experiment,
-                        method.label,
-                        method.recipe_hash,
-                        s.label,
-                        s.hash,
-                        obj.mode,
-                        model_key,
-                        archs[s.label],
-                        float(fraction),
-                        sum(accs) / len(accs),
-                        json.dumps(accs),
-                        len(items),
-                        len(test_ids),
-                        time.perf_counter() - t0,
-                        run_id,
-                        time.time(),
-                    ),
-                )
+                run.point(method, s, obj, archs[s.label], fraction, train, maps)
                 computed += 1
                 bar.update(1)
     return computed

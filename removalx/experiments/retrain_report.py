@@ -7,14 +7,11 @@ for experiments without remove-and-retrain metrics.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
 from removalx.experiments.figures import PALETTE, retrain_curves
+from removalx.experiments.report_context import ExperimentView, ReportContext
 from removalx.experiments.retrain import curve_rows
 from removalx.experiments.runner import RANDOM
-
-if TYPE_CHECKING:
-    from removalx.experiments.report import ExperimentView, ReportContext
 
 __all__ = ["retrain_part"]
 

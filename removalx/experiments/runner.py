@@ -14,20 +14,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from tqdm.auto import tqdm
 
+from removalx.core.classifier import VideoClassifier
+from removalx.core.registry import Registry, get_registry
+from removalx.data.datasets import Item, ItemRef
 from removalx.errors import ConfigError
-from removalx.experiments.datasets import Item, ItemRef
 from removalx.experiments.stats import bootstrap_ci, mean_ci, paired_test
 from removalx.experiments.store import Store, config_hash
-from removalx.experiments.units import RunContext, RunCounts, plan_groups, plan_units, write_unit
+from removalx.experiments.units import (
+    RunContext,
+    RunCounts,
+    plan_groups,
+    plan_units,
+    random_attribution,
+    write_unit,
+)
 from removalx.metrics import ensure_metric_plugins, pooled_hit_rate, reliability_alpha
-from removalx.models import VideoClassifier
-from removalx.registry import Registry, get_registry
 
 __all__ = [
     "RANDOM",
@@ -44,6 +51,7 @@ __all__ = [
     "paired_table",
     "parse_metrics",
     "random_attribution",
+    "recipe_label",
     "run_items",
     "run_units",
 ]
@@ -164,13 +172,9 @@ def make_methods(
     return out
 
 
-def random_attribution(video: torch.Tensor, target: int, seed: int, item: str) -> Any:
-    """The random-map baseline of one clip: N(0, 1) per pixel, seeded by the run seed and the item."""
-    from removalx.types import Attribution
-
-    g = torch.Generator().manual_seed((seed * 1_000_003 + int(config_hash(item)[:8], 16)) % 2**63)
-    values = torch.randn(video.shape[:3], generator=g)
-    return Attribution(values=values, target=target, meta={"n_forward": 0, "timings": {"total": 0.0}})
+def recipe_label(recipe: str) -> str:
+    """A method's label: a recipe file's stem (``my/lime.yaml`` -> ``lime``), else the recipe name."""
+    return Path(recipe).stem if recipe.endswith((".yaml", ".yml")) else recipe
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from removalx.data.datasets import ItemRef, load_item
 from removalx.errors import DatasetError, truncate
-from removalx.experiments.datasets import ItemRef, load_item
 
 __all__ = ["only_correct"]
 

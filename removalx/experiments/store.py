@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from removalx.core.types import Attribution
 from removalx.errors import StorageError, truncate
-from removalx.types import Attribution
 
 __all__ = [
     "SCHEMA",

@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
+from removalx.core.types import Attribution
+from removalx.data.datasets import Item, ItemRef, load_item
 from removalx.errors import ConfigError
-from removalx.experiments.datasets import Item, ItemRef, load_item
-from removalx.experiments.store import META_KEYS, Store
-from removalx.types import Attribution
+from removalx.experiments.store import META_KEYS, Store, config_hash
 
 __all__ = [
     "RunContext",
@@ -164,10 +164,15 @@ def _slim(attr: Attribution) -> Attribution:
     return Attribution(values=attr.values.detach().float().cpu(), target=int(attr.target), meta=meta)
 
 
+def random_attribution(video: torch.Tensor, target: int, seed: int, item: str) -> Any:
+    """The random-map baseline of one clip: N(0, 1) per pixel, seeded by the run seed and the item."""
+    g = torch.Generator().manual_seed((seed * 1_000_003 + int(config_hash(item)[:8], 16)) % 2**63)
+    values = torch.randn(video.shape[:3], generator=g)
+    return Attribution(values=values, target=target, meta={"n_forward": 0, "timings": {"total": 0.0}})
+
+
 def compute_unit(ctx: RunContext, unit: Unit) -> UnitResult:
     """Explain and score one unit (no store access: any process can run it)."""
-    from removalx.experiments.runner import random_attribution
-
     item = load_item(unit.ref)
     model = ctx.model
     cache: dict[str, Any] = {}  # model outputs shared by the methods of the group

@@ -69,54 +69,39 @@ _BINARY: dict[str, tuple[Callable[..., Tensor], bool]] = {
 }
 
 
-def _conv_args(
-    input: Any,
-    weight: Any,
-    bias: Any = None,
-    stride: Any = 1,
-    padding: Any = 0,
-    dilation: Any = 1,
-    groups: int = 1,
-) -> dict[str, Any]:
-    return dict(
-        input=input,
-        weight=weight,
-        bias=bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
+def _arguments(*required: str, **optional: Any) -> Callable[..., dict[str, Any]]:
+    """``bind(*args, **kwargs) -> {name: value}`` by a signature: ``required``, then ``optional`` with defaults.
+
+    A call the signature does not accept raises ``TypeError``, like calling the function.
+    """
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    signature = inspect.Signature(
+        [inspect.Parameter(name, kind) for name in required]
+        + [inspect.Parameter(name, kind, default=value) for name, value in optional.items()]
     )
 
+    def bind(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
 
-def _maxpool_args(
-    input: Any,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    dilation: Any = 1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-) -> dict[str, Any]:
-    return dict(
-        input=input, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-        ceil_mode=ceil_mode, return_indices=return_indices,
-    )  # fmt: skip
+    return bind
 
 
-def _avgpool_args(
-    input: Any,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    divisor_override: Any = None,
-) -> dict[str, Any]:
-    return dict(
-        input=input, kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
-        count_include_pad=count_include_pad, divisor_override=divisor_override,
-    )  # fmt: skip
+#: The arguments of ``F.conv*d``, ``F.max_pool*d`` and ``F.avg_pool*d`` calls, by name.
+_conv_args = _arguments("input", "weight", bias=None, stride=1, padding=0, dilation=1, groups=1)
+_maxpool_args = _arguments(
+    "input", "kernel_size", stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+)
+_avgpool_args = _arguments(
+    "input",
+    "kernel_size",
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+)
 
 
 def _tuple(v: Any, n: int) -> tuple[int, ...] | None:

@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from removalx.core.classifier import VideoClassifier
+from removalx.core.progress import write_line
 from removalx.incremental.engine import DEFAULT_FULL_FRACTION, build
 from removalx.incremental.trace import TraceUnsupported
-from removalx.models import VideoClassifier
-from removalx.progress import write_line
 
 __all__ = ["LOCAL_FRACTION", "MIN_MACS", "IncrementalReport", "incremental", "plan_reference"]
 

@@ -5,7 +5,7 @@ The insertion / deletion settings of each paper are bundled as presets
 (:mod:`removalx.metrics.presets`: ``removal``, ``step``, ``aosa``, ``eccvw``).
 
 The metric *plugins* (``removalx_plugins.metrics``) wrap these functions as the ``metric``
-stage (:class:`removalx.stages.Metric`); the functions are usable on their own.
+stage (:class:`removalx.core.stages.Metric`); the functions are usable on their own.
 See ``docs/metrics.md``.
 """
 
@@ -77,7 +77,7 @@ def ensure_metric_plugins(registry=None):  # type: ignore[no-untyped-def]
     """
     import importlib
 
-    from removalx.registry import get_registry
+    from removalx.core.registry import get_registry
 
     reg = registry or get_registry()
     for name in BUILTIN_METRIC_MODULES:

@@ -63,7 +63,7 @@ def _read_cache(path: Path, key: dict[str, Any]) -> list[float] | None:
 
 
 def _write_cache(path: Path, key: dict[str, Any], mean: list[float], n_pixels: int) -> None:
-    from removalx.atomic import atomic_write, storage_errors
+    from removalx.files.atomic import atomic_write, storage_errors
 
     text = json.dumps({"key": key, "mean": mean, "n_pixels": n_pixels}, indent=2)
     with storage_errors(path, "the dataset mean cache"), atomic_write(path, "w") as fh:
@@ -103,11 +103,11 @@ def dataset_mean(
     Raises
     ------
     ConfigError
-        The dataset spec is not a dataset (see ``removalx.experiments.datasets``).
+        The dataset spec is not a dataset (see ``removalx.data.datasets``).
     StorageError
         An explicitly given ``cache`` path cannot be written.
     """
-    from removalx.experiments.datasets import dataset_items
+    from removalx.data.datasets import dataset_items
 
     spec = str(dataset)
     key_name, items, n = dataset_items(spec, n_videos, frames=frames, size=size, seed=seed)

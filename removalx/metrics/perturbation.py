@@ -27,12 +27,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from removalx.core.classifier import VideoClassifier
+from removalx.core.types import Attribution
 from removalx.errors import ConfigError
-from removalx.filters import blur_frames
 from removalx.incremental.session import incremental as _incremental
 from removalx.metrics.units import Unit, patch_labels, unit_labels
-from removalx.models import VideoClassifier, as_classifier
-from removalx.types import Attribution
+from removalx.models import as_classifier
+from removalx.video.filters import blur_frames
 
 __all__ = [
     "Curve",
@@ -241,6 +242,106 @@ def step_counts(n_units: int, steps: int) -> Tensor:
     return torch.arange(steps + 1, dtype=torch.long) * n_units // steps
 
 
+def _check_curve_settings(video: Tensor, importance: Tensor, mode: str, order: str, steps: Any) -> None:
+    """Refuse an unknown ``mode`` / ``order``, a bad ``steps`` or an attribution of the wrong shape."""
+    if mode not in ("deletion", "insertion"):
+        raise ConfigError(f"Unknown mode {str(mode)[:40]!r}.", "Use 'deletion' or 'insertion'.")
+    if order not in ("morf", "lerf"):
+        raise ConfigError(f"Unknown order {str(order)[:40]!r}.", "Use 'morf' or 'lerf'.")
+    if steps != "all" and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ConfigError(
+            f"steps must be an integer >= 1 or 'all', got {str(steps)[:40]!r}.",
+            "Use 128 or 28 (the papers' values), or 'all' (one unit per step).",
+        )
+    if tuple(importance.shape) != tuple(video.shape[:3]):
+        raise ConfigError(
+            f"The attribution has shape {tuple(importance.shape)}, the video {tuple(video.shape)}; "
+            "expected attribution [T, H, W] matching the video's first three dimensions.",
+            "Score the attribution against the clip it explains.",
+        )
+
+
+@dataclass
+class _StepPlan:
+    """Which pixels each step of a curve perturbs."""
+
+    rank: Tensor  # long[T*H*W]: rank of each pixel's unit in the perturbation order
+    n_units: int
+    n_steps: int  # L
+    k: Tensor  # long[L + 1]: units perturbed after each step
+    x: Tensor  # float64[L + 1]: fraction of pixels perturbed after each step
+
+
+def _plan_steps(
+    importance: Tensor, labels: Tensor | None, order: Order, seed: int, aggregate: Aggregate, steps: int | str
+) -> _StepPlan:
+    """Rank the units and resolve ``steps`` (``"all"``: one unit per step, at most :data:`MAX_ALL_STEPS`)."""
+    rank, cum, n_units = _pixel_rank(importance.detach().cpu(), labels, order, seed, aggregate)
+    n_steps = n_units if steps == "all" else int(steps)
+    if steps == "all" and n_units > MAX_ALL_STEPS:
+        raise ConfigError(
+            f"steps 'all' would perturb {n_units} units one by one ({n_units + 2} forward passes; the limit "
+            f"for 'all' is {MAX_ALL_STEPS}).",
+            "Use fewer units (unit: level with levels: 200, or patch / superpixel) or a number of steps (steps: 128).",
+        )
+    k = step_counts(n_units, n_steps)
+    n_pix = rank.numel()
+    perturbed = torch.cat([torch.zeros(1, dtype=torch.long), cum])[k]
+    return _StepPlan(rank, n_units, n_steps, k, perturbed.double() / n_pix)
+
+
+def _fill_meta(fill: str, value: list[float] | None, source: str | None) -> dict[str, Any]:
+    """The substrate entries of a curve's ``meta``."""
+    return {
+        "fill": fill,
+        "fill_value": None if value is None else [round(v, 6) for v in value],
+        "fill_source": source,
+    }
+
+
+@dataclass
+class _StepRun:
+    """The perturbed clips of a curve's steps and the target's score on each."""
+
+    clf: VideoClassifier
+    clip: Tensor  # float32[T, H, W, C] on the model's device
+    base: Tensor  # the substrate, same shape
+    rank: Tensor  # long[1, T, H, W]: rank of each pixel's unit in the perturbation order
+    mode: str
+    target: int
+    behavior: str
+
+    def batch(self, counts: Tensor) -> Tensor:
+        """The clips after perturbing the first ``counts`` (``long[B, 1, 1, 1]``) units each."""
+        hit = (self.rank < counts).float()  # 1 where the unit has been perturbed
+        keep = 1.0 - hit if self.mode == "deletion" else hit
+        n = counts.shape[0]
+        return torch.lerp(
+            self.base.expand(n, *self.clip.shape), self.clip.expand(n, *self.clip.shape), keep.unsqueeze(-1)
+        )
+
+    def scores(self, k: Tensor, batch_size: int, incremental: bool) -> Tensor:
+        """``float64[L + 1]`` scores after each step (``k``: units perturbed per step, on the device)."""
+        ys: list[Tensor] = []
+        start_clip = self.clip if self.mode == "deletion" else self.base  # step 0
+        with (
+            torch.inference_mode(),
+            _incremental(self.clf, start_clip, "previous_step", enabled=incremental, follow=True),
+        ):
+            for start in range(0, k.numel(), batch_size):
+                batch = self.batch(k[start : start + batch_size].view(-1, 1, 1, 1))
+                ys.append(_score(self.clf(batch), self.target, self.behavior).double().cpu())
+        return torch.cat(ys)
+
+    def evaluate(self, k: Tensor, batch_size: int, incremental: bool) -> tuple[Tensor, float, int]:
+        """The scores after each step, the score of the clean clip and the forward passes they took."""
+        n0 = self.clf.n_forward
+        y = self.scores(k, batch_size, incremental)
+        with torch.inference_mode():
+            full = float(_score(self.clf(self.clip[None]), self.target, self.behavior)[0])
+        return y, full, self.clf.n_forward - n0
+
+
 def perturbation_curve(
     model: Any,
     video: Tensor,
@@ -318,75 +419,28 @@ def perturbation_curve(
         ``x`` = fraction of pixels perturbed (exact, also for units of unequal size).
     """
     clf: VideoClassifier = as_classifier(model)
-    if mode not in ("deletion", "insertion"):
-        raise ConfigError(f"Unknown mode {str(mode)[:40]!r}.", "Use 'deletion' or 'insertion'.")
-    if order not in ("morf", "lerf"):
-        raise ConfigError(f"Unknown order {str(order)[:40]!r}.", "Use 'morf' or 'lerf'.")
-    if steps != "all" and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ConfigError(
-            f"steps must be an integer >= 1 or 'all', got {str(steps)[:40]!r}.",
-            "Use 128 or 28 (the papers' values), or 'all' (one unit per step).",
-        )
-    if tuple(importance.shape) != tuple(video.shape[:3]):
-        raise ConfigError(
-            f"The attribution has shape {tuple(importance.shape)}, the video {tuple(video.shape)}; "
-            "expected attribution [T, H, W] matching the video's first three dimensions.",
-            "Score the attribution against the clip it explains.",
-        )
+    _check_curve_settings(video, importance, mode, order, steps)
     if labels is None:
         labels = unit_labels(
             video, unit, importance=importance, patch=patch, superpixels=superpixels, levels=levels
         )
     device = clf.device
     value, source = _fill_value(clf, fill, fill_value)
-    rank, cum, n_units = _pixel_rank(importance.detach().cpu(), labels, order, seed, aggregate)
-    n_steps = n_units if steps == "all" else int(steps)
-    if steps == "all" and n_units > MAX_ALL_STEPS:
-        raise ConfigError(
-            f"steps 'all' would perturb {n_units} units one by one ({n_units + 2} forward passes; the limit "
-            f"for 'all' is {MAX_ALL_STEPS}).",
-            "Use fewer units (unit: level with levels: 200, or patch / superpixel) or a number of steps (steps: 128).",
-        )
-    k = step_counts(n_units, n_steps)
-    n_pix = rank.numel()
-    perturbed = torch.cat([torch.zeros(1, dtype=torch.long), cum])[k]
-    x = perturbed.double() / n_pix
+    plan = _plan_steps(importance, labels, order, seed, aggregate, steps)
     clip = video.to(device, torch.float32)
     base = substrate(clip, fill, blur_sigma, value)
-    rank_d = rank.to(device).view(1, *video.shape[:3])
-    k_d = k.to(device)
-    ys: list[Tensor] = []
-    n0 = clf.n_forward
-    start_clip = clip if mode == "deletion" else base  # step 0
-    with (
-        torch.inference_mode(),
-        _incremental(clf, start_clip, "previous_step", enabled=incremental, follow=True),
-    ):
-        for start in range(0, n_steps + 1, batch_size):
-            kk = k_d[start : start + batch_size].view(-1, 1, 1, 1)
-            hit = (rank_d < kk).float()  # 1 where the unit has been perturbed
-            keep = 1.0 - hit if mode == "deletion" else hit
-            batch = torch.lerp(
-                base.expand(kk.shape[0], *clip.shape),
-                clip.expand(kk.shape[0], *clip.shape),
-                keep.unsqueeze(-1),
-            )
-            ys.append(_score(clf(batch), target, behavior).double().cpu())
-    with torch.inference_mode():
-        full = float(_score(clf(clip[None]), target, behavior)[0])
-    y = torch.cat(ys)
+    run = _StepRun(clf, clip, base, plan.rank.to(device).view(1, *video.shape[:3]), mode, target, behavior)
+    y, full, n_forward = run.evaluate(plan.k.to(device), batch_size, incremental)
     meta = {
-        "n_units": n_units,
-        "n_forward": clf.n_forward - n0,
+        "n_units": plan.n_units,
+        "n_forward": n_forward,
         "target": int(target),
         "full": full,
-        "steps": n_steps,
-        "fill": fill,
-        "fill_value": None if value is None else [round(v, 6) for v in value],
-        "fill_source": source,
+        "steps": plan.n_steps,
+        **_fill_meta(fill, value, source),
         "behavior": behavior,
     }
-    return Curve(x=x, y=y, mode=mode, order=order, unit=unit, meta=meta)
+    return Curve(x=plan.x, y=y, mode=mode, order=order, unit=unit, meta=meta)
 
 
 def curve_key(attribution: Attribution, params: dict[str, Any]) -> str:

@@ -114,7 +114,7 @@ def superpixel_labels(
 
 def supervoxel_labels(video: Tensor, n_segments: int, compactness: float = 10.0) -> Tensor:
     """3D SLIC supervoxels of the whole clip (the ``slic3d`` plugin); a segment may span frames."""
-    from removalx.registry import get_registry
+    from removalx.core.registry import get_registry
 
     n_seg = max(1, min(n_segments, int(video.shape[0] * video.shape[1] * video.shape[2]) // 4))
     seg = get_registry().make("segmentation", "slic3d", {"n_segments": n_seg, "compactness": compactness})

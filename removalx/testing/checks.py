@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
-from removalx.models import VideoClassifier
-from removalx.registry import PIPELINE_STAGES, STAGES, Registry, get_registry
+from removalx.core.classifier import VideoClassifier
+from removalx.core.registry import PIPELINE_STAGES, STAGES, Registry, get_registry
+from removalx.core.types import Attribution, ChunkedPlan, FeatureSpace, PartitionSpace
 from removalx.testing.data import ToyClassifier, tiny_video
-from removalx.types import Attribution, ChunkedPlan, FeatureSpace, PartitionSpace
 
 __all__ = ["check_plugin"]
 

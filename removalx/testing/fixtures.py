@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from removalx.models import VideoClassifier
-from removalx.registry import Registry, get_registry
+from removalx.core.classifier import VideoClassifier
+from removalx.core.registry import Registry, get_registry
 from removalx.testing.data import ToyClassifier, tiny_video
 
 

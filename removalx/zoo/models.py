@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from removalx.errors import ModelError
-from removalx.torchfile import load_plain
+from removalx.files.torchfile import load_plain
 
 __all__ = [
     "CNNGRU",
@@ -77,10 +77,17 @@ class _ZooBase(nn.Module):
 # ----------------------------------------------------------------------------- R3D
 
 
-def _conv_bn(cin: int, cout: int, stride: tuple[int, int, int] = (1, 1, 1)) -> nn.Sequential:
+def _conv_bn(
+    cin: int,
+    cout: int,
+    stride: int | tuple[int, ...] = (1, 1, 1),
+    conv: Callable[..., nn.Module] = nn.Conv3d,
+    norm: Callable[[int], nn.Module] = nn.BatchNorm3d,
+) -> nn.Sequential:
+    """3x3(x3) convolution (padding 1, no bias), batch norm, ReLU; 2D with ``nn.Conv2d, nn.BatchNorm2d``."""
     return nn.Sequential(
-        nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm3d(cout),
+        conv(cin, cout, 3, stride=stride, padding=1, bias=False),
+        norm(cout),
         nn.ReLU(inplace=True),
     )
 
@@ -146,10 +153,8 @@ class CNNGRU(_ZooBase):
 
     Parameters
     ----------
-    num_classes : int, default 4
-        Number of output logits ``K``.
-    input_size : tuple of int, default NATIVE_SIZE
-        ``(T, H, W)`` the input is resized to.
+    num_classes, input_size :
+        As for :class:`R3DTiny`.
     width : int, default 16
         Channels of the first conv layer (then 2x, 2x).
     hidden : int, default 96
@@ -172,11 +177,7 @@ class CNNGRU(_ZooBase):
         w = width
 
         def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU(inplace=True),
-            )
+            return _conv_bn(cin, cout, 2, nn.Conv2d, nn.BatchNorm2d)
 
         self.features = nn.Sequential(block(5, w), block(w, 2 * w), block(2 * w, 2 * w))
         self.spatial_pool = nn.AdaptiveAvgPool2d(4)
@@ -229,10 +230,9 @@ class TinyTimeSformer(_ZooBase):
 
     Parameters
     ----------
-    num_classes : int, default 4
-        Number of output logits ``K``.
-    input_size : tuple of int, default NATIVE_SIZE
-        ``(T, H, W)`` the input is resized to; H and W must be divisible by ``patch``.
+    num_classes, input_size :
+        As for :class:`R3DTiny`; H and W of ``input_size`` must be divisible by ``patch``, T by
+        ``tubelet``.
     patch : int, default 8
         Spatial patch size.
     tubelet : int, default 2

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from removalx.atomic import atomic_write, storage_errors
 from removalx.errors import ConfigError
+from removalx.files.atomic import atomic_write, storage_errors
 from removalx.zoo.confidence import predict_probs, summarize
 from removalx.zoo.data import CLASS_NAMES, make_dataset
 from removalx.zoo.models import MEAN, NATIVE_SIZE, STD, WEIGHTS_DIR, ZOO, build_model, count_params
@@ -191,6 +191,82 @@ def fit_model(
     bar.close()
 
 
+def _train_settings(name: str, n_train: int, n_val: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The model's :data:`DEFAULTS` with the given ``overrides``; refuse bad names, sizes, smoothing."""
+    if name not in ZOO:
+        raise ConfigError(f"unknown zoo model {name!r}.", f"Use one of: {', '.join(sorted(ZOO))}.")
+    if n_train < 1 or n_val < 1:
+        raise ConfigError(
+            f"n_train and n_val must be >= 1, got {n_train}, {n_val}.", "Use e.g. 2000 and 400."
+        )
+    cfg = {**DEFAULTS[name]}
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    if not 0.0 <= float(cfg["label_smoothing"]) < 1.0:
+        raise ConfigError(
+            f"label_smoothing must be in [0, 1), got {str(cfg['label_smoothing'])[:40]}.",
+            f"Use 0 (plain cross-entropy) or e.g. {LS_EPSILON}.",
+        )
+    return cfg
+
+
+def _model_meta(
+    name: str,
+    model: nn.Module,
+    cfg: dict[str, Any],
+    val_conf: dict[str, Any],
+    *,
+    seed: int,
+    n_train: int,
+    n_val: int,
+    two_part_fraction: float,
+    t_data: float,
+    t_fit: float,
+) -> dict[str, Any]:
+    """The metadata of a trained zoo model (``<name>.json``)."""
+    base = seed * 1_000_000
+    return {
+        "name": name,
+        "architecture": type(model).__name__,
+        "description": ZOO[name][1],
+        "class_names": list(CLASS_NAMES),
+        "mean": list(MEAN),
+        "std": list(STD),
+        "normalization": "applied inside the model; feed raw [0, 1] clips",
+        "layout": "BCTHW",
+        "input_size": list(NATIVE_SIZE),
+        "accepts_any_size": True,
+        "render_size": list(_RENDER),
+        "params": count_params(model),
+        "seed": seed,
+        "train_seeds": [base, base + n_train],
+        "val_seeds": [base + VAL_SEED_OFFSET, base + VAL_SEED_OFFSET + n_val],
+        "n_train": n_train,
+        "n_val": n_val,
+        "two_part_fraction": two_part_fraction,
+        "epochs": cfg["epochs"],
+        "lr": cfg["lr"],
+        "batch_size": cfg["batch_size"],
+        "label_smoothing": cfg["label_smoothing"],
+        "label_smoothing_optimum_p": round(smoothing_optimum(cfg["label_smoothing"], len(CLASS_NAMES)), 4),
+        "val_accuracy": val_conf["accuracy"],
+        "val_confidence": val_conf,
+        "data_seconds": round(t_data, 1),
+        "train_seconds": round(t_fit, 1),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+    }
+
+
+def _save(out: Path, name: str, model: nn.Module, meta: dict[str, Any]) -> None:
+    """Write ``<name>.pt`` and ``<name>.json`` to ``out`` (each replaced whole or left as it was)."""
+    for path, write in (
+        (out / f"{name}.pt", lambda fh: torch.save(model.state_dict(), fh)),
+        (out / f"{name}.json", lambda fh: fh.write((json.dumps(meta, indent=2) + "\n").encode())),
+    ):
+        with storage_errors(path, f"zoo model {name!r} file"), atomic_write(path, "wb") as fh:
+            write(fh)
+
+
 def train(
     name: str,
     *,
@@ -238,20 +314,8 @@ def train(
     StorageError
         If a file cannot be written (each file is replaced whole or left as it was).
     """
-    if name not in ZOO:
-        raise ConfigError(f"unknown zoo model {name!r}.", f"Use one of: {', '.join(sorted(ZOO))}.")
-    if n_train < 1 or n_val < 1:
-        raise ConfigError(
-            f"n_train and n_val must be >= 1, got {n_train}, {n_val}.", "Use e.g. 2000 and 400."
-        )
-    cfg = {**DEFAULTS[name]}
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "label_smoothing": label_smoothing}
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
-    if not 0.0 <= float(cfg["label_smoothing"]) < 1.0:
-        raise ConfigError(
-            f"label_smoothing must be in [0, 1), got {str(cfg['label_smoothing'])[:40]}.",
-            f"Use 0 (plain cross-entropy) or e.g. {LS_EPSILON}.",
-        )
+    cfg = _train_settings(name, n_train, n_val, overrides)
     torch.manual_seed(seed)
     np.random.seed(seed)
     t0 = time.perf_counter()
@@ -265,44 +329,19 @@ def train(
     model.eval()
     val_probs = predict_probs(model, (x_val[i : i + 32] for i in range(0, len(x_val), 32)))
     val_conf = summarize(val_probs, y_val)
-    meta = {
-        "name": name,
-        "architecture": type(model).__name__,
-        "description": ZOO[name][1],
-        "class_names": list(CLASS_NAMES),
-        "mean": list(MEAN),
-        "std": list(STD),
-        "normalization": "applied inside the model; feed raw [0, 1] clips",
-        "layout": "BCTHW",
-        "input_size": list(NATIVE_SIZE),
-        "accepts_any_size": True,
-        "render_size": list(_RENDER),
-        "params": count_params(model),
-        "seed": seed,
-        "train_seeds": [base, base + n_train],
-        "val_seeds": [base + VAL_SEED_OFFSET, base + VAL_SEED_OFFSET + n_val],
-        "n_train": n_train,
-        "n_val": n_val,
-        "two_part_fraction": two_part_fraction,
-        "epochs": cfg["epochs"],
-        "lr": cfg["lr"],
-        "batch_size": cfg["batch_size"],
-        "label_smoothing": cfg["label_smoothing"],
-        "label_smoothing_optimum_p": round(smoothing_optimum(cfg["label_smoothing"], len(CLASS_NAMES)), 4),
-        "val_accuracy": val_conf["accuracy"],
-        "val_confidence": val_conf,
-        "data_seconds": round(t_data, 1),
-        "train_seconds": round(t_fit, 1),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-    }
-    out = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
-    for path, write in (
-        (out / f"{name}.pt", lambda fh: torch.save(model.state_dict(), fh)),
-        (out / f"{name}.json", lambda fh: fh.write((json.dumps(meta, indent=2) + "\n").encode())),
-    ):
-        with storage_errors(path, f"zoo model {name!r} file"), atomic_write(path, "wb") as fh:
-            write(fh)
+    meta = _model_meta(
+        name,
+        model,
+        cfg,
+        val_conf,
+        seed=seed,
+        n_train=n_train,
+        n_val=n_val,
+        two_part_fraction=two_part_fraction,
+        t_data=t_data,
+        t_fit=t_fit,
+    )
+    _save(Path(out_dir) if out_dir is not None else WEIGHTS_DIR, name, model, meta)
     return meta
 
 

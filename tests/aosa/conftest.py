@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from removalx.registry import Registry, get_registry
+from removalx.core.registry import Registry, get_registry
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import removalx
+from removalx.core.recipe import load_recipe
 from removalx.errors import ConfigError
-from removalx.recipe import load_recipe
 from removalx.testing import ToyClassifier
 from removalx_plugins.removal.conditional import Conditional, ConditionalConfig
 from removalx_plugins.segmentation.flow_tubes import FlowTubes, FlowTubesConfig, track_anchors

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from removalx.data.datasets import dataset_refs, load_item
 from removalx.errors import DatasetError
-from removalx.experiments.datasets import dataset_refs, load_item
 from tests.experiments.conftest import GRID
 
 pd = pytest.importorskip("pandas")
@@ -26,8 +26,8 @@ FAST = {
 
 
 def _gif(path: Path, seed: int, frames: int = 6) -> None:
-    from removalx.io import write_gif
     from removalx.testing import tiny_video
+    from removalx.video.io import write_gif
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_gif((tiny_video(frames=frames, size=16, seed=seed) * 255).round().to(torch.uint8), path, fps=4)
@@ -44,8 +44,8 @@ def _frames(folder: Path, n: int, h: int, w: int) -> None:
 
 # -- Python API --------------------------------------------------------------------------------------
 def test_evaluate_returns_dataframes_and_cli_shares_the_store(tmp_path, model_spec):
+    from removalx.cli.experiments import main
     from removalx.experiments import Store, evaluate
-    from removalx.experiments.cli import main
 
     db = tmp_path / "r.db"
     res = evaluate("lime3d", db, model=model_spec, metrics="deletion,insertion", **FAST)

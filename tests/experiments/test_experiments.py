@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from removalx.experiments.cli import main
+from removalx.cli.experiments import main
 from removalx.experiments.stats import mean_ci
 from tests.experiments.conftest import GRID, TINY
 
@@ -194,7 +194,7 @@ def test_killed_evaluate_resumes_without_loss_or_duplicates(tmp_path, model_spec
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "removalx.experiments.cli", *argv, "--item-delay", "3"],
+        [sys.executable, "-m", "removalx.cli.experiments", *argv, "--item-delay", "3"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -273,8 +273,8 @@ def _two_heatmap_db(path: Path) -> Path:
     """One grey 4x16x16 clip explained by two heat-map methods: ``a`` = column / 15, ``b`` = a / 2."""
     import torch
 
+    from removalx.core.types import Attribution
     from removalx.experiments.store import Store
-    from removalx.types import Attribution
 
     vis = {"name": "heatmap", "top_fraction": None, "stretch": False, "alpha": 1.0}
     ramp = (torch.arange(16.0) / 15).expand(4, 16, 16).contiguous()
@@ -291,7 +291,7 @@ def _two_heatmap_db(path: Path) -> Path:
 
 
 def test_report_strip_shares_one_scale_across_methods_of_one_kind(tmp_path):
-    from removalx.colorbar import BAR_HEIGHT
+    from removalx.display.colorbar import BAR_HEIGHT
     from removalx.experiments.report import BAR_MIN_WIDTH, GAP
 
     db = _two_heatmap_db(tmp_path / "toy.db")
@@ -330,7 +330,7 @@ def test_report_strip_shares_one_scale_across_methods_of_one_kind(tmp_path):
 
 
 def test_report_overlays_of_different_kinds_each_have_a_colour_bar(report_html):
-    from removalx.colorbar import BAR_HEIGHT
+    from removalx.display.colorbar import BAR_HEIGHT
 
     page = report_html.read_text()
     assert "one colour scale" in page
@@ -461,8 +461,8 @@ def test_report_renders_in_headless_chromium(report_html, tmp_path):
 def test_evaluate_a_folder_of_videos_with_labels(tmp_path, model_spec):
     import torch
 
-    from removalx.io import write_gif
     from removalx.testing import tiny_video
+    from removalx.video.io import write_gif
 
     folder = tmp_path / "videos"
     folder.mkdir()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from removalx.experiments.cli import main
+from removalx.cli.experiments import main
 from removalx.experiments.runner import MetricSpec, aggregate, alpha_table
 from removalx.experiments.store import Store
 from removalx.metrics import pooled_hit_rate

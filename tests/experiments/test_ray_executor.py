@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from removalx.cli.experiments import main
 from removalx.experiments.api import Options, run_experiment
-from removalx.experiments.cli import main
 from tests.experiments.conftest import GRID
 
 ray = pytest.importorskip("ray")
@@ -88,11 +88,11 @@ def test_ray_results_are_bit_identical_to_local(ray_session, model_spec, tmp_pat
 
 
 def test_worker_killed_mid_unit_is_retried(ray_session, model_spec, tmp_path):
-    from removalx.experiments.datasets import dataset_refs
+    from removalx.core.recipe import parse_overrides
+    from removalx.data.datasets import dataset_refs
     from removalx.experiments.ray_executor import RayExecutor
     from removalx.experiments.runner import WorkerSpec, make_methods, parse_metrics, run_units
     from removalx.experiments.store import Store
-    from removalx.recipe import parse_overrides
 
     n = 4
     methods = make_methods([("lime3d", "lime3d", parse_overrides(GRID[1::2]))], None)
@@ -164,7 +164,7 @@ def test_killed_driver_resumes(ray_session, model_spec, tmp_path):
         [
             sys.executable,
             "-m",
-            "removalx.experiments.cli",
+            "removalx.cli.experiments",
             *argv,
             "--executor",
             "ray",

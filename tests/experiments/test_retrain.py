@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from removalx.cli import main
+from removalx.data.datasets import dataset_items
 from removalx.errors import ConfigError
-from removalx.experiments.datasets import dataset_items
 from removalx.experiments.retrain import curve_rows, format_curves
 from removalx.experiments.store import Store
 from removalx.metrics.retrain import keep_mask, modify_clips, retrain_accuracy

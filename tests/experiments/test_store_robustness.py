@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from removalx.cli.experiments import main
+from removalx.core.types import Attribution
+from removalx.data.datasets import dataset_items
 from removalx.errors import ConfigError, DatasetError, StorageError
-from removalx.experiments.cli import main
-from removalx.experiments.datasets import dataset_items
 from removalx.experiments.runner import make_methods, parse_metrics, run_items
 from removalx.experiments.store import Store
-from removalx.types import Attribution
 from tests.experiments.conftest import GRID
 
 TINY = ["--frames", "4", "--size", "16", "--quiet"]
@@ -114,8 +114,8 @@ class _StaleStore(Store):
 def test_run_skips_units_another_run_stored_meanwhile(
     filled_db: Path, model_spec: str, tmp_path: Path
 ) -> None:
+    from removalx.core.recipe import parse_overrides
     from removalx.models import load_model
-    from removalx.recipe import parse_overrides
 
     db = tmp_path / "copy.db"
     db.write_bytes(filled_db.read_bytes())
@@ -145,7 +145,7 @@ def test_two_evaluate_processes_on_one_database(tmp_path: Path, model_spec: str)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "removalx.experiments.cli", *argv],
+            [sys.executable, "-m", "removalx.cli.experiments", *argv],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -318,8 +318,8 @@ def test_evaluate_on_an_empty_file_creates_the_tables(tmp_path: Path) -> None:
 # -- dataset labels -------------------------------------------------------------------------------------
 @pytest.fixture
 def video_folder(tmp_path: Path) -> Path:
-    from removalx.io import write_gif
     from removalx.testing import tiny_video
+    from removalx.video.io import write_gif
 
     folder = tmp_path / "videos"
     folder.mkdir()

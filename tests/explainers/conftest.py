@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from removalx.registry import Registry, get_registry
+from removalx.core.registry import Registry, get_registry
 
 
 @pytest.fixture(autouse=True)

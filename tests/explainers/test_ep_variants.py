@@ -15,13 +15,13 @@ from scipy import ndimage
 from torch import nn
 
 import removalx
+from removalx.core.classifier import VideoClassifier
+from removalx.core.types import Attribution
 from removalx.errors import ConfigError
-from removalx.extremal import SmoothMaxUpsampler, area_loss, frame_area_loss
-from removalx.min_ratio import min_preservation_ratio, phi0_bound
-from removalx.models import VideoClassifier
-from removalx.temporal_smoothing import temporal_kernel, temporal_smooth
 from removalx.testing.data import LinearVideoModel, ToyClassifier, square_evidence, tiny_video
-from removalx.types import Attribution
+from removalx_plugins.machinery.extremal import SmoothMaxUpsampler, area_loss, frame_area_loss
+from removalx_plugins.machinery.min_ratio import min_preservation_ratio, phi0_bound
+from removalx_plugins.machinery.temporal_smoothing import temporal_kernel, temporal_smooth
 
 from .test_step import explain
 
@@ -174,7 +174,7 @@ def test_unsync_is_seeded_and_needs_a_per_frame_constraint(reg):
     b = explain(reg, "ep2d", model, video, sync=False, areas=[0.2], iterations=5, init="uniform", **SMALL)
     torch.testing.assert_close(a.meta["masks"], b.meta["masks"])  # seeded
     with pytest.raises(ConfigError, match="each frame alone"):
-        from removalx.extremal import ExtremalConfig, extremal_perturbation
+        from removalx_plugins.machinery.extremal import ExtremalConfig, extremal_perturbation
 
         cfg = ExtremalConfig(area_scope="clip", iterations=1)
         extremal_perturbation(model, video, 0, cfg, torch.Generator(), unsync=True)
@@ -228,7 +228,7 @@ NEW_RECIPES = ["ep3d_evenly", "ep3d_gauss1", "ep3d_gauss2", "ep3d_gauss3", "ep2d
 
 
 def test_new_recipes_validate_and_run(reg):
-    from removalx.recipe import builtin_recipes, load_recipe
+    from removalx.core.recipe import builtin_recipes, load_recipe
 
     paths = builtin_recipes()
     video = tiny_video(T)
@@ -244,7 +244,7 @@ def test_new_recipes_validate_and_run(reg):
 
 
 def test_evaluate_reports_v_star_from_the_database(tmp_path):
-    from removalx.experiments.cli import main
+    from removalx.cli.experiments import main
     from removalx.experiments.store import Store
 
     db = tmp_path / "r.db"

@@ -17,8 +17,8 @@ from torch import Tensor, nn
 
 import removalx
 from removalx.cli import EXIT_OK, main
+from removalx.core.classifier import VideoClassifier
 from removalx.errors import ModelError
-from removalx.models import VideoClassifier
 
 
 def run(reg, model, video, target, name="excitation_backprop", **cfg):

@@ -7,8 +7,9 @@ import torch
 from torch import Tensor, nn
 
 import removalx
+from removalx.core.classifier import VideoClassifier
 from removalx.errors import ConfigError, ModelError
-from removalx.models import VideoClassifier, load_model
+from removalx.models import load_model
 from removalx.testing.data import tiny_video
 
 # Hand-set weights: A = W (x - 0.5) (a 1x1x1 convolution, 3 -> 2 channels; centred so that A and

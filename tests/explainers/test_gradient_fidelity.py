@@ -16,10 +16,10 @@ from skimage.segmentation import slic
 from torch import Tensor, nn
 
 import removalx
-from removalx.filters import blur_frames
-from removalx.gradients import normalize_map
-from removalx.recipe import load_recipe
+from removalx.core.recipe import load_recipe
 from removalx.testing import LinearVideoModel, ToyClassifier, tiny_video
+from removalx.video.filters import blur_frames
+from removalx_plugins.machinery.gradients import normalize_map
 
 T, S, C = 4, 16, 3
 MEAN = np.array([0.43216, 0.394666, 0.37645])  # a model normalisation (Kinetics) ...

@@ -7,11 +7,11 @@ import torch
 from captum.attr import IntegratedGradients, Saliency
 
 import removalx
+from removalx.core.classifier import VideoClassifier
+from removalx.core.registry import Registry
 from removalx.errors import ConfigError, ModelError
-from removalx.gradients import CaptumForward
-from removalx.models import VideoClassifier
-from removalx.registry import Registry
 from removalx.testing.data import LinearVideoModel, ToyClassifier, tiny_video
+from removalx_plugins.machinery.gradients import CaptumForward
 
 MODULES = [
     "gradient",
@@ -119,7 +119,7 @@ def test_smoothgrad_on_linear_model_and_determinism(reg, linear, toy, video):
 
 
 def test_blur_ig_completeness(reg, toy, video):
-    from removalx.filters import blur_frames
+    from removalx.video.filters import blur_frames
 
     a = run(reg, "blur_ig", toy, video, target=1, steps=24, max_sigma=3.0, output="logit")
     with torch.no_grad():

@@ -9,7 +9,9 @@ import torch
 from scipy import ndimage
 
 import removalx
-from removalx.extremal import (
+from removalx.core.classifier import VideoClassifier
+from removalx.testing.data import LinearVideoModel, ToyClassifier, square_evidence, tiny_video
+from removalx_plugins.machinery.extremal import (
     BlurPyramid,
     SmoothMaxUpsampler,
     area_loss,
@@ -17,8 +19,6 @@ from removalx.extremal import (
     kernel_beta,
     smoothness_loss,
 )
-from removalx.models import VideoClassifier
-from removalx.testing.data import LinearVideoModel, ToyClassifier, square_evidence, tiny_video
 
 # Settings scaled to a 4 x 16 x 16 clip (the paper's are for 16 x 112 x 112): lambda_2 = lambda_1
 # (growing) after the first quarter, as the `step_torchray` recipe does.
@@ -215,7 +215,7 @@ MY_RECIPES = {
 
 
 def test_explainer_recipes_validate_and_run(reg):
-    from removalx.recipe import builtin_recipes, load_recipe
+    from removalx.core.recipe import builtin_recipes, load_recipe
 
     r = reg
     paths = builtin_recipes()
@@ -240,7 +240,7 @@ def test_conformance_check(reg, name, cfg):
 
 # -- the authors' schedule and final map, against hand computations ------------------------------
 def test_lambda_schedule_authors_and_torchray_values():
-    from removalx.extremal import lambda_schedule
+    from removalx_plugins.machinery.extremal import lambda_schedule
 
     # STEP authors: lambda_1 = 300 x 1.0008668^i; lambda_2 = 0 for i <= 100, then 300 (constant)
     authors = {"lambda1": 300.0, "growth": 1.0008668, "lambda2": 300.0, "lambda2_start": 101}
@@ -327,7 +327,7 @@ AUTHORS_STEP = {
 
 
 def test_defaults_and_recipes_are_the_authors_settings():
-    from removalx.recipe import load_recipe
+    from removalx.core.recipe import load_recipe
     from removalx_plugins.explainers.ep3d import EP3DConfig
     from removalx_plugins.explainers.step import STEPConfig
 

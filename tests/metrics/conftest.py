@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from removalx.registry import Registry
+from removalx.core.registry import Registry
 
 
 @pytest.fixture(scope="module")

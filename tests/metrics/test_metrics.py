@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+from removalx.core.classifier import VideoClassifier
+from removalx.core.types import Attribution
 from removalx.errors import ConfigError
 from removalx.metrics import (
     Curve,
@@ -19,10 +21,8 @@ from removalx.metrics import (
     spatial_pointing,
     temporal_pointing,
 )
-from removalx.models import VideoClassifier
 from removalx.testing import LinearVideoModel, check_plugin, tiny_video
 from removalx.testing.data import square_evidence
-from removalx.types import Attribution
 
 T, S = 4, 16
 METRICS = [

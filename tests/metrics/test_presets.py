@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from removalx.core.classifier import VideoClassifier
+from removalx.core.types import Attribution
 from removalx.errors import ConfigError
 from removalx.metrics import (
     Curve,
@@ -30,9 +32,7 @@ from removalx.metrics import (
     superpixel_labels,
     temporal_pointing,
 )
-from removalx.models import VideoClassifier
 from removalx.testing import LinearVideoModel
-from removalx.types import Attribution
 
 
 def linear_model(

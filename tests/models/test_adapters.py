@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from removalx.core.classifier import VideoClassifier
+from removalx.core.registry import Registry
 from removalx.errors import ModelError
-from removalx.models import VideoClassifier
-from removalx.registry import Registry
 
 
 def _import_plugins() -> tuple[object, object]:
     """Import ``removalx_plugins.models.*``, from the source tree when the package is not installed."""
     if importlib.util.find_spec("removalx_plugins") is None:
-        root = Path(__file__).resolve().parents[2] / "plugins"
+        root = Path(__file__).resolve().parents[2] / "removalx_plugins"
         spec = importlib.util.spec_from_file_location(
             "removalx_plugins", root / "__init__.py", submodule_search_locations=[str(root)]
         )
@@ -223,7 +223,7 @@ def make_tlast():
     return Last()
 
 def make_classifier():
-    from removalx.models import VideoClassifier
+    from removalx.core.classifier import VideoClassifier
     return VideoClassifier(Tiny(), layout="BCTHW", name="prebuilt")
 
 def broken():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from removalx.experiments.cli import main
+from removalx.cli.experiments import main
 
 #: Six explanations: lime3d and rise3d on three 8x32x32 zoo:synthetic clips, 16 samples on a 2x2x2 grid.
 CREATE = [

@@ -16,7 +16,7 @@ with warnings.catch_warnings():  # Starlette >= 1.x suggests httpx2; httpx still
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from removalx.experiments.cli import main
+from removalx.cli.experiments import main
 from removalx.experiments.study.app import make_app
 from removalx.experiments.study.db import StudyDB
 from tests.study.conftest import hidden_strings, new_study

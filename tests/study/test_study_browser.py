@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from removalx.experiments.cli import main
+from removalx.cli.experiments import main
 from tests.study.conftest import hidden_strings, new_study
 from tests.study.test_study_stats import _alpha_oracle
 

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from removalx.colors import apply_colormap
+from removalx.core.types import Attribution
 from removalx.experiments.study.create import legend_png
-from removalx.types import Attribution
+from removalx_plugins.machinery.colors import apply_colormap
 
 
 def _png(data: bytes) -> np.ndarray:

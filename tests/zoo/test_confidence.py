@@ -159,7 +159,7 @@ def test_train_refuses_label_smoothing_outside_0_1(bad: float, tmp_path) -> None
 def test_compare_defaults_to_the_label_smoothed_3d_cnn(capsys) -> None:
     import argparse
 
-    from removalx.experiments.cli import add_subcommands
+    from removalx.cli.experiments import add_subcommands
 
     parser = argparse.ArgumentParser()
     add_subcommands(parser.add_subparsers(dest="command"))

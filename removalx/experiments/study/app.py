@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from removalx.experiments.study import StudyError, require
@@ -27,6 +27,10 @@ from removalx.experiments.study.create import RATER_CHARS
 from removalx.experiments.study.db import StudyDB
 from removalx.experiments.study.order import rater_order
 from removalx.experiments.study.pages import done_page, item_page, landing_page, message_page
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 __all__ = ["LOOPBACK", "make_app"]
 
@@ -51,6 +55,239 @@ def _static(name: str) -> bytes:
     return resources.files("removalx.experiments.study").joinpath("static", name).read_bytes()
 
 
+def _response(content: bytes | None, media_type: str | None = None, status: int = 200) -> Response:
+    from starlette.responses import Response
+
+    return Response(content, status_code=status, media_type=media_type, headers=HEADERS)
+
+
+def _html(text: str, status: int = 200) -> Response:
+    from starlette.responses import HTMLResponse
+
+    return HTMLResponse(text, status_code=status, headers=HEADERS)
+
+
+def _redirect(url: str) -> Response:
+    from starlette.responses import RedirectResponse
+
+    return RedirectResponse(url, status_code=303, headers=HEADERS)
+
+
+def _error(status: int, title: str, text: str) -> Response:
+    return _html(message_page(title, text), status)
+
+
+def _not_found() -> Response:
+    return _error(404, "Not found", "This link is not valid. Use the invite link you were given.")
+
+
+def _refused() -> Response:
+    return _error(403, "Refused", "Requests from other sites are refused.")
+
+
+def _finished() -> Response:
+    return _error(409, "Finished", "You have finished the study: answers can no longer change.")
+
+
+def _next_unanswered(base: str, ids: list[str], answered: dict[str, int]) -> Response:
+    """Redirect to the first of ``ids`` not answered yet, or to the end page when all are."""
+    for iid in ids:
+        if iid not in answered:
+            return _redirect(f"{base}/i/{iid}")
+    return _redirect(f"{base}/done")
+
+
+def _same_origin(request: Request) -> bool:
+    # Browsers say where a request comes from in Sec-Fetch-Site; with "no-referrer" pages
+    # Chromium sends "Origin: null" on same-origin form posts, so Origin is the fallback only.
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return None
+    try:
+        parsed = parse_qs(
+            body.decode("ascii"), keep_blank_values=True, max_num_fields=4, strict_parsing=False
+        )
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return {k: v[0] for k, v in parsed.items() if len(v) == 1}
+
+
+class _StudyPages:
+    """The request handlers of one study: each method is one route's endpoint."""
+
+    def __init__(self, sdb: StudyDB, name: str, tokens_required: bool) -> None:
+        self.sdb, self.name, self.tokens_required = sdb, name, tokens_required
+        self.study = sdb.study(name)
+        self.items = sdb.items(name)
+        if not self.items:
+            raise StudyError(f"Study {name[:60]!r} has no items.", "Create it again with videos to rate.")
+        self.by_id = {it["id"]: it for it in self.items}
+        self.css, self.js = _static("study.css"), _static("study.js")
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def rater_of(self, request: Request) -> dict[str, Any] | None:
+        token = request.path_params.get("token", "")
+        if not TOKEN_RE.match(token):
+            return None
+        return self.sdb.rater_by_token(self.name, token)
+
+    def known_item(self, iid: str) -> bool:
+        return bool(ITEM_RE.match(iid)) and iid in self.by_id
+
+    def order_of(self, rater: str) -> list[dict[str, Any]]:
+        return [self.items[i] for i in rater_order(int(self.study["seed"]), rater, len(self.items))]
+
+    def answers_of(self, rater: str) -> dict[str, int]:
+        return {a["item_id"]: int(a["score"]) for a in self.sdb.answers(self.name, rater)}
+
+    # -- routes ----------------------------------------------------------------------------
+
+    async def landing(self, request: Request) -> Response:
+        return _html(landing_page(self.tokens_required))
+
+    async def start(self, request: Request) -> Response:
+        if self.tokens_required:
+            return _error(
+                403, "Invite link required", "This study is rated through personal invite links only."
+            )
+        if not _same_origin(request):
+            return _refused()
+        data = await _form(request)
+        rater = (data or {}).get("rater", "").strip()
+        if not 1 <= len(rater) <= 64 or not set(rater) <= RATER_CHARS:
+            return _error(400, "Invalid rater id", "Use 1 to 64 letters, digits or _ . @ - as rater id.")
+        token = self.sdb.add_rater(self.name, rater)
+        return _redirect(f"/r/{token}/")
+
+    async def resume(self, request: Request) -> Response:
+        r = self.rater_of(request)
+        if r is None:
+            return _not_found()
+        answered = self.answers_of(r["rater"])
+        ids = [it["id"] for it in self.order_of(r["rater"])]
+        return _next_unanswered(f"/r/{r['token']}", ids, answered)
+
+    async def item(self, request: Request) -> Response:
+        r = self.rater_of(request)
+        iid = request.path_params.get("item", "")
+        if r is None or not self.known_item(iid):
+            return _not_found()
+        ids = [it["id"] for it in self.order_of(r["rater"])]
+        pos = ids.index(iid)
+        answered = self.answers_of(r["rater"])
+        return _html(
+            item_page(
+                f"/r/{r['token']}",
+                self.by_id[iid],
+                pos + 1,
+                len(ids),
+                len(answered),
+                answered.get(iid),
+                ids[pos - 1] if pos > 0 else None,
+                ids[pos + 1] if pos + 1 < len(ids) else None,
+                r["finished"] is not None,
+            )
+        )
+
+    def media_route(self, kind: str, mime: str) -> Any:
+        async def handler(request: Request) -> Response:
+            r = self.rater_of(request)
+            iid = request.path_params.get("item", "")
+            if r is None or not self.known_item(iid):
+                return _not_found()
+            data = self.sdb.media(self.name, iid, kind)
+            if data is None:  # pragma: no cover - an item of the study has media
+                return _not_found()
+            return _response(data, mime)
+
+        return handler
+
+    async def answer(self, request: Request) -> Response:
+        r = self.rater_of(request)
+        if r is None:
+            return _not_found()
+        if not _same_origin(request):
+            return _refused()
+        data = await _form(request)
+        if data is None:
+            return _error(400, "Invalid answer", "Send one item and one score.")
+        iid, raw = data.get("item", ""), data.get("score", "")
+        if not self.known_item(iid):
+            return _error(400, "Invalid answer", "This item is not part of the study.")
+        if raw not in ("-2", "-1", "0", "1", "2", "+1", "+2"):
+            return _error(400, "Invalid answer", "A score is a whole number from -2 to +2.")
+        if r["finished"] is not None:
+            return _finished()
+        try:
+            self.sdb.put_answer(self.name, r["rater"], iid, int(raw))
+        except StudyError:
+            return _finished()
+        answered = self.answers_of(r["rater"])
+        order = [it["id"] for it in self.order_of(r["rater"])]
+        pos = order.index(iid)
+        # the next unanswered item after this one
+        return _next_unanswered(f"/r/{r['token']}", order[pos + 1 :] + order[:pos], answered)
+
+    async def done(self, request: Request) -> Response:
+        r = self.rater_of(request)
+        if r is None:
+            return _not_found()
+        answered = self.answers_of(r["rater"])
+        rows = [(i + 1, it["id"], answered.get(it["id"])) for i, it in enumerate(self.order_of(r["rater"]))]
+        return _html(
+            done_page(f"/r/{r['token']}", rows, r["finished"] is not None, len(answered), len(self.items))
+        )
+
+    async def finish(self, request: Request) -> Response:
+        r = self.rater_of(request)
+        if r is None:
+            return _not_found()
+        if not _same_origin(request):
+            return _refused()
+        if len(self.answers_of(r["rater"])) < len(self.items):
+            return _error(409, "Not yet", "Answer every item before finishing.")
+        self.sdb.finish(self.name, r["rater"])
+        return _redirect(f"/r/{r['token']}/done")
+
+    async def static_css(self, request: Request) -> Response:
+        return _response(self.css, "text/css")
+
+    async def static_js(self, request: Request) -> Response:
+        return _response(self.js, "text/javascript")
+
+    async def no_icon(self, request: Request) -> Response:
+        return _response(None, status=204)
+
+    def routes(self) -> list[Any]:
+        from starlette.routing import Route
+
+        return [
+            Route("/", self.landing, methods=["GET"]),
+            Route("/favicon.ico", self.no_icon, methods=["GET"]),
+            Route("/start", self.start, methods=["POST"]),
+            Route("/static/study.css", self.static_css, methods=["GET"]),
+            Route("/static/study.js", self.static_js, methods=["GET"]),
+            Route("/r/{token}/", self.resume, methods=["GET"]),
+            Route("/r/{token}/i/{item}", self.item, methods=["GET"]),
+            Route("/r/{token}/media/{item}", self.media_route("media", "image/gif"), methods=["GET"]),
+            Route("/r/{token}/legend/{item}", self.media_route("legend", "image/png"), methods=["GET"]),
+            Route("/r/{token}/answer", self.answer, methods=["POST"]),
+            Route("/r/{token}/done", self.done, methods=["GET"]),
+            Route("/r/{token}/finish", self.finish, methods=["POST"]),
+        ]
+
+
 def make_app(db: str, name: str, *, tokens_required: bool = False, hosts: list[str] | None = None) -> Any:
     """The ASGI app serving study ``name`` of database ``db``.
 
@@ -72,200 +309,12 @@ def make_app(db: str, name: str, *, tokens_required: bool = False, hosts: list[s
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
-    from starlette.requests import Request
-    from starlette.responses import HTMLResponse, RedirectResponse, Response
-    from starlette.routing import Route
 
     sdb = StudyDB(db)
-    study = sdb.study(name)
-    items = sdb.items(name)
-    if not items:
-        raise StudyError(f"Study {name[:60]!r} has no items.", "Create it again with videos to rate.")
-    by_id = {it["id"]: it for it in items}
-    css, js = _static("study.css"), _static("study.js")
-
-    def html_(text: str, status: int = 200) -> Response:
-        return HTMLResponse(text, status_code=status, headers=HEADERS)
-
-    def error(status: int, title: str, text: str) -> Response:
-        return html_(message_page(title, text), status)
-
-    def not_found() -> Response:
-        return error(404, "Not found", "This link is not valid. Use the invite link you were given.")
-
-    def rater_of(request: Request) -> dict[str, Any] | None:
-        token = request.path_params.get("token", "")
-        if not TOKEN_RE.match(token):
-            return None
-        return sdb.rater_by_token(name, token)
-
-    def order_of(rater: str) -> list[dict[str, Any]]:
-        return [items[i] for i in rater_order(int(study["seed"]), rater, len(items))]
-
-    def answers_of(rater: str) -> dict[str, int]:
-        return {a["item_id"]: int(a["score"]) for a in sdb.answers(name, rater)}
-
-    def same_origin(request: Request) -> bool:
-        # Browsers say where a request comes from in Sec-Fetch-Site; with "no-referrer" pages
-        # Chromium sends "Origin: null" on same-origin form posts, so Origin is the fallback only.
-        site = request.headers.get("sec-fetch-site")
-        if site is not None:
-            return site in ("same-origin", "none")
-        origin = request.headers.get("origin")
-        if origin is None:
-            return True
-        return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
-
-    async def form(request: Request) -> dict[str, str] | None:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return None
-        try:
-            parsed = parse_qs(
-                body.decode("ascii"), keep_blank_values=True, max_num_fields=4, strict_parsing=False
-            )
-        except (UnicodeDecodeError, ValueError):
-            return None
-        return {k: v[0] for k, v in parsed.items() if len(v) == 1}
-
-    async def landing(request: Request) -> Response:
-        return html_(landing_page(tokens_required))
-
-    async def start(request: Request) -> Response:
-        if tokens_required:
-            return error(
-                403, "Invite link required", "This study is rated through personal invite links only."
-            )
-        if not same_origin(request):
-            return error(403, "Refused", "Requests from other sites are refused.")
-        data = await form(request)
-        rater = (data or {}).get("rater", "").strip()
-        if not 1 <= len(rater) <= 64 or not set(rater) <= RATER_CHARS:
-            return error(400, "Invalid rater id", "Use 1 to 64 letters, digits or _ . @ - as rater id.")
-        token = sdb.add_rater(name, rater)
-        return RedirectResponse(f"/r/{token}/", status_code=303, headers=HEADERS)
-
-    async def resume(request: Request) -> Response:
-        r = rater_of(request)
-        if r is None:
-            return not_found()
-        answered = answers_of(r["rater"])
-        base = f"/r/{r['token']}"
-        for it in order_of(r["rater"]):
-            if it["id"] not in answered:
-                return RedirectResponse(f"{base}/i/{it['id']}", status_code=303, headers=HEADERS)
-        return RedirectResponse(f"{base}/done", status_code=303, headers=HEADERS)
-
-    async def item(request: Request) -> Response:
-        r = rater_of(request)
-        iid = request.path_params.get("item", "")
-        if r is None or not ITEM_RE.match(iid) or iid not in by_id:
-            return not_found()
-        order = order_of(r["rater"])
-        ids = [it["id"] for it in order]
-        pos = ids.index(iid)
-        answered = answers_of(r["rater"])
-        return html_(
-            item_page(
-                f"/r/{r['token']}",
-                by_id[iid],
-                pos + 1,
-                len(ids),
-                len(answered),
-                answered.get(iid),
-                ids[pos - 1] if pos > 0 else None,
-                ids[pos + 1] if pos + 1 < len(ids) else None,
-                r["finished"] is not None,
-            )
-        )
-
-    def media_route(kind: str, mime: str) -> Any:
-        async def handler(request: Request) -> Response:
-            r = rater_of(request)
-            iid = request.path_params.get("item", "")
-            if r is None or not ITEM_RE.match(iid) or iid not in by_id:
-                return not_found()
-            data = sdb.media(name, iid, kind)
-            if data is None:  # pragma: no cover - an item of the study has media
-                return not_found()
-            return Response(data, media_type=mime, headers=HEADERS)
-
-        return handler
-
-    async def answer(request: Request) -> Response:
-        r = rater_of(request)
-        if r is None:
-            return not_found()
-        if not same_origin(request):
-            return error(403, "Refused", "Requests from other sites are refused.")
-        data = await form(request)
-        if data is None:
-            return error(400, "Invalid answer", "Send one item and one score.")
-        iid, raw = data.get("item", ""), data.get("score", "")
-        if not ITEM_RE.match(iid) or iid not in by_id:
-            return error(400, "Invalid answer", "This item is not part of the study.")
-        if raw not in ("-2", "-1", "0", "1", "2", "+1", "+2"):
-            return error(400, "Invalid answer", "A score is a whole number from -2 to +2.")
-        if r["finished"] is not None:
-            return error(409, "Finished", "You have finished the study: answers can no longer change.")
-        try:
-            sdb.put_answer(name, r["rater"], iid, int(raw))
-        except StudyError:
-            return error(409, "Finished", "You have finished the study: answers can no longer change.")
-        answered = answers_of(r["rater"])
-        order = [it["id"] for it in order_of(r["rater"])]
-        pos = order.index(iid)
-        base = f"/r/{r['token']}"
-        for nxt in order[pos + 1 :] + order[:pos]:  # the next unanswered item after this one
-            if nxt not in answered:
-                return RedirectResponse(f"{base}/i/{nxt}", status_code=303, headers=HEADERS)
-        return RedirectResponse(f"{base}/done", status_code=303, headers=HEADERS)
-
-    async def done(request: Request) -> Response:
-        r = rater_of(request)
-        if r is None:
-            return not_found()
-        answered = answers_of(r["rater"])
-        rows = [(i + 1, it["id"], answered.get(it["id"])) for i, it in enumerate(order_of(r["rater"]))]
-        return html_(
-            done_page(f"/r/{r['token']}", rows, r["finished"] is not None, len(answered), len(items))
-        )
-
-    async def finish(request: Request) -> Response:
-        r = rater_of(request)
-        if r is None:
-            return not_found()
-        if not same_origin(request):
-            return error(403, "Refused", "Requests from other sites are refused.")
-        if len(answers_of(r["rater"])) < len(items):
-            return error(409, "Not yet", "Answer every item before finishing.")
-        sdb.finish(name, r["rater"])
-        return RedirectResponse(f"/r/{r['token']}/done", status_code=303, headers=HEADERS)
-
-    async def static_css(request: Request) -> Response:
-        return Response(css, media_type="text/css", headers=HEADERS)
-
-    async def static_js(request: Request) -> Response:
-        return Response(js, media_type="text/javascript", headers=HEADERS)
-
-    async def no_icon(request: Request) -> Response:
-        return Response(status_code=204, headers=HEADERS)
-
-    routes = [
-        Route("/", landing, methods=["GET"]),
-        Route("/favicon.ico", no_icon, methods=["GET"]),
-        Route("/start", start, methods=["POST"]),
-        Route("/static/study.css", static_css, methods=["GET"]),
-        Route("/static/study.js", static_js, methods=["GET"]),
-        Route("/r/{token}/", resume, methods=["GET"]),
-        Route("/r/{token}/i/{item}", item, methods=["GET"]),
-        Route("/r/{token}/media/{item}", media_route("media", "image/gif"), methods=["GET"]),
-        Route("/r/{token}/legend/{item}", media_route("legend", "image/png"), methods=["GET"]),
-        Route("/r/{token}/answer", answer, methods=["POST"]),
-        Route("/r/{token}/done", done, methods=["GET"]),
-        Route("/r/{token}/finish", finish, methods=["POST"]),
-    ]
+    pages = _StudyPages(sdb, name, tokens_required)
     allowed = hosts or ["127.0.0.1", "localhost"]
-    app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed)])
+    app = Starlette(
+        routes=pages.routes(), middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed)]
+    )
     app.state.study_db = sdb
     return app

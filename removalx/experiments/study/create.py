@@ -5,7 +5,7 @@ are rendered once, when the study is created, with the visualization of the expl
 recipe (the display of "removal-based video explanations", Sec. 4.5: top 30 %, no negative
 relevance, histogram stretching): the clip and its overlay side by side in one GIF (so their
 playback is synchronised frame by frame), and the colour-map legend as a PNG: the colours of
-the visualizer's colour bar (:mod:`removalx.colorbar`), without values. Nothing in the media names the method, the
+the visualizer's colour bar (:mod:`removalx.display.colorbar`), without values. Nothing in the media names the method, the
 model or the dataset.
 """
 
@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from removalx.core.types import Attribution
 from removalx.errors import truncate
 from removalx.experiments.runner import RANDOM
 from removalx.experiments.study import QUESTION, StudyError
 from removalx.experiments.study.db import StudyDB
-from removalx.types import Attribution
 
 __all__ = ["StudySpec", "create_study", "legend_png", "render_item"]
 
@@ -72,7 +72,7 @@ class StudySpec:
 
 
 def _gif_bytes(frames: torch.Tensor, fps: float) -> bytes:
-    from removalx.io import write_gif
+    from removalx.video.io import write_gif
 
     with tempfile.TemporaryDirectory() as tmp:
         return write_gif(frames, Path(tmp) / "item.gif", fps=fps).read_bytes()
@@ -93,16 +93,16 @@ def _vis_config(attr: Attribution) -> dict[str, Any]:
 def legend_png(
     vis: dict[str, Any], attr: Attribution | None = None, width: int = 256, height: int = 14
 ) -> bytes:
-    """The colour bar of an item: its visualizer's :class:`~removalx.colorbar.Legend`, no text.
+    """The colour bar of an item: its visualizer's :class:`~removalx.core.legend.Legend`, no text.
 
-    The colours come from :func:`removalx.colorbar.colorbar_row`, the same bar the report and
+    The colours come from :func:`removalx.display.colorbar.colorbar_row`, the same bar the report and
     ``removalx explain`` draw, left the least and right the most important value. The study
     page labels the ends in words ("less / more important"): no tick values, which could hint
     at the method. ``attr`` is the item's attribution (its scale and, for signed maps, both
     signs); a visualizer without ``legend`` is drawn over a ramp of importance 0 -> 1 instead.
     """
-    from removalx.colorbar import colorbar_row
-    from removalx.visualize import legend_of, render
+    from removalx.display.colorbar import colorbar_row
+    from removalx.display.visualize import legend_of, render
 
     ramp = torch.linspace(0.0, 1.0, width).expand(1, height, width).contiguous()
     legend = legend_of(attr if attr is not None else Attribution(values=ramp, target=0, meta={}), vis)
@@ -114,7 +114,7 @@ def legend_png(
 
 def render_item(video: torch.Tensor, attr: Attribution, fps: float) -> tuple[bytes, bytes, int, int]:
     """``(GIF of clip | overlay, legend PNG, width, height)`` of one explanation."""
-    from removalx.visualize import render, side_by_side
+    from removalx.display.visualize import render, side_by_side
 
     vis = _vis_config(attr)
     try:
@@ -136,16 +136,15 @@ def _class_name(attr: Attribution) -> str:
 
 def _run_recipes(spec: StudySpec, store: Any) -> list[dict[str, Any]]:
     """Explain the dataset's first ``videos`` clips with each recipe (stored ones are reused)."""
-    from removalx.experiments.cli import _label
-    from removalx.experiments.datasets import dataset_items
-    from removalx.experiments.runner import make_methods, run_items
+    from removalx.core.recipe import parse_overrides
+    from removalx.data.datasets import dataset_items
+    from removalx.experiments.runner import make_methods, recipe_label, run_items
     from removalx.models import load_model
-    from removalx.recipe import parse_overrides
 
     common = parse_overrides(spec.overrides)
     recipes = spec.recipes or []
     methods = make_methods(
-        [(_label(r), r, common) for r in recipes], spec.recipe_seed, batch_size=spec.batch_size
+        [(recipe_label(r), r, common) for r in recipes], spec.recipe_seed, batch_size=spec.batch_size
     )
     model_key = spec.model if spec.weights is None else f"{spec.model}@{spec.weights}"
     dataset_spec = spec.dataset or "zoo:synthetic"

@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from removalx import PartitionSpace, PluginConfig, hookimpl
-from removalx.stages import Segmenter
+from removalx.plugin import PartitionSpace, PluginConfig, Segmenter, hookimpl
 
 
 class TimeSlicesConfig(PluginConfig):

@@ -1,0 +1,7 @@
+"""``python -m removalx.cli``: the ``removalx`` command."""
+
+import sys
+
+from removalx.cli.main import main
+
+sys.exit(main())
