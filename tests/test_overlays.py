@@ -14,10 +14,11 @@ from PIL import Image
 
 import removalx
 from removalx.core.types import Attribution
-from removalx.display.colorbar import BAR_HEIGHT, MIN_WIDTH
-from removalx.display.visualize import overlay_frames, render, shared_scale, upsample
+from removalx.display.colorbar import BAR_HEIGHT, MIN_WIDTH, strip_height
+from removalx.display.output import MIN_PANEL
+from removalx.display.visualize import legend_of, overlay_frames, render, shared_scale, upsample
 from removalx.video.io import write_gif
-from removalx_plugins.machinery.colors import _MAPS, apply_colormap
+from removalx_plugins.machinery.colors import apply_colormap, colormap_table
 
 GREY = torch.full((2, 8, 8, 3), 0.5)
 
@@ -43,14 +44,14 @@ def test_unsigned_maps_are_sequential_signed_maps_diverging_centred_at_zero() ->
     vis = get_registry().make("visualization", "heatmap", {k: v for k, v in _vis().items() if k != "name"})
     leg = vis.legend(a)
     assert not leg.signed and (leg.low, leg.high) == (0.0, pytest.approx(3.0))
-    torch.testing.assert_close(leg.colors[0], torch.tensor(_MAPS["inferno"][0]))
-    torch.testing.assert_close(leg.colors[-1], torch.tensor(_MAPS["inferno"][-1]))
+    torch.testing.assert_close(leg.colors[0], colormap_table("inferno")[0])
+    torch.testing.assert_close(leg.colors[-1], colormap_table("inferno")[-1])
     # signed: a symmetric scale [-3, 3]; 0 gets coolwarm's middle colour, in the bar and the frames
     cfg = {k: v for k, v in _vis(negatives="show").items() if k != "name"}
     vis = get_registry().make("visualization", "heatmap", cfg)
     leg = vis.legend(a)
     assert leg.signed and (leg.low, leg.high) == (pytest.approx(-3.0), pytest.approx(3.0))
-    mid = torch.tensor(_MAPS["coolwarm"][2])
+    mid = colormap_table("coolwarm")[128]  # matplotlib's coolwarm(0.5)
     torch.testing.assert_close(leg.colors[len(leg.colors) // 2], mid, atol=0.02, rtol=0)
     zero = _attr(torch.zeros(2, 8, 8).index_put_((torch.tensor([0]),) * 3, torch.tensor([3.0])))
     zero.values[1, 7, 7] = -3.0
@@ -149,7 +150,10 @@ def test_attribution_numpy_repr_and_html() -> None:
     m = re.search(r'src="data:image/gif;base64,([A-Za-z0-9+/=]+)"', html)
     assert m is not None
     gif = Image.open(io.BytesIO(base64.b64decode(m.group(1))))
-    assert gif.n_frames == 4 and gif.size == (MIN_WIDTH, 16 + BAR_HEIGHT)  # clip | overlay, bar below
+    # clip | overlay, each enlarged to MIN_PANEL pixels high (16 px x 10), the colour bar below
+    side = MIN_PANEL
+    bar = strip_height(legend_of(attr), 2 * side + 2)
+    assert gif.n_frames == 4 and gif.size == (2 * side + 2, side + bar)
     assert "tiny" in html and "<img" in html
     # without the clip (e.g. loaded from a file) the map is drawn over grey, still with its bar
     attr.video = None
@@ -199,11 +203,12 @@ def test_explain_cli_draws_at_the_original_resolution(tmp_path) -> None:
     assert main(argv) == 0
     gif = Image.open(out / "overlay.gif")
     # the centre 48 x 48 square of the original frames (the region the 16 x 16 clip covers)
-    assert gif.size == (MIN_WIDTH, 48 + BAR_HEIGHT)
+    bar = strip_height(legend_of(Attribution.load(out / "attribution.npz")), MIN_WIDTH)
+    assert bar >= BAR_HEIGHT and gif.size == (MIN_WIDTH, 48 + bar)
     assert len(list((out / "overlay_frames").glob("*.png"))) == 4
     import av
 
     with av.open(str(out / "overlay.mp4")) as c:
         assert c.streams.video[0].codec_context.name == "h264"
     assert main([*argv[:-3], "--overlay-size", "clip", "--out", str(tmp_path / "o2"), "--quiet"]) == 0
-    assert Image.open(tmp_path / "o2" / "overlay.gif").size == (MIN_WIDTH, 16 + BAR_HEIGHT)
+    assert Image.open(tmp_path / "o2" / "overlay.gif").size == (MIN_WIDTH, 16 + bar)

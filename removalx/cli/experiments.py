@@ -8,7 +8,6 @@ runnable alone: ``python -m removalx.cli.experiments evaluate ...``. Exit codes 
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import math
@@ -58,9 +57,18 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="METRIC.KEY=VALUE",
         help="metric config, e.g. --metric-set deletion.steps=28 (repeatable)",
     )
-    add_overrides(p, "recipe override applied to every recipe (repeatable)")
+    add_overrides(
+        p,
+        "recipe override (repeatable): KEY=VALUE for every recipe (compare: every recipe that has "
+        "KEY's stage, the others are skipped with a note), RECIPE:KEY=VALUE for one recipe, e.g. "
+        "--set rise3d:sample_selection.n_samples=100",
+    )
     add_model_options(
-        p, "model spec (default %(default)s)", "weights file for the model, or 'none'", "cpu, cuda, ..."
+        p,
+        "model spec: zoo:NAME, torchvision:ARCH, python:MODULE_OR_FILE:FACTORY or hf:FOLDER_OR_CACHED_NAME "
+        "(default %(default)s)",
+        "weights file for the model, or 'none'",
+        "cpu, cuda, ...",
     )
     p.add_argument("--seed", type=int, help="recipe seed (default: each recipe's)")
     p.add_argument(
@@ -73,7 +81,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", required=True, help="SQLite results file (created; reruns skip stored work)")
     p.add_argument("--name", help="experiment name in the database (default: derived from the command)")
     p.add_argument("--export", help="write per-video scores and aggregates to FILE.csv or FILE.json")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress bar and no computed/reused counts; the results are still printed",
+    )
     d = p.add_argument_group("datasets (docs/experiments.md, Datasets)")
     d.add_argument(
         "--video-root",
@@ -99,7 +112,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="compute in this process (default) or on Ray workers (pip install removalx[ray])",
     )
     x.add_argument(
-        "--address", help="Ray cluster address for ray.init (auto, ray://host:port); default: local"
+        "--address",
+        help="Ray cluster address: auto, local, HOST:PORT (GCS) or ray://HOST:PORT (Ray Client); "
+        "default: start Ray here. The Ray flags need --executor ray",
     )
     x.add_argument(
         "--workers", type=positive_int, help="Ray workers (default: as many as the resources hold)"
@@ -197,18 +212,21 @@ def _run(
     out = run_experiment(
         kind, triples, options_from_args(args), random_baseline=random_baseline, args=vars(args)
     )
+    for note in out.notes:  # about what the results are: shown also with --quiet
+        print(note, file=sys.stderr)
     counts = out.counts
     if not args.quiet:
         print(
             f"{kind}: {counts.explained} explanations computed, {counts.explanations_skipped} reused; "
             f"{counts.scored} scores computed, {counts.scores_skipped} reused ({args.db})"
         )
-        if out.retrain_metrics:
-            from removalx.experiments.retrain import curve_rows, format_curves
+    if out.retrain_metrics:
+        from removalx.experiments.retrain import curve_rows, format_curves
 
+        if not args.quiet:
             print(f"{', '.join(out.retrain_metrics)}: {out.retrained} retrained points computed")
-            for line in format_curves(curve_rows(out.store, out.name)):
-                print(line)
+        for line in format_curves(curve_rows(out.store, out.name)):
+            print(line)
     return out
 
 
@@ -218,7 +236,7 @@ def _present(
     extra: Callable[[Any], dict[str, Any]] | None = None,
     lines: Callable[[dict[str, Any]], Iterable[str]] | None = None,
 ) -> int:
-    """Print the table and settings of run ``out`` unless ``--quiet``, export it, close its store.
+    """Print the table and settings of run ``out`` (also with ``--quiet``), export it, close its store.
 
     ``extra(out)`` is what the command adds to the export (none by default), ``lines(extra)``
     what it prints after the settings.
@@ -228,11 +246,10 @@ def _present(
     store, methods, metrics, scope = out.store, out.methods, out.metrics, out.scope
     try:
         added = extra(out) if extra is not None else {}
-        if not args.quiet:
-            _print_table(aggregate(store, methods, metrics, scope), metrics)
-            _print_settings(store, metrics)
-            for line in lines(added) if lines is not None else ():
-                print(line)
+        _print_table(aggregate(store, methods, metrics, scope), metrics)
+        _print_settings(store, metrics)
+        for line in lines(added) if lines is not None else ():
+            print(line)
         if args.export:
             _export(args.export, store, methods, metrics, scope, added)
     finally:
@@ -249,11 +266,20 @@ def _print_settings(store: Any, metrics: list[str]) -> None:
 
 
 def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
+    from removalx.experiments.stats import SMALL_N_NOTE, ci_label, format_interval
+
+    small: set[str] = set()
+
     def cell(s: dict[str, Any]) -> str:
         if not math.isfinite(s["mean"]):
             return "-"
-        ci = "" if not math.isfinite(s["ci_low"]) else f" ±{(s['ci_high'] - s['ci_low']) / 2:.3f}"
-        return f"{s['mean']:.3f}{ci}"
+        if s.get("small_n") and math.isfinite(s["ci_low"]):
+            small.add(str(s.get("n")))
+        ci = format_interval({**s, "small_n": False})
+        if ci == "-":
+            return f"{s['mean']:.3f}"
+        how = {"point": " (all equal)", "percentile": " (percentile)"}.get(s.get("ci_method", ""), "")
+        return f"{s['mean']:.3f} {ci}{how}{'*' if s.get('small_n') else ''}"
 
     header = ["method", "n", *metrics, "time_s", "n_forward", "n_backward"]
     body = [
@@ -270,6 +296,9 @@ def _print_table(rows: list[dict[str, Any]], metrics: list[str]) -> None:
     widths = [max(len(x) for x in col) for col in zip(header, *body)]
     for line in [header, *body]:
         print("  ".join(x.ljust(w) for x, w in zip(line, widths)))
+    print(f"metric cells: mean [{ci_label('bca')}] over videos (clipped to the metric's range)")
+    if small:
+        print(f"* {SMALL_N_NOTE} (n = {', '.join(sorted(small, key=int))} videos)")
 
 
 def _export(
@@ -285,10 +314,10 @@ def _export(
     ]
     _check_export(path)
     if Path(path).suffix.lower() == ".csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["method", "metric", "value"])
-        w.writeheader()
-        w.writerows(rows)
+        from removalx.files.csv_cells import write_csv_rows
+
+        buf = io.StringIO()  # text cells that a spreadsheet would run as formulas are quoted
+        write_csv_rows(buf, list(rows[0]) if rows else ["method", "metric", "value"], rows, "\r\n")
         text = buf.getvalue()
     else:
         data = {"scores": rows, "aggregate": aggregate(store, methods, metrics, scope), **extra}

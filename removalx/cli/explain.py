@@ -16,16 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from removalx.cli.common import DEFAULT_FRAMES, DEFAULT_SIZE
-from removalx.errors import ConfigError, truncate
+from removalx.errors import ConfigError, TargetError, short_repr, truncate
 from removalx.files.outputs import StagedOutput, check_output_dir
 
-__all__ = ["clip_options", "original_options", "run_explain"]
+__all__ = ["clip_options", "original_options", "resolve_target", "run_explain"]
 
 #: Overlay formats ``--format`` accepts.
 FORMATS = ("gif", "mp4", "png")
 
 
-def _formats(text: str) -> list[str]:
+def _formats(text: str | None) -> list[str]:
+    if text is None:  # the default: MP4 where PyAV is installed, else GIF
+        from removalx.display.output import default_formats
+
+        return default_formats()
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
@@ -34,6 +38,58 @@ def _formats(text: str) -> list[str]:
             "Write e.g. --format gif,mp4.",
         )
     return list(dict.fromkeys(formats))
+
+
+def resolve_target(
+    text: str | None, class_names: list[str] | None, model_name: str = "the model"
+) -> int | None:
+    """The class index of ``--target``: an integer, or a class name of the model.
+
+    Parameters
+    ----------
+    text : str or None
+        The flag's value; ``None`` (top class) is returned as is.
+    class_names : list of str or None
+        The model's class names (``VideoClassifier.class_names``).
+    model_name : str
+        The model, for messages.
+
+    Returns
+    -------
+    int or None
+        The index (its range is checked against the model's logits later), or ``None``.
+
+    Raises
+    ------
+    TargetError
+        ``text`` is neither an integer nor one of ``class_names`` (the message lists them,
+        truncated). A name matches exactly, else case-insensitively if only one name does.
+    """
+    if text is None:
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        pass
+    name = text.strip()
+    if not class_names:
+        raise TargetError(
+            f"--target {short_repr(text, 60)}: {model_name} has no class names, so the target must be a "
+            "class index.",
+            "Pass --target N with N an integer in [0, number of classes), or omit --target for the top class.",
+        )
+    if name in class_names:
+        return class_names.index(name)
+    folded = [i for i, c in enumerate(class_names) if c.casefold() == name.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    shown = truncate(", ".join(class_names), 400)
+    raise TargetError(
+        f"--target {short_repr(text, 60)} is neither a class index nor a class name of {model_name}; "
+        f"its {len(class_names)} classes are: {shown}.",
+        "Pass one of these names (quoted if it has spaces) or a class index 0.."
+        f"{len(class_names) - 1}, or omit --target for the top class.",
+    )
 
 
 def clip_options(
@@ -136,6 +192,7 @@ def run_explain(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     model = load_model(args.model, weights=args.weights, device=args.device)
+    target = resolve_target(args.target, model.class_names, truncate(args.model, 80))
     clip: dict[str, Any] = {}
     options: dict[str, Any] = {}
     if args.video is None:
@@ -164,7 +221,7 @@ def run_explain(args: argparse.Namespace) -> int:
                 print(note, file=sys.stderr)
 
     # 2. the work
-    attr = explainer.explain_clip(model, video, target=args.target)
+    attr = explainer.explain_clip(model, video, target=target)
     display = video
     if args.video is not None and getattr(args, "overlay_size", "original") == "original":
         display = read_video(args.video, **original_options(options, original))[0]
@@ -204,7 +261,12 @@ def run_explain(args: argparse.Namespace) -> int:
         )
         if "adaptive" in attr.meta:
             print(f"  {adaptive_line(attr.meta['adaptive'])}")
-        for p in [out / "summary.json", *(out / n for n in names)]:
+        for p in [
+            out / "attribution.npz",
+            out / "attribution.npy",
+            out / "summary.json",
+            *(out / n for n in names),
+        ]:
             print(f"  wrote {p}")
     return 0
 

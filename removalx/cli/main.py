@@ -1,7 +1,9 @@
 """The ``removalx`` command line.
 
 Exit codes: 0 success; 2 usage error (bad flags); 3 bad input (a ``RemovalxError``:
-recipe, plugin, video, model or target); 1 anything else (a bug: please report it).
+recipe, plugin, video, model or target); 1 anything else (a bug: please report it); 130
+interrupted; 141 (128 + SIGPIPE, as the shell's tools) when the reader of the output went
+away (``removalx recipes list | head``), without a traceback.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from removalx.cli.common import (
 from removalx.errors import truncate
 
 EPILOG = """exit codes: 0 success, 2 usage error, 3 invalid input (recipe, plugin, video, model,
-target), 1 internal error. Docs: docs/cli.md"""
+target), 1 internal error, 130 interrupted, 141 output pipe closed. Docs: docs/cli.md"""
+#: Exit code when the reader of stdout went away (``| head``): 128 + SIGPIPE, as the shell's tools.
+EXIT_PIPE = 141
+#: The model adapters ``--model`` accepts (help text).
+MODEL_HELP = (
+    "model spec: zoo:NAME, torchvision:ARCH, python:MODULE_OR_FILE:FACTORY or hf:FOLDER_OR_CACHED_NAME "
+    f"(a Hugging Face video classifier, removalx[hf]); default {DEFAULT_MODEL}"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,11 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     add_overrides(e, "override a recipe key, e.g. --set sample_selection.n_samples=200 (repeatable)")
     add_model_options(
         e,
-        model=f"model spec: zoo:NAME, torchvision:ARCH, python:MODULE_OR_FILE:FACTORY (default {DEFAULT_MODEL})",
+        model=MODEL_HELP,
         weights="weights file for the model, or 'none' for random weights",
         device="cpu, cuda, cuda:1, mps ... (default: CUDA if available, else the CPU)",
     )
-    e.add_argument("--target", type=int, help="class index to explain (default: the top class)")
+    e.add_argument(
+        "--target",
+        metavar="N|NAME",
+        help="class to explain: an index, or one of the model's class names (default: the top class)",
+    )
     e.add_argument("--seed", type=int, help="seed (default: the recipe's)")
     e.add_argument(
         "--batch-size",
@@ -124,8 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--format",
-        default="gif",
-        help="overlay formats, comma-separated: gif,mp4 (H.264, needs removalx[mp4]),png (default gif)",
+        default=None,
+        help="overlay formats, comma-separated: gif,mp4 (H.264, needs removalx[mp4]),png (default mp4 "
+        "when PyAV is installed, else gif; a GIF is kept under 2 MB by shrinking its frames)",
     )
     e.add_argument(
         "--overlay-size",
@@ -338,7 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     strict_env = _strict_plugins_on() if args.strict_plugins else None
     try:
         _check_plugins_if_strict()
-        return _commands()[args.command](args)
+        code = _commands()[args.command](args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is handled below
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
     except RemovalxError as exc:
         print(f"removalx: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -348,6 +366,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if args.strict_plugins:
             _strict_plugins_restore(strict_env)
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, like the shell's tools.
+
+    stdout is pointed at ``os.devnull`` so that Python's own flush at exit does not fail again
+    (the recipe of the Python docs, "Note on SIGPIPE").
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (a replaced sys.stdout): nothing to flush
+        pass
+    return EXIT_PIPE
 
 
 def _strict_plugins_on() -> str | None:

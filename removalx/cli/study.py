@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import math
@@ -28,6 +27,36 @@ def _port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"a port is 1..65535, got {value}")
     return value
+
+
+def _seed(text: str) -> int:
+    """A study seed: a whole number of at most 2**63 - 1 in absolute value (an SQLite INTEGER)."""
+    from removalx.experiments.study.create import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+    if abs(value) > MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at most {MAX_SEED} in absolute value, got {text[:40]}"
+        )
+    return value
+
+
+def _raters(text: str | None) -> list[str]:
+    """The ids of ``--raters`` (none when not given); an empty list or entry is refused."""
+    from removalx.experiments.study import StudyError
+
+    if text is None:
+        return []
+    out = [x.strip() for x in text.split(",")]
+    if not any(out) or not all(out):
+        raise StudyError(
+            f"--raters {text[:80]!r} has an empty rater id: expected comma-separated ids.",
+            "Pass e.g. --raters alice,bob, or leave --raters out (raters then enter an id on 127.0.0.1).",
+        )
+    return out
 
 
 def _list(text: str | None) -> list[str] | None:
@@ -74,7 +103,7 @@ def add_study_parser(subparsers: Any) -> None:
     c.add_argument("--recipes", help="comma-separated recipes to show (explained now where missing)")
     c.add_argument("--videos", type=positive_int, help="number of videos (default: all stored / 8)")
     c.add_argument(
-        "--seed", type=int, default=0, help="seed of the video choice and rater orders (default 0)"
+        "--seed", type=_seed, default=0, help="seed of the video choice and rater orders (default 0)"
     )
     c.add_argument("--raters", help="comma-separated rater ids: each gets an invite link with a token")
     c.add_argument("--dataset", help="dataset key (stored) or spec (with --recipes; default zoo:synthetic)")
@@ -142,7 +171,7 @@ def _create(args: argparse.Namespace) -> int:
         StudySpec,
         args,
         recipes=_list(args.recipes),
-        raters=_list(args.raters) or [],
+        raters=_raters(args.raters),
         models=_list(args.models),
         overrides=list(args.overrides),
         progress=not args.quiet,
@@ -151,7 +180,8 @@ def _create(args: argparse.Namespace) -> int:
     print(f"study {args.name!r} created in {args.db}: {describe(items)}")
     for rater, token in tokens.items():
         print(f"invite {rater}: {invite_url(args.host, args.port, token)}")
-    print(f"serve it with: removalx study serve --db {args.db} --name {args.name}")
+    host = "" if args.host == "127.0.0.1" else f" --host {args.host}"  # where the invite links point
+    print(f"serve it with: removalx study serve --db {args.db} --name {args.name}{host} --port {args.port}")
     return 0
 
 
@@ -206,7 +236,50 @@ def load_results(db: str, name: str) -> dict[str, Any]:
     return res
 
 
+def _csv(res: dict[str, Any]) -> str:
+    """``study results --csv``: one row per group, then the agreement rows (cells guarded)."""
+    from removalx.experiments.study.results import GROUPS, SCORES
+    from removalx.files.csv_cells import write_csv_rows
+
+    cols = ["by", "group", "n_answers", "n_items", "n_raters", "mean", "ci_low", "ci_high"]
+    rows: list[list[Any]] = []
+    for key in GROUPS:
+        for g in res["groups"][key]:
+            rows.append(
+                [
+                    *(json_clean(g[c]) for c in cols),
+                    *(g["distribution"][str(s)] for s in SCORES),
+                    g["ci_method"],
+                    g["small_n"],
+                ]
+            )
+    ag = res["agreement"]
+    for label, value in (
+        ("krippendorff_alpha_ordinal", res["alpha_ordinal"]),
+        ("pairwise_exact", ag["exact"]),
+        ("pairwise_within_one", ag["within_one"]),
+    ):
+        rows.append(
+            ["agreement", label, res["n_answers"], res["n_items"], res["n_raters"], json_clean(value)]
+        )
+    buf = io.StringIO()
+    write_csv_rows(buf, [*cols, *(f"n_{s:+d}" if s else "n_0" for s in SCORES), "ci_method", "small_n"], rows)
+    return buf.getvalue()
+
+
+def _ci_cell(g: dict[str, Any]) -> str:
+    """The interval of a group: ``[lo, hi]``, ``(all equal)`` when it is the point, ``*`` when n is small."""
+    from removalx.experiments.stats import format_interval
+
+    text = format_interval({**g, "small_n": False}, digits=2)
+    if text == "-":
+        return text
+    how = {"point": " (all equal)", "percentile": " (percentile)"}.get(g.get("ci_method", ""), "")
+    return f"{text}{how}{'*' if g.get('small_n') else ''}"
+
+
 def _results(args: argparse.Namespace) -> int:
+    from removalx.experiments.stats import SMALL_N_NOTE, ci_label
     from removalx.experiments.study.results import GROUPS, SCORES
 
     res = load_results(args.db, args.name)
@@ -214,23 +287,7 @@ def _results(args: argparse.Namespace) -> int:
         print(json.dumps(json_clean(res), indent=2, allow_nan=False))
         return 0
     if args.csv:
-        buf = io.StringIO()
-        cols = ["by", "group", "n_answers", "n_items", "n_raters", "mean", "ci_low", "ci_high"]
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow([*cols, *(f"n_{s:+d}" if s else "n_0" for s in SCORES)])
-        for key in GROUPS:
-            for g in res["groups"][key]:
-                w.writerow([*(json_clean(g[c]) for c in cols), *(g["distribution"][str(s)] for s in SCORES)])
-        ag = res["agreement"]
-        for label, value in (
-            ("krippendorff_alpha_ordinal", res["alpha_ordinal"]),
-            ("pairwise_exact", ag["exact"]),
-            ("pairwise_within_one", ag["within_one"]),
-        ):
-            w.writerow(
-                ["agreement", label, res["n_answers"], res["n_items"], res["n_raters"], json_clean(value)]
-            )
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(_csv(res))
         return 0
     if res["n_answers"] == 0:
         print(f"study {args.name!r}: {res['n_items']} items, {res['n_raters']} raters, no answers yet.")
@@ -247,9 +304,7 @@ def _results(args: argparse.Namespace) -> int:
                 g["group"],
                 str(g["n_answers"]),
                 _fmt(g["mean"]),
-                "-"
-                if g["ci_low"] is None or not math.isfinite(g["ci_low"])
-                else f"[{g['ci_low']:.2f}, {g['ci_high']:.2f}]",
+                _ci_cell(g),
                 *(str(g["distribution"][str(s)]) for s in SCORES),
             ]
             for g in rows
@@ -258,6 +313,18 @@ def _results(args: argparse.Namespace) -> int:
         print()
         for line in [header, *body]:
             print("  ".join(x.ljust(w) for x, w in zip(line, widths)))
+    print()
+    print(f"95% CI: {ci_label('bca')} of the mean over items (item = mean over its raters), inside [-2, 2]")
+    small = sorted(
+        {
+            g["n_items"]
+            for key in GROUPS
+            for g in res["groups"][key]
+            if g.get("small_n") and _ci_cell(g) != "-"
+        }
+    )
+    if small:
+        print(f"* {SMALL_N_NOTE} (n = {', '.join(map(str, small))} items)")
     ag = res["agreement"]
     print()
     print(f"Krippendorff's alpha (ordinal): {_fmt(res['alpha_ordinal'])}")

@@ -3,16 +3,42 @@
 Both lines go to stderr through :func:`tqdm.tqdm.write` (so they do not break a progress
 bar) and only when progress output is enabled (``progress=False`` / ``--quiet`` silences
 them).
+
+Every progress bar of removalx is :data:`tqdm` from here (:func:`bar_class`): tqdm.auto's bar
+(a widget in Jupyter) when ipywidgets is installed, else the plain text bar, because without
+ipywidgets tqdm.auto in Jupyter warns and falls back on every bar, flooding stderr.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
+from typing import Any
 
-from tqdm.auto import tqdm
+__all__ = [
+    "FirstBatchEstimate",
+    "bar_class",
+    "format_duration",
+    "preflight_line",
+    "tqdm",
+    "write_line",
+]
 
-__all__ = ["FirstBatchEstimate", "format_duration", "preflight_line", "write_line"]
+
+def bar_class() -> Any:
+    """The progress-bar class: ``tqdm.auto.tqdm`` when ipywidgets is importable, else ``tqdm.std.tqdm``."""
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm as auto_bar
+
+        return auto_bar
+    from tqdm.std import tqdm as plain_bar
+
+    return plain_bar
+
+
+#: The progress bar every module of removalx uses (``from removalx.core.progress import tqdm``).
+tqdm = bar_class()
 
 
 def write_line(line: str) -> None:

@@ -54,6 +54,9 @@ MAX_RECIPE_DEPTH = 50
 #: Largest seed: seeds are integers in ``[0, 2**63 - 1]`` (a signed 64-bit integer, which
 #: ``torch.Generator.manual_seed`` and int64 tensors accept).
 MAX_SEED = 2**63 - 1
+#: Largest recipe ``batch_size``: perturbed clips per forward pass (a 16x112x112 clip batch of 4096
+#: is 9.9 GB in float32; larger is never a sensible batch).
+MAX_BATCH_SIZE = 4096
 _INT64 = (-(2**63), 2**63 - 1)
 #: Longest integer literal read from YAML (a base-60 literal ``1:2:3:...`` of a million
 #: digits would otherwise take minutes to convert).
@@ -82,7 +85,13 @@ class Recipe(BaseModel):
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Integer seed in [0, 2**63 - 1].")
     description: str = ""
     reference: str = Field("", description="Paper table/section the recipe reproduces.")
-    batch_size: Optional[int] = Field(None, gt=0)  # noqa: UP045 - pydantic evaluates at runtime on 3.10
+    batch_size: Optional[int] = Field(  # noqa: UP045 - pydantic evaluates at runtime on 3.10
+        None,
+        gt=0,
+        le=MAX_BATCH_SIZE,
+        strict=True,
+        description=f"Perturbed clips per forward pass, a whole number in [1, {MAX_BATCH_SIZE}].",
+    )
 
     @field_validator("seed", mode="before")
     @classmethod

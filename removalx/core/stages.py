@@ -175,6 +175,16 @@ class Removal(ABC):
     whatever is shared by all samples (a blurred copy, region means) once per video.
     """
 
+    def bind_model(self, model: VideoClassifier) -> None:  # noqa: B027
+        """See the model of the explanation before :meth:`prepare` (default: nothing).
+
+        The pipeline calls ``bind_model(model)`` once per explanation, before :meth:`prepare`.
+        Removals whose fill depends on the model read what they need here (``constant``'s
+        ``value: model_mean`` reads the normalisation ``model.mean``); :meth:`prepare` and
+        :meth:`fill` must still work without a prior ``bind_model`` (as
+        :func:`removalx.testing.check_plugin` calls them).
+        """
+
     def prepare(self, video: Tensor, space: FeatureSpace, seed: int) -> None:  # noqa: B027
         """Precompute per-video state (default: nothing)."""
 

@@ -165,6 +165,13 @@ class Attribution:
         The clip explained (``float32[T, H, W, 3]`` on the CPU), kept by
         :meth:`Explainer.explain` so that a notebook can show the overlay
         (:meth:`_repr_html_`); not saved to files.
+
+    Notes
+    -----
+    Like shap's ``Explanation`` (``base_values``, ``values``) and Captum's
+    ``visualize_image_attr``, an attribution tells its reference points
+    (:attr:`base_value`, :attr:`prediction`, :attr:`target_name`) and draws itself
+    (:meth:`plot`, :meth:`save` with an overlay format).
     """
 
     values: Tensor
@@ -214,6 +221,64 @@ class Attribution:
         return _HTML_RENDERER(self)
 
     @property
+    def base_value(self) -> float | None:
+        """The output the attribution starts from: the model's behavior on the empty clip.
+
+        shap's ``base_values``: the Shapley summary's ``v(empty)`` (``meta["summary"]["base_value"]``),
+        else the empty clip's output the pipeline computed (``meta["base"]["empty"]``), in the
+        units of the recipe's behavior (probability, logit ...). ``None`` when the method does
+        not compute it (gradient explainers; summaries that do not ask for the empty clip).
+        """
+        summary = self.meta.get("summary")
+        base = self.meta.get("base")
+        for value in (
+            summary.get("base_value") if isinstance(summary, dict) else None,
+            base.get("empty") if isinstance(base, dict) else None,
+        ):
+            if isinstance(value, (int, float)):
+                return float(value)
+        return None
+
+    @property
+    def prediction(self) -> float | None:
+        """The model's behavior on the whole clip for :attr:`target`.
+
+        The full clip's output the pipeline computed (``meta["base"]["full"]``), else the Shapley
+        summary's ``v(full)`` (``meta["summary"]["full_value"]``), in the units of the recipe's
+        behavior. With :attr:`base_value` it bounds what the attributions explain (for Shapley
+        values, ``sum(feature_values) = prediction - base_value``). ``None`` when the method
+        does not compute it.
+        """
+        base = self.meta.get("base")
+        summary = self.meta.get("summary")
+        for value in (
+            base.get("full") if isinstance(base, dict) else None,
+            summary.get("full_value") if isinstance(summary, dict) else None,
+        ):
+            if isinstance(value, (int, float)):
+                return float(value)
+        return None
+
+    @property
+    def target_name(self) -> str | None:
+        """The class name of :attr:`target` (``meta["target_name"]``), ``None`` when the model has none."""
+        name = self.meta.get("target_name")
+        return None if name is None else str(name)
+
+    def plot(self, **options: Any) -> Any:
+        """Draw the overlay with matplotlib: a grid of frames with the colour bar; returns the figure.
+
+        Drawn by the plotter :mod:`removalx.display.views` registers
+        (:func:`removalx.display.views.plot_attribution`, whose keyword arguments ``options``
+        are: ``video``, ``visualization``, ``frames``, ``columns``, ``use_pyplot``). Needs
+        matplotlib (``pip install 'removalx[report]'``; :class:`~removalx.errors.MissingExtraError`
+        otherwise).
+        """
+        if _OVERLAY_VIEWS is None:
+            raise _no_views("plot()")
+        return _OVERLAY_VIEWS[1](self, **options)
+
+    @property
     def lower_is_important(self) -> bool:
         return bool(self.meta.get("lower_is_important", False))
 
@@ -221,14 +286,42 @@ class Attribution:
         """Values oriented so that higher always means more important."""
         return -self.values if self.lower_is_important else self.values
 
-    def save(self, path: str | Path) -> Path:
-        """Write values, feature values, partition labels, target and meta to an ``.npz`` file.
+    def save(self, path: str | Path, format: str | None = None, **options: Any) -> Path:
+        """Write the attribution file (``.npz``), or the overlay as GIF, MP4 or PNG.
 
-        The file is a NumPy archive without pickled objects, written atomically (see
-        :mod:`removalx.files.attribution_file`): ``meta`` is stored as JSON, so tensors in it come
-        back as lists and values JSON cannot hold are dropped and named in
-        ``meta["dropped_on_save"]``. Use the ``.npz`` suffix.
+        ``format`` (default: the suffix of ``path``): ``"npz"`` writes values, feature values,
+        partition labels, target and meta to a NumPy archive without pickled objects, written
+        atomically (see :mod:`removalx.files.attribution_file`): ``meta`` is stored as JSON, so
+        tensors in it come back as lists and values JSON cannot hold are dropped and named in
+        ``meta["dropped_on_save"]``. ``"gif"``, ``"mp4"`` or ``"png"`` (one image: a grid of
+        frames with the colour bar) write the overlay, drawn by the writer
+        :mod:`removalx.display.views` registers (:func:`removalx.display.views.save_overlay`,
+        whose keyword arguments ``options`` are: ``video``, ``visualization``, ``fps``,
+        ``gif_budget``, ``min_panel``, ``columns``). Returns the path written.
+
+        Raises
+        ------
+        ConfigError
+            An unknown ``format``, or options given with ``npz``.
         """
+        from removalx.errors import ConfigError, truncate
+
+        fmt = (format if format is not None else Path(path).suffix.lstrip(".")).lower()
+        if fmt in OVERLAY_FORMATS:
+            if _OVERLAY_VIEWS is None:
+                raise _no_views("save()")
+            return Path(_OVERLAY_VIEWS[0](self, Path(path), fmt, **options))
+        if format is not None and fmt != "npz":
+            raise ConfigError(
+                f"Attribution.save: expected format 'npz', {', '.join(repr(f) for f in OVERLAY_FORMATS)}; "
+                f"got {truncate(str(format), 30)!r}.",
+                "Pass format='npz' for the attribution file or 'gif' / 'mp4' / 'png' for the overlay.",
+            )
+        if options:
+            raise ConfigError(
+                f"Attribution.save to an .npz file takes no options; got {truncate(', '.join(options), 60)}.",
+                "Drop them, or save an overlay (format='gif', 'mp4' or 'png') to use them.",
+            )
         labels = getattr(self.space, "labels", None)
         record = AttributionRecord(
             values=self.values,
@@ -256,6 +349,34 @@ class Attribution:
             space=space,
             meta=record.meta,
         )
+
+
+#: Formats :meth:`Attribution.save` writes as an overlay (through the registered writer).
+OVERLAY_FORMATS = ("gif", "mp4", "png")
+
+#: ``(writer, plotter)`` of overlays (set by the display layer; see ``set_overlay_views``).
+_OVERLAY_VIEWS: tuple[Callable[..., Path], Callable[..., Any]] | None = None
+
+
+def set_overlay_views(writer: Callable[..., Path] | None, plotter: Callable[..., Any] | None) -> None:
+    """Register how :meth:`Attribution.save` writes overlays and :meth:`Attribution.plot` draws.
+
+    ``writer(attribution, path, fmt, **options) -> Path`` and ``plotter(attribution, **options)``;
+    ``None`` for either unregisters both. The engine draws nothing itself:
+    :mod:`removalx.display.views` registers them when it is imported (the ``removalx`` facade
+    imports it with the first public name it loads).
+    """
+    global _OVERLAY_VIEWS
+    _OVERLAY_VIEWS = None if writer is None or plotter is None else (writer, plotter)
+
+
+def _no_views(what: str) -> Exception:
+    from removalx.errors import ConfigError
+
+    return ConfigError(
+        f"Attribution.{what} needs the overlay views of removalx.display, which are not loaded.",
+        "import removalx.display.views (importing removalx and using any of its names does it).",
+    )
 
 
 #: Draws an attribution as HTML for Jupyter (set by the display layer; see ``set_html_renderer``).

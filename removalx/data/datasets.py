@@ -192,6 +192,12 @@ def dataset_refs(
     from removalx.data import formats
 
     _check_n(n_videos)
+    if boxes is not None and not Path(boxes).is_dir():
+        raise DatasetError(
+            f"--boxes {truncate(str(boxes), 200)!r} is not a folder"
+            f"{' (it is a file)' if Path(boxes).exists() else ' (it does not exist)'}.",
+            "Pass the folder of per-clip box folders (BOXES/<Class>/<video>/00001.txt), or leave --boxes out.",
+        )
     if spec in ("zoo:synthetic", "zoo:synthetic-two-part"):
         n = 8 if n_videos is None else int(n_videos)
         refs = []
@@ -207,10 +213,11 @@ def dataset_refs(
     if colon and kind in ("kinetics", "ucf101"):
         ann = Path(rest)
         root = Path(video_root) if video_root is not None else ann.parent
+        names: dict[int, str] = {}
         entries = (
-            formats.kinetics_entries(ann, root, classes)
+            formats.kinetics_entries(ann, root, classes, names)
             if kind == "kinetics"
-            else formats.ucf101_entries(ann, root)
+            else formats.ucf101_entries(ann, root, names)
         )
         key = f"{kind}:{ann.resolve()}"
     else:
@@ -230,6 +237,7 @@ def dataset_refs(
                 f"No video files in {folder}.", f"Put files with extensions {sorted(VIDEO_EXTS)} there."
             )
         labels = _labels(folder)
+        names = {}
         entries = [(p.name, p, labels.get(p.name, labels.get(p.stem))) for p in files]
         key = f"dir:{folder.resolve()}"
     if n_videos is not None:
@@ -237,6 +245,8 @@ def dataset_refs(
     refs = []
     for name, path, lab in entries:
         fsrc: dict[str, Any] = {"kind": "file", "path": str(path.resolve()), "frames": frames, "size": size}
+        if lab is not None and lab in names:
+            fsrc["label_name"] = names[lab]  # the data set's class name, checked against the model's
         if boxes is not None:
             fsrc["boxes"] = str(formats.box_folder(Path(boxes), name).resolve())
         refs.append(ItemRef(key, f"{name}-f{frames}-x{size}", lab, fsrc))

@@ -17,12 +17,18 @@
   frame's boxes mapped through the clip's resize and center crop.
 
 Malformed files are a :class:`~removalx.errors.DatasetError` naming the file, the line and what
-was expected; a listed clip that is missing is skipped with a warning saying how many are.
+was expected; a listed clip that is missing is skipped with a warning saying how many are. An
+entry that names a path outside the video root (``..`` components, an absolute path) is a
+``DatasetError``: entries are looked up lexically under the root (symbolic links inside the root
+are followed, so a root may be a folder of links), never beside or above it. An annotation file
+that lists no clip, a class listed twice, a ``classInd.txt`` whose indices are not ``1..K`` and a
+non-finite Kinetics time are ``DatasetError`` too.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +42,33 @@ __all__ = ["box_evidence", "box_folder", "kinetics_entries", "ucf101_entries"]
 _EXTS = (".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".gif")
 
 Entry = tuple[str, Path, "int | None"]
+
+_ESCAPE_FIX = (
+    "Remove the line: entries name files relative to --video-root, without '..' or an absolute path."
+)
+
+
+def _inside(root: Path, rel: str) -> bool:
+    """Whether ``root / rel`` stays in ``root`` once ``..`` and absolute parts are resolved lexically."""
+    if not rel or os.path.isabs(rel) or rel.startswith(("/", "\\")):
+        return False
+    base = os.path.abspath(root)
+    target = os.path.normpath(os.path.join(base, rel))
+    return os.path.commonpath([base, target]) == base
+
+
+def _check_inside(root: Path, rel: str, where: str, what: str) -> None:
+    if not _inside(root, rel):
+        raise DatasetError(
+            f"{where}: {what} {truncate(rel, 80)!r} names a path outside the video root {truncate(str(root), 120)}.",
+            _ESCAPE_FIX,
+        )
+
+
+def _no_clips(ann: Path, what: str) -> DatasetError:
+    return DatasetError(
+        f"{ann} lists no clips (it holds no {what}).", f"Pass a {what} file with at least one clip."
+    )
 
 
 def _read_lines(path: Path, what: str) -> list[str]:
@@ -76,8 +109,13 @@ def _skip_missing(missing: list[str], ann: Path, root: Path, n_listed: int) -> N
     )
 
 
-def kinetics_entries(ann: Path, root: Path, classes: str | Path | None = None) -> list[Entry]:
-    """``(name, path, label)`` of every clip of a Kinetics annotation CSV found under ``root``."""
+def kinetics_entries(
+    ann: Path, root: Path, classes: str | Path | None = None, class_names: dict[int, str] | None = None
+) -> list[Entry]:
+    """``(name, path, label)`` of every clip of a Kinetics annotation CSV found under ``root``.
+
+    ``class_names``, if given, receives ``{class index: class name}`` of the classes used.
+    """
     lines = _read_lines(ann, "Kinetics annotation CSV")
     rows = list(csv.reader(lines))
     need = ("label", "youtube_id", "time_start", "time_end")
@@ -96,18 +134,26 @@ def kinetics_entries(ann: Path, root: Path, classes: str | Path | None = None) -
             label = row[col["label"]].strip()
             yid = row[col["youtube_id"]].strip()
             t0, t1 = int(float(row[col["time_start"]])), int(float(row[col["time_end"]]))
-        except (IndexError, ValueError):
+        except (IndexError, ValueError, OverflowError):  # OverflowError: inf, 1e400
             raise DatasetError(
                 f"{ann}, line {lineno}: expected label,youtube_id,time_start,time_end with whole-second "
                 f"times, got {truncate(','.join(row), 120)!r}.",
                 "Fix or remove the line.",
             ) from None
+        where = f"{ann}, line {lineno}"
+        _check_inside(root, yid, where, "youtube_id")
+        _check_inside(root, label, where, "the class folder of label")
         parsed.append((lineno, label, yid, t0, t1))
+    if not parsed:
+        raise _no_clips(ann, "row after the header")
     if classes is not None:
         names = [x.strip() for x in _read_lines(Path(classes), "classes file") if x.strip()]
+        _no_duplicates(names, Path(classes))
     else:
         names = sorted({p[1] for p in parsed})
     index = {n: i for i, n in enumerate(names)}
+    if class_names is not None:
+        class_names.update(enumerate(names))
     out: list[Entry] = []
     missing: list[str] = []
     for lineno, label, yid, t0, t1 in parsed:
@@ -126,24 +172,65 @@ def kinetics_entries(ann: Path, root: Path, classes: str | Path | None = None) -
     return out
 
 
-def ucf101_entries(split: Path, root: Path) -> list[Entry]:
-    """``(name, path, label)`` of every clip of a UCF101 split file found under ``root``."""
+def _no_duplicates(names: Sequence[str], path: Path) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise DatasetError(
+                f"{path}: class {truncate(name, 80)!r} is listed twice (the second time as class {i}).",
+                "List every class once, in the order the model was trained with.",
+            )
+        seen.add(name)
+
+
+def _class_index(ind_path: Path) -> dict[str, int]:
+    """``{class name: index}`` of a UCF101 ``classInd.txt`` (1-based lines ``k Name``, k = 1..K)."""
+    index: dict[str, int] = {}
+    numbers: dict[int, int] = {}
+    for lineno, line in enumerate(_read_lines(ind_path, "classInd.txt"), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not (parts[0].isascii() and parts[0].isdigit()):
+            raise DatasetError(
+                f"{ind_path}, line {lineno}: expected 'INDEX ClassName' with INDEX >= 1, got {truncate(line, 80)!r}.",
+                "Use the classInd.txt of the UCF101 release.",
+            )
+        k = int(parts[0])
+        if k < 1 or parts[1] in index or k in numbers:
+            what = (
+                f"class {truncate(parts[1], 60)!r} is listed twice"
+                if parts[1] in index
+                else (f"index {k} is also on line {numbers[k]}" if k in numbers else "INDEX must be >= 1")
+            )
+            raise DatasetError(
+                f"{ind_path}, line {lineno}: {what}.", "Use the classInd.txt of the UCF101 release."
+            )
+        index[parts[1]], numbers[k] = k - 1, lineno
+    if not index:
+        raise _no_clips(ind_path, "'INDEX ClassName' line")
+    if max(numbers) > len(index):
+        raise DatasetError(
+            f"{ind_path}: the indices must be 1..{len(index)} (one per class), got {max(numbers)} on line "
+            f"{numbers[max(numbers)]}.",
+            "Number the classes 1, 2, ..., K in the order the model was trained with.",
+        )
+    return index
+
+
+def ucf101_entries(split: Path, root: Path, class_names: dict[int, str] | None = None) -> list[Entry]:
+    """``(name, path, label)`` of every clip of a UCF101 split file found under ``root``.
+
+    ``class_names``, if given, receives ``{class index: class name}`` of ``classInd.txt``.
+    """
     ind_path = split.parent / "classInd.txt"
     if not ind_path.is_file():
         raise DatasetError(
             f"No classInd.txt next to {split}.", "Keep the split files of UCF101 together (ucfTrainTestlist)."
         )
-    index: dict[str, int] = {}
-    for lineno, line in enumerate(_read_lines(ind_path, "classInd.txt"), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) < 1:
-            raise DatasetError(
-                f"{ind_path}, line {lineno}: expected 'INDEX ClassName' with INDEX >= 1, got {truncate(line, 80)!r}.",
-                "Use the classInd.txt of the UCF101 release.",
-            )
-        index[parts[1]] = int(parts[0]) - 1
+    index = _class_index(ind_path)
+    if class_names is not None:
+        class_names.update({i: n for n, i in index.items()})
     out: list[Entry] = []
     missing: list[str] = []
     n = 0
@@ -159,6 +246,14 @@ def ucf101_entries(split: Path, root: Path) -> list[Entry]:
                 f"classInd.txt, got {truncate(line, 80)!r}.",
                 "Use a split file of the UCF101 release.",
             )
+        given = parts[1] if len(parts) == 2 else None
+        if given is not None and not (given.isascii() and given.isdigit() and int(given) == index[cls] + 1):
+            raise DatasetError(
+                f"{split}, line {lineno}: the class index {truncate(parts[1], 20)!r} of a train-list line must be "
+                f"the 1-based index of {truncate(cls, 60)!r} in classInd.txt, {index[cls] + 1}.",
+                "Use a split file of the UCF101 release with its own classInd.txt.",
+            )
+        _check_inside(root, rel, f"{split}, line {lineno}", "the entry")
         n += 1
         stem = rel.rsplit(".", 1)[0] if "." in rel.rsplit("/", 1)[-1] else rel
         path = root / rel if (root / rel).exists() else _find(root, (stem,))
@@ -166,6 +261,8 @@ def ucf101_entries(split: Path, root: Path) -> list[Entry]:
             missing.append(rel)
             continue
         out.append((stem, path, index[cls]))
+    if n == 0:
+        raise _no_clips(split, "'Class/v_Class_gXX_cYY.avi' line")
     _skip_missing(missing, split, root, n)
     return out
 

@@ -4,9 +4,18 @@ A visualization describes its colours with a :class:`Legend` (:meth:`Visualizer.
 colours and opacities of a ramp of values from ``low`` to ``high``, computed by the same code
 that colours the frames, so the bar cannot disagree with the overlay. :func:`with_colorbar`
 draws it under ``uint8[T, H, W, 3]`` frames with the end values (and 0 for signed maps).
+
+The text is drawn with DejaVu Sans (the font matplotlib ships, found without importing
+matplotlib), else Pillow's default font at the same size; a label wider than the bar is
+wrapped onto more lines and the strip grows (:func:`strip_height`), never cut.
 """
 
 from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,22 +30,92 @@ __all__ = [
     "Legend",
     "colorbar_row",
     "colorbar_strip",
+    "strip_height",
     "with_colorbar",
+    "wrap_text",
 ]
 
-#: Height in pixels of the strip drawn under the frames.
+#: Height in pixels of the strip drawn under the frames when its label fits on one line.
 BAR_HEIGHT = 44
 #: Frames narrower than this are padded (white) so that the tick labels fit.
 MIN_WIDTH = 240
+#: Size in pixels of the colour bar's text, and the height of each extra line of a wrapped label.
+FONT_SIZE = 11
+LINE_HEIGHT = 13
+_PAD = 6
 
 
-def _font(size: int):  # type: ignore[no-untyped-def]
+@functools.lru_cache(maxsize=1)
+def font_path() -> str | None:
+    """The file of DejaVu Sans as matplotlib ships it (``mpl-data/fonts/ttf``), or ``None``."""
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if path.is_file():
+            return str(path)
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _font(size: int) -> Any:
+    """DejaVu Sans at ``size`` px; else Pillow's default font at that size (Pillow >= 10.1)."""
     from PIL import ImageFont
 
+    path = font_path()
+    if path is not None:
+        try:
+            return ImageFont.truetype(path, size)
+        except OSError:  # Pillow without FreeType
+            pass
     try:
         return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+    except (TypeError, OSError):  # old Pillow or no FreeType: the fixed bitmap font
         return ImageFont.load_default()
+
+
+def wrap_text(text: str, width: float, font: Any = None) -> list[str]:
+    """``text`` broken into lines no wider than ``width`` pixels in ``font`` (words kept whole
+    where they fit, a number kept with its ``%``; a word wider than a line is split between
+    characters). Nothing is cut."""
+    from PIL import Image, ImageDraw
+
+    font = font if font is not None else _font(FONT_SIZE)
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def fits(s: str) -> bool:
+        return draw.textlength(s, font=font) <= width
+
+    lines: list[str] = []
+    line = ""
+    for word in text.replace(" %", "\u00a0%").split(" "):
+        if not word:
+            continue
+        candidate = f"{line} {word}" if line else word
+        if fits(candidate):
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        while not fits(word) and len(word) > 1:  # split a word wider than the line
+            cut = max(k for k in range(1, len(word) + 1) if fits(word[:k]) or k == 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    if line or not lines:
+        lines.append(line)
+    return [ln.replace("\u00a0", " ") for ln in lines]
+
+
+def _label(legend: Legend) -> str:
+    return legend.label + (f": {legend.note}" if legend.note else "")
+
+
+def strip_height(legend: Legend, width: int) -> int:
+    """Height of :func:`colorbar_strip` of ``legend`` at ``width``: :data:`BAR_HEIGHT`, plus
+    :data:`LINE_HEIGHT` for every line the label wraps onto beyond the first."""
+    width = max(int(width), 16)
+    lines = wrap_text(_label(legend), width - 2 * _PAD)
+    return BAR_HEIGHT + (len(lines) - 1) * LINE_HEIGHT
 
 
 def _tick(v: float) -> str:
@@ -63,24 +142,27 @@ def colorbar_row(legend: Legend, width: int) -> np.ndarray:
 
 
 def colorbar_strip(legend: Legend, width: int) -> np.ndarray:
-    """``uint8[BAR_HEIGHT, width, 3]``: the colour bar (:func:`colorbar_row`) with its end values and label."""
+    """``uint8[H, width, 3]``: the colour bar (:func:`colorbar_row`) with its label and end values.
+
+    ``H`` is :func:`strip_height`: :data:`BAR_HEIGHT` when the label (with its note) fits on one
+    line, more when it wraps.
+    """
     from PIL import Image, ImageDraw
 
     width = max(int(width), 16)
-    pad = 6
+    pad = _PAD
     bar_w = max(width - 2 * pad, 8)
-    img = Image.new("RGB", (width, BAR_HEIGHT), (255, 255, 255))
-    bar = colorbar_row(legend, bar_w)
-    top, h = 16, 10
-    img.paste(Image.fromarray(np.repeat(bar[None], h, axis=0), "RGB"), (pad, top))
+    font = _font(FONT_SIZE)
+    lines = wrap_text(_label(legend), width - 2 * pad, font)
+    extra = (len(lines) - 1) * LINE_HEIGHT
+    img = Image.new("RGB", (width, BAR_HEIGHT + extra), (255, 255, 255))
     draw = ImageDraw.Draw(img)
-    font = _font(10)
+    for i, line in enumerate(lines):
+        draw.text((pad, 1 + i * LINE_HEIGHT), line, fill=(30, 30, 30), font=font)
+    top, h = 16 + extra, 10
+    bar = colorbar_row(legend, bar_w)
+    img.paste(Image.fromarray(np.repeat(bar[None], h, axis=0), "RGB"), (pad, top))
     draw.rectangle([pad - 1, top - 1, pad + bar_w, top + h], outline=(90, 90, 90))
-    text = legend.label + (f": {legend.note}" if legend.note else "")
-    while len(text) > 4 and draw.textlength(text, font=font) > width - pad:
-        text = text[: max(len(text) - 4, 1)] + "..."
-        text = text.replace("......", "...")
-    draw.text((pad, 2), text, fill=(30, 30, 30), font=font)
     ticks = [(0.0, legend.low), (1.0, legend.high)]
     span = legend.high - legend.low
     if legend.signed and span > 0 and legend.low < 0 < legend.high:
@@ -91,7 +173,7 @@ def colorbar_strip(legend: Legend, width: int) -> np.ndarray:
         tw = draw.textlength(label, font=font)
         tx = min(max(x - tw / 2, 0), width - tw)
         draw.line([x, top + h, x, top + h + 3], fill=(60, 60, 60))
-        draw.text((tx, top + h + 4), label, fill=(30, 30, 30), font=font)
+        draw.text((tx, top + h + 3), label, fill=(30, 30, 30), font=font)
     return np.asarray(img, dtype=np.uint8).copy()
 
 

@@ -15,8 +15,9 @@ from removalx.core.legend import Legend
 from removalx.core.registry import Registry, get_registry
 from removalx.core.types import Attribution
 from removalx.display.colorbar import with_colorbar
+from removalx.display.output import GIF_BUDGET, enlarge, enlarge_factor, write_gif_within
 from removalx.errors import ConfigError
-from removalx.video.io import write_gif, write_mp4, write_png_frames
+from removalx.video.io import write_mp4, write_png_frames
 
 FORMATS = ("gif", "mp4", "png")
 
@@ -79,16 +80,23 @@ def overlay_frames(
     *,
     scale: tuple[float, float] | None = None,
     with_clip: bool = True,
+    min_panel: int = 0,
 ) -> Tensor:
     """The frames ``removalx explain`` writes: clip and overlay side by side, colour bar below.
 
     ``video`` may be the clip at its original resolution (the map is upsampled to it). Returns
-    ``uint8[T, H + 44, W', 3]`` (``W' = 2 W + 2`` with the clip, at least 240 px).
+    ``uint8[T, k H + B, W', 3]`` (``W' = 2 k W + 2`` with the clip, at least 240 px; ``B`` the
+    colour bar's height, :func:`~removalx.display.colorbar.strip_height`). ``min_panel``: clips
+    less than that many pixels high are enlarged ``k`` times (nearest neighbour,
+    :func:`~removalx.display.output.enlarge_factor`) before the colour bar is added, so its text
+    keeps its size; ``k = 1`` by default.
     """
     vis = _visualizer(attribution, visualization, registry, scale)
     frames_video = video.float().cpu()
     attr = upsample(attribution, tuple(frames_video.shape[1:3]))
     frames = vis.frames(frames_video, attr)
+    factor = enlarge_factor(int(frames_video.shape[1]), min_panel) if min_panel else 1
+    frames, frames_video = enlarge(frames, factor), enlarge(frames_video, factor)
     if with_clip:
         frames = side_by_side(frames_video, frames)
     legend = vis.legend(attr) if hasattr(vis, "legend") else None
@@ -140,6 +148,8 @@ def comparable_scales(
     attributions: Sequence[Attribution],
     visualizations: Sequence[dict[str, Any] | Any | None],
     registry: Registry | None = None,
+    *,
+    own: Sequence[bool] | None = None,
 ) -> list[tuple[float, float] | None]:
     """One colour scale per map: the :func:`shared_scale` of the maps of its kind.
 
@@ -147,16 +157,21 @@ def comparable_scales(
     signed (diverging colour map centred at 0) or both unsigned (sequential), and agree on
     whether lower values are more important; only such maps share a scale, so equal values
     get equal colours across them. A map whose visualization reports no range or legend
-    gets ``None`` (its own stretching).
+    gets ``None`` (its own stretching). ``own[i]`` true keeps map ``i`` out of every shared
+    scale: it gets its own range (for baselines such as random maps, whose spread would
+    flatten the methods' maps).
     """
+    own = [False] * len(attributions) if own is None else [bool(o) for o in own]
     keys: list[tuple[Any, ...] | None] = []
-    for attr, vis_cfg in zip(attributions, visualizations, strict=True):
+    for i, (attr, vis_cfg) in enumerate(zip(attributions, visualizations, strict=True)):
         vis = _visualizer(attr, vis_cfg, registry)
         if not (hasattr(vis, "display_range") and hasattr(vis, "legend")):
             keys.append(None)
             continue
         name = _vis_config(attr, vis_cfg).get("name", "heatmap")
-        keys.append((name, bool(vis.legend(attr).signed), attr.lower_is_important))
+        keys.append(
+            (name, bool(vis.legend(attr).signed), attr.lower_is_important, ("own", i) if own[i] else "")
+        )
     ranges: dict[tuple[Any, ...], tuple[float, float] | None] = {}
     for key in {k for k in keys if k is not None}:
         group = [(a, v) for a, v, k in zip(attributions, visualizations, keys, strict=True) if k == key]
@@ -196,20 +211,30 @@ def save_overlays(
     formats: Iterable[str] = ("gif",),
     fps: float = 8,
     stem: str = "overlay",
+    gif_budget: int | None = GIF_BUDGET,
 ) -> list[Path]:
-    """Write overlay frames as GIF / MP4 / PNG frames into ``out_dir``; returns the paths."""
+    """Write overlay frames as GIF / MP4 / PNG frames into ``out_dir``; returns the paths.
+
+    A GIF larger than ``gif_budget`` bytes (default :data:`~removalx.display.output.GIF_BUDGET`,
+    2 MB) is written with frames shrunk until it fits
+    (:func:`~removalx.display.output.write_gif_within`); ``gif_budget=None`` keeps the full
+    size. MP4 and PNG frames are always full size.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for fmt in formats:
         if fmt == "gif":
-            written.append(write_gif(frames, out / f"{stem}.gif", fps=fps))
+            written.append(write_gif_within(frames, out / f"{stem}.gif", fps=fps, budget=gif_budget)[0])
         elif fmt == "mp4":
             written.append(write_mp4(frames, out / f"{stem}.mp4", fps=fps))
         elif fmt == "png":
             written.extend(write_png_frames(frames, out / f"{stem}_frames"))
         else:
-            raise ConfigError(f"Unknown output format {fmt!r}.", f"Use some of {', '.join(FORMATS)}.")
+            raise ConfigError(
+                f"Unknown output format {str(fmt)[:40]!r}; expected one of {', '.join(FORMATS)}.",
+                f"Use some of {', '.join(FORMATS)}.",
+            )
     return written
 
 

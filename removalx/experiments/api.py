@@ -39,6 +39,8 @@ class Options:
     only_correct_by: str | Sequence[str] | None = None
     metrics: str | Sequence[str] = "deletion,insertion"
     metric_set: Sequence[str] = ()
+    #: ``["KEY=VALUE", "RECIPE:KEY=VALUE"]``, ``{"KEY": value}`` or ``{"RECIPE": {...}, "*": {...}}``
+    #: (:mod:`removalx.experiments.overrides`).
     overrides: Sequence[str] | Mapping[str, Any] = ()
     model: str = "zoo:r3d_tiny"
     weights: str | None = None
@@ -74,6 +76,8 @@ class Outcome:
 
     ``retrain_metrics`` are the labels of the dataset-level KAR / ROAR metrics and ``retrained``
     the number of their curve points computed by this run (:mod:`removalx.experiments.retrain`).
+    ``notes`` are one line per recipe a global override was skipped for
+    (:func:`removalx.experiments.overrides.resolve_overrides`).
     """
 
     store: Store
@@ -84,6 +88,7 @@ class Outcome:
     retrain_metrics: list[str] = field(default_factory=list)
     retrained: int = 0
     scope: Scope = field(default_factory=Scope)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -103,6 +108,9 @@ class Experiment:
         ``ablate``: each variant against the first, per metric (paired t and Wilcoxon tests).
     counts : RunCounts
         Explanations and scores computed vs. reused from the store.
+    notes : list of str
+        ``compare``: one line per recipe a global override was not applied to because the recipe
+        lacks the key's stage (e.g. ``sample_selection.n_samples`` for ``grad_cam``).
     """
 
     db: Path
@@ -113,6 +121,7 @@ class Experiment:
     counts: RunCounts
     alpha: dict[str, float] = field(default_factory=dict)
     paired: Any = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _label(recipe: str) -> str:
@@ -158,6 +167,48 @@ def _executor(opts: Options, methods: list[Any], metric_specs: list[Any], model_
     return LocalExecutor(make_context(model, methods, metric_specs, opts.target, opts.item_delay))
 
 
+def _with_dataset_mean(metric_specs: list[Any], opts: Options, dataset: str) -> list[Any]:
+    """The metrics removing to ``dataset_mean`` without a colour get the dataset's (STEP Eq. 12)."""
+    from removalx.experiments.substrates import with_dataset_mean
+    from removalx.metrics import dataset_mean
+
+    def mean() -> list[float]:
+        return dataset_mean(
+            opts.dataset,
+            n_videos=opts.n_videos,
+            frames=opts.frames,
+            size=opts.size,
+            seed=opts.data_seed,
+            video_root=opts.video_root,
+            classes=opts.classes,
+        )
+
+    return with_dataset_mean(metric_specs, mean, dataset)
+
+
+def _check_executor_options(opts: Options) -> None:
+    """Refuse, before any work, what would make the executor fail or hang later.
+
+    An unknown executor, Ray options without ``executor="ray"``, a missing ``ray`` extra and a
+    malformed or unreachable ``address`` (:func:`removalx.experiments.ray_executor.check_address`).
+    """
+    from removalx.experiments.executors import check_executor, check_ray_options
+
+    check_executor(opts.executor)
+    check_ray_options(
+        opts.executor,
+        address=opts.address,
+        workers=opts.workers,
+        cpus_per_worker=opts.cpus_per_worker,
+        gpus_per_worker=opts.gpus_per_worker,
+    )
+    if opts.executor == "ray":
+        from removalx.experiments.ray_executor import check_address, require_ray
+
+        require_ray()  # a missing extra fails at once
+        check_address(opts.address)  # and a malformed or unreachable address, in seconds
+
+
 def run_experiment(
     kind: str,
     triples: list[tuple[str, str, dict[str, Any]]],
@@ -170,26 +221,21 @@ def run_experiment(
 
     Stored work is skipped (the store's resume logic), the rest is computed by the executor of
     ``opts.executor`` and written by this process as each unit arrives. Returns the store open.
+    Overrides: :func:`removalx.experiments.overrides.resolve_overrides` (notes in ``Outcome.notes``).
     """
-    from removalx.core.recipe import parse_overrides
     from removalx.data.datasets import dataset_refs
-    from removalx.experiments.executors import check_executor
+    from removalx.experiments.overrides import resolve_overrides
     from removalx.experiments.retrain import run_retrain, split_metrics
     from removalx.experiments.runner import make_methods, parse_metrics, run_units
-    from removalx.experiments.selection import only_correct
+    from removalx.experiments.selection import check_run_labels, only_correct
     from removalx.files.outputs import check_output_file
 
-    check_executor(opts.executor)
-    if opts.executor == "ray":
-        from removalx.experiments.ray_executor import require_ray
-
-        require_ray()  # before any work: a missing extra fails at once
+    _check_executor_options(opts)
     check_output_file(opts.db, what="--db")
     metric_specs, retrain_specs = split_metrics(
         parse_metrics(",".join(_split(opts.metrics)), opts.metric_set)
     )
-    common = parse_overrides(opts.overrides)
-    triples = [(label, recipe, {**common, **ov}) for label, recipe, ov in triples]
+    triples, notes = resolve_overrides(triples, opts.overrides, skip_missing=kind == "compare")
     methods = make_methods(triples, opts.seed, batch_size=opts.batch_size, random_baseline=random_baseline)
     store = Store(opts.db)  # before the slow steps: a damaged database fails at once
     try:
@@ -203,6 +249,7 @@ def run_experiment(
             classes=opts.classes,
             boxes=opts.boxes,
         )
+        metric_specs = _with_dataset_mean(metric_specs, opts, dataset)
         judges = _split(opts.only_correct_by)
         if judges:
             refs = only_correct(refs, judges, device=opts.device, progress=opts.progress)
@@ -212,6 +259,9 @@ def run_experiment(
         recorded = dict(args) if args is not None else dict(vars(opts))
         executor = _executor(opts, methods, metric_specs, model_key)  # loads the model(s) first
         try:
+            check_run_labels(
+                refs, executor, opts.model, weights=opts.weights, device=opts.device, progress=opts.progress
+            )
             store.put_experiment(name, kind, labels, [m.label for m in metric_specs], dataset, recorded)
             run_id = store.start_run(kind, name, recorded)
             counts = run_units(
@@ -251,6 +301,7 @@ def run_experiment(
         [m.label for m in retrain_specs],
         retrained,
         Scope(model_key, dataset),
+        notes,
     )
 
 
@@ -271,7 +322,9 @@ def _finish(kind: str, out: Outcome, db: str | Path) -> Experiment:
         )
     finally:
         out.store.close()
-    return Experiment(Path(db), out.methods, out.metrics, scores, summary, out.counts, alpha, paired)
+    return Experiment(
+        Path(db), out.methods, out.metrics, scores, summary, out.counts, alpha, paired, list(out.notes)
+    )
 
 
 def evaluate(recipe: str, db: str | Path, **options: Any) -> Experiment:
@@ -296,7 +349,17 @@ def evaluate(recipe: str, db: str | Path, **options: Any) -> Experiment:
 def compare(
     recipes: str | Sequence[str], db: str | Path, *, random_baseline: bool = True, **options: Any
 ) -> Experiment:
-    """Several recipes on the same clips; adds the random-map baseline and the alpha of each AUC metric."""
+    """Several recipes on the same clips; adds the random-map baseline and the alpha of each AUC metric.
+
+    ``overrides`` may be per recipe: ``{"rise3d": {"sample_selection.n_samples": 100}, "*": {...}}``
+    (``"*"``: every recipe). A global override (``"*"``, a flat ``{"KEY": value}`` or a list of
+    ``"KEY=VALUE"``) applies to the recipes that have its stage; ``Experiment.notes`` names the
+    recipes it was skipped for (:func:`removalx.experiments.overrides.resolve_overrides`).
+
+    Examples
+    --------
+    >>> compare(["rise3d", "grad_cam"], "r.db", overrides={"rise3d": {"sample_selection.n_samples": 100}})  # doctest: +SKIP
+    """
     from removalx.experiments.frames import require_pandas
 
     require_pandas()

@@ -14,7 +14,7 @@ from typing import Any
 from removalx.errors import ConfigError
 from removalx.experiments.units import RunContext, Unit, UnitResult, compute_unit
 
-__all__ = ["EXECUTORS", "LocalExecutor"]
+__all__ = ["EXECUTORS", "RAY_OPTIONS", "LocalExecutor", "check_ray_options"]
 
 #: Names accepted by ``--executor``.
 EXECUTORS = ("local", "ray")
@@ -48,3 +48,34 @@ def check_executor(name: str) -> str:
             "Pass --executor local (default) or --executor ray.",
         )
     return name
+
+
+#: The options only the Ray executor reads, with their defaults (CLI flag, ``Options`` field).
+RAY_OPTIONS: dict[str, tuple[str, Any]] = {
+    "address": ("--address", None),
+    "workers": ("--workers", None),
+    "cpus_per_worker": ("--cpus-per-worker", 1.0),
+    "gpus_per_worker": ("--gpus-per-worker", 0.0),
+}
+
+
+def check_ray_options(executor: str, **options: Any) -> None:
+    """Refuse Ray-only options (:data:`RAY_OPTIONS`) set to other than their defaults without Ray.
+
+    They would be ignored silently by the local executor. An option given at its default value
+    (``--cpus-per-worker 1``) cannot be told apart from one not given, and changes nothing.
+    """
+    if executor == "ray":
+        return
+    given = [
+        f"{RAY_OPTIONS[k][0]} {str(v)[:40]}"
+        for k, v in options.items()
+        if k in RAY_OPTIONS and v is not None and v != RAY_OPTIONS[k][1]
+    ]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of the Ray executor, "
+            f"but the executor is {executor[:40]!r}; {'it' if len(given) == 1 else 'they'} would be ignored.",
+            "Add --executor ray (Python: executor='ray'), or leave "
+            f"{'it' if len(given) == 1 else 'them'} out.",
+        )

@@ -69,6 +69,8 @@ def summary_frame(rows: list[dict[str, Any]], metrics: list[str]) -> Any:
                     "sd": s.get("sd", math.nan),
                     "ci_low": s["ci_low"],
                     "ci_high": s["ci_high"],
+                    "ci_method": s.get("ci_method"),
+                    "small_n": s.get("small_n"),
                     "n": s["n"],
                     "higher_is_better": s.get("higher_is_better"),
                     "pooling": s.get("pooling"),

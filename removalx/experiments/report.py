@@ -39,6 +39,7 @@ from removalx.experiments.figures import PALETTE, FigureSink, mean_curves, metri
 from removalx.experiments.report_context import ExperimentView, ReportContext
 from removalx.experiments.retrain_report import retrain_part
 from removalx.experiments.runner import RANDOM, alpha_table, paired_table
+from removalx.experiments.stats import SMALL_N_NOTE, format_interval
 from removalx.experiments.store import Store
 from removalx.experiments.study.report import study_section
 from removalx.files.outputs import StagedOutput
@@ -149,12 +150,23 @@ FAINT = 0.05
 
 @dataclass
 class OverlayStrip:
-    """One video's row of the gallery: a GIF (data URI), its column labels and notes."""
+    """One video's row of the gallery: a GIF (data URI), its column labels, widths and notes."""
 
     uri: str = ""
     labels: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     shared_bar: bool = False
+    widths: list[int] = field(default_factory=list)
+
+
+def is_baseline(method: str) -> bool:
+    """Whether ``method`` is a baseline (the ``random`` maps of ``compare``), kept off shared scales.
+
+    A random map spreads over a range unrelated to the methods' (N(0, 1) values against a
+    saliency map's few hundredths): on one scale with it, every method's overlay is one flat
+    colour. Baselines get their own scale, labelled, after the methods.
+    """
+    return method == RANDOM
 
 
 def _same_scale(a: Any, b: Any) -> bool:
@@ -175,31 +187,18 @@ def _pad(frames: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def _hcat(cols: list[torch.Tensor]) -> torch.Tensor:
+    h = max(int(c.shape[1]) for c in cols)
+    cols = [_pad(c, h, int(c.shape[2])) for c in cols]
     gap = torch.full((*cols[0].shape[:2], GAP, 3), 255, dtype=torch.uint8)
     return torch.cat([t for col in cols for t in (col, gap)][:-1], dim=2)
 
 
-def _overlay_strip(
-    store: Store, dataset: str, item: str, methods: list[str], scale: int, gallery_scale: str = "shared"
-) -> OverlayStrip:
-    """The clip followed by every method's overlay, one GIF, with colour bars under the overlays.
+def _shown(store: Store, dataset: str, item: str, methods: list[str], video: torch.Tensor) -> list[Any]:
+    """``(method, attribution at the clip's size, visualization)`` of every stored method, baselines last."""
+    from removalx.display.visualize import legend_of, upsample
 
-    ``gallery_scale="shared"``: maps of one kind (same visualization, both signed or both
-    unsigned, :func:`~removalx.display.visualize.comparable_scales`) share one colour scale, drawn
-    once under the strip when every overlay has the same bar; ``"per-method"``: each map is
-    stretched to its own range. Without a shared bar, each overlay has its own.
-    """
-    from dataclasses import replace
-
-    from removalx.display.colorbar import BAR_HEIGHT, colorbar_strip, with_colorbar
-    from removalx.display.visualize import comparable_scales, legend_of, render, upsample
-
-    v = store.video(dataset, item)
-    if v is None:
-        return OverlayStrip()
-    video = v["video"].float()
     shown: list[tuple[str, Any, dict[str, Any]]] = []
-    for method in methods:
+    for method in sorted(methods, key=is_baseline):
         rows = [e for e in store.explanations([method], dataset) if e["item"] == item]
         if not rows:
             continue
@@ -210,8 +209,52 @@ def _overlay_strip(
         except Exception:  # a visualizer that is not installed here: fall back to the heat map
             vis = {"name": "heatmap"}
         shown.append((method, attr, vis))
+    return shown
+
+
+def _faint_notes(shown: list[Any], scales: list[Any], own: list[bool]) -> list[str]:
+    """A note for every method whose values span under :data:`FAINT` of its shared scale."""
+    from removalx.display.visualize import comparable_scales
+
+    notes = []
+    for (method, a, c), s, alone in zip(shown, scales, own, strict=True):
+        others = sum(1 for o in own if not o) - 1
+        own_range = comparable_scales([a], [c])[0]
+        if alone or s is None or own_range is None or others < 1:
+            continue
+        if own_range[1] - own_range[0] < FAINT * (s[1] - s[0]):
+            notes.append(
+                f"{method}: its values span under {FAINT:.0%} of the shared scale, so its overlay looks "
+                "nearly uniform; --gallery-scale per-method stretches each map to its own range."
+            )
+    return notes
+
+
+def _overlay_strip(
+    store: Store, dataset: str, item: str, methods: list[str], scale: int, gallery_scale: str = "shared"
+) -> OverlayStrip:
+    """The clip followed by every method's overlay, one GIF, with colour bars under the overlays.
+
+    ``gallery_scale="shared"``: maps of one kind (same visualization, both signed or both
+    unsigned, :func:`~removalx.display.visualize.comparable_scales`) share one colour scale, drawn
+    once under the methods when every method's overlay has the same bar; baselines
+    (:func:`is_baseline`, the random maps) come last, each on its own scale with its own bar
+    labelled so. ``"per-method"``: each map is stretched to its own range. Without a shared bar,
+    each overlay has its own.
+    """
+    from dataclasses import replace
+
+    from removalx.display.colorbar import colorbar_strip, with_colorbar
+    from removalx.display.visualize import comparable_scales, legend_of, render
+
+    v = store.video(dataset, item)
+    if v is None:
+        return OverlayStrip()
+    video = v["video"].float()
+    shown = _shown(store, dataset, item, methods, video)
     attrs, visos = [a for _, a, _ in shown], [c for _, _, c in shown]
-    scales = comparable_scales(attrs, visos) if gallery_scale == "shared" else [None] * len(shown)
+    own = [is_baseline(m) for m, _, _ in shown]
+    scales = comparable_scales(attrs, visos, own=own) if gallery_scale == "shared" else [None] * len(shown)
     factor = max(scale, 128 // max(int(video.shape[1]), 1))
 
     def up(t: torch.Tensor) -> torch.Tensor:
@@ -220,36 +263,43 @@ def _overlay_strip(
     clip = up((video[..., :3].clamp(0, 1) * 255).round().to(torch.uint8))
     overlays = [up(render(video, a, c, scale=s)) for a, c, s in zip(attrs, visos, scales, strict=True)]
     legends = [legend_of(a, c, scale=s) for a, c, s in zip(attrs, visos, scales, strict=True)]
-    notes = []
-    for (method, a, c), s in zip(shown, scales, strict=True):
-        own = comparable_scales([a], [c])[0]
-        if s is not None and own is not None and len(shown) > 1 and own[1] - own[0] < FAINT * (s[1] - s[0]):
-            notes.append(
-                f"{method}: its values span under {FAINT:.0%} of the shared scale, so its overlay looks "
-                "nearly uniform; --gallery-scale per-method stretches each map to its own range."
-            )
-    span = len(overlays) * clip.shape[2] + (len(overlays) - 1) * GAP
-    first = legends[0] if legends else None
+    legends = [
+        replace(lg, label=f"{m}: baseline, own scale") if alone and lg is not None else lg
+        for (m, _, _), lg, alone in zip(shown, legends, own, strict=True)
+    ]
+    n_methods = own.count(False)
+    span = n_methods * clip.shape[2] + (n_methods - 1) * GAP
+    first = legends[0] if n_methods else None
     shared_bar = (
-        len(overlays) > 1
+        n_methods > 1
         and span >= BAR_MIN_WIDTH
         and first is not None
-        and all(lg is not None and _same_scale(first, lg) for lg in legends)
+        and all(lg is not None and _same_scale(first, lg) for lg in legends[:n_methods])
     )
     if shared_bar:
         assert first is not None
         bar = colorbar_strip(replace(first, label="attribution, one scale for every method"), span)
-        strip = _hcat([clip, *overlays])
-        row = torch.full((BAR_HEIGHT, strip.shape[2], 3), 255, dtype=torch.uint8)
+        block = _hcat([clip, *overlays[:n_methods]])
+        row = torch.full((bar.shape[0], block.shape[2], 3), 255, dtype=torch.uint8)
         row[:, -span:] = torch.from_numpy(bar)
-        strip = torch.cat([strip, row[None].expand(strip.shape[0], -1, -1, -1)], dim=1)
+        block = torch.cat([block, row[None].expand(block.shape[0], -1, -1, -1)], dim=1)
+        rest = [
+            with_colorbar(o, lg, min_width=BAR_MIN_WIDTH) for o, lg in zip(overlays, legends, strict=True)
+        ]
+        cols = [block, *rest[n_methods:]]
+        widths = [int(clip.shape[2])] * (n_methods + 1) + [int(c.shape[2]) for c in rest[n_methods:]]
     else:
         cols = [clip] + [
             with_colorbar(o, lg, min_width=BAR_MIN_WIDTH) for o, lg in zip(overlays, legends, strict=True)
         ]
         h, w = max(c.shape[1] for c in cols), max(c.shape[2] for c in cols)
-        strip = _hcat([_pad(c, h, w) for c in cols])
-    return OverlayStrip(_gif_data_uri(strip), ["clip"] + [m for m, _, _ in shown], notes, bool(shared_bar))
+        cols = [_pad(c, h, w) for c in cols]
+        widths = [int(w)] * len(cols)
+    labels = ["clip"] + [
+        f"{m} (baseline, own scale)" if o else m for (m, _, _), o in zip(shown, own, strict=True)
+    ]
+    notes = _faint_notes(shown, scales, own)
+    return OverlayStrip(_gif_data_uri(_hcat(cols)), labels, notes, bool(shared_bar), widths)
 
 
 def _table(view: ExperimentView) -> str:
@@ -263,16 +313,19 @@ def _table(view: ExperimentView) -> str:
         cells = []
         for m in metrics:
             s = r[m]
-            ci = "" if not math.isfinite(s["ci_low"]) else f" [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
-            cells.append(f"<td title='mean [95% bootstrap CI]'>{_fmt(s['mean'])}{ci}</td>")
+            ci = format_interval(s)
+            ci = "" if ci == "-" else f" {html.escape(ci)}"
+            label = html.escape(str(s.get("ci_label", "95% bootstrap CI")))
+            cells.append(f"<td title='mean [{label}]'>{_fmt(s['mean'])}{ci}</td>")
         out.append(
             f"<tr><td>{html.escape(r['method'])}</td><td>{_count(r['n_videos'])}</td>{''.join(cells)}"
             f"<td>{_fmt(r['time_s'])}</td><td>{_count(r['n_forward'])}</td><td>{_count(r['n_backward'])}</td></tr>"
         )
     out.append("</tbody></table>")
     out.append(
-        "<p class='note'>Mean over videos [95% percentile-bootstrap confidence interval, which stays "
-        "inside the metric's range]; ↑ higher is better, ↓ lower is better.</p>"
+        "<p class='note'>Mean over videos [95% BCa bootstrap confidence interval (scipy.stats.bootstrap), "
+        f"clipped to the metric's range; {SMALL_N_NOTE} is flagged]; ↑ higher is better, "
+        "↓ lower is better.</p>"
     )
     return "".join(out)
 
@@ -404,7 +457,10 @@ def overlays_part(ctx: ReportContext, view: ExperimentView) -> str:
         )
         if not strip.uri:
             continue
-        cols = "".join(f"<span style='flex:1'>{html.escape(lbl)}</span>" for lbl in strip.labels)
+        cols = "".join(
+            f"<span style='flex:{w + GAP} 1 0'>{html.escape(lbl)}</span>"
+            for lbl, w in zip(strip.labels, strip.widths, strict=True)
+        )
         notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in strip.notes)
         parts.append(
             f"<div class='video'><div><b>{html.escape(item)}</b></div><div class='strip'>"

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-from tqdm.auto import tqdm
 
 from removalx.core.classifier import VideoClassifier
+from removalx.core.progress import tqdm
 from removalx.core.registry import Registry
 from removalx.data.datasets import Item, dataset_items
 from removalx.errors import ConfigError, DatasetError, truncate

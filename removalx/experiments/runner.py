@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm.auto import tqdm
 
 from removalx.core.classifier import VideoClassifier
+from removalx.core.progress import tqdm
 from removalx.core.registry import Registry, get_registry
 from removalx.data.datasets import Item, ItemRef
 from removalx.errors import ConfigError
-from removalx.experiments.stats import bootstrap_ci, mean_ci, paired_test
+from removalx.experiments.stats import bootstrap_ci, mean_ci, paired_test, score_range
 from removalx.experiments.store import Store, config_hash
 from removalx.experiments.units import (
     RunContext,
@@ -77,11 +77,17 @@ class Method:
 
 @dataclass
 class MetricSpec:
-    """A metric to compute: a column label, the plugin name and its config."""
+    """A metric to compute: a column label, the plugin name and its config.
+
+    ``fill_source`` names where a ``fill_value`` the run put into ``config`` came from (the
+    dataset's mean colour: :func:`removalx.experiments.substrates.with_dataset_mean`); ``None``
+    when ``config`` is the user's.
+    """
 
     label: str
     name: str
     config: dict[str, Any] = field(default_factory=dict)
+    fill_source: str | None = None
 
     @cached_property
     def hash(self) -> str:
@@ -360,8 +366,9 @@ def _scores_by(
 def aggregate(
     store: Store, methods: list[str], metrics: list[str], scope: Scope | None = None
 ) -> list[dict[str, Any]]:
-    """Methods x metrics rows: mean, 95% CI (percentile bootstrap, inside the metric's range), n,
-    mean explanation time, forward and backward passes (rows within ``scope``)."""
+    """Methods x metrics rows: mean, 95% CI (BCa bootstrap, clipped to the metric's range, labelled,
+    flagged below 10 videos: :func:`~removalx.experiments.stats.bootstrap_ci`), n, mean
+    explanation time, forward and backward passes (rows within ``scope``)."""
     sc = scope or Scope()
     scores = _scoped_scores(store, sc)
     by = _scores_by(scores, methods, metrics)
@@ -369,9 +376,12 @@ def aggregate(
     rows: list[dict[str, Any]] = []
     orient: dict[str, bool] = {}
     details: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    ranges: dict[str, tuple[float, float] | None] = {}
     for s in scores:
         if s["metric"] in metrics and "higher_is_better" in s["details"]:
             orient[s["metric"]] = bool(s["details"]["higher_is_better"])
+        if s["metric"] in metrics:
+            ranges.setdefault(s["metric"], score_range(s["details"]))
         details.setdefault((s["method"], s["metric"]), []).append(s["details"])
     for method in methods:
         mine = [e for e in expl if e["method"] == method]
@@ -386,7 +396,8 @@ def aggregate(
             "n_backward": nb["mean"],
         }
         for metric in metrics:
-            stats: dict[str, Any] = bootstrap_ci(list(by.get((method, metric), {}).values()))
+            values = list(by.get((method, metric), {}).values())
+            stats: dict[str, Any] = bootstrap_ci(values, value_range=ranges.get(metric))
             pooled = _pooled(details.get((method, metric), []))
             if pooled is not None:  # pointing games: the paper's dataset hit rate, not a mean of clips
                 stats = {**stats, "mean": pooled[0], "pooling": pooled[1]}

@@ -1,9 +1,13 @@
 """Summary statistics of experiment results: means with 95% confidence intervals and paired tests.
 
-Metric scores get a percentile-bootstrap interval of the mean (:func:`bootstrap_ci`), which
-stays inside the range of the scores and so inside the metric's range (an AUC's interval never
-leaves [0, 1]). Times and paired differences get Student-t intervals (:func:`mean_ci`). SciPy
-gives the t quantiles, the paired t test and the Wilcoxon signed-rank test.
+One interval method for every bounded score removalx reports (metric means of ``evaluate`` /
+``compare`` / ``ablate``, the report's tables, the user study's mean scores):
+:func:`bootstrap_ci`, SciPy's bias-corrected and accelerated (BCa) bootstrap interval of the
+mean (``scipy.stats.bootstrap``, Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993,
+Ch. 14), clipped to the score's range, labelled (:func:`ci_label`) and flagged when fewer than
+:data:`MIN_TRUSTED_N` values back it. Times and paired differences keep Student-t intervals
+(:func:`mean_ci`). SciPy gives the bootstrap, the t quantiles, the paired t test and the
+Wilcoxon signed-rank test.
 """
 
 from __future__ import annotations
@@ -11,16 +15,38 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BOOTSTRAP_RESAMPLES", "bootstrap_ci", "mean_ci", "paired_test"]
+__all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "MIN_TRUSTED_N",
+    "SMALL_N_NOTE",
+    "bootstrap_ci",
+    "ci_label",
+    "format_interval",
+    "mean_ci",
+    "paired_test",
+    "score_range",
+]
 
-#: Resamples of :func:`bootstrap_ci` (Efron & Tibshirani suggest >= 1000 for percentile intervals).
+#: Resamples of :func:`bootstrap_ci` (Efron & Tibshirani suggest >= 1000 for BCa intervals).
 BOOTSTRAP_RESAMPLES = 2000
-#: Resamples drawn at once: memory is ``_CHUNK x n`` whatever ``resamples`` is.
+#: Resamples drawn at once (``scipy.stats.bootstrap``'s ``batch``): memory is ``_CHUNK x n``.
 _CHUNK = 250
+#: Below this many values an interval is shown with :data:`SMALL_N_NOTE` (our choice, labelled).
+MIN_TRUSTED_N = 10
+#: The flag shown next to an interval backed by fewer than :data:`MIN_TRUSTED_N` values.
+SMALL_N_NOTE = f"n < {MIN_TRUSTED_N}: too small to trust"
+#: What each ``ci_method`` of :func:`bootstrap_ci` is called in tables and exports.
+_METHOD_NAMES = {
+    "bca": "BCa bootstrap CI",
+    "percentile": "percentile bootstrap CI (BCa undefined)",
+    "point": "no spread: every value equal, the interval is the point",
+    "none": "no interval: fewer than 2 values",
+}
 
 
 def mean_ci(values: Any, level: float = 0.95) -> dict[str, float]:
@@ -66,18 +92,96 @@ def paired_test(a: Any, b: Any) -> dict[str, float]:
     return out
 
 
-def bootstrap_ci(
-    values: Any, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
-) -> dict[str, Any]:
-    """Mean and the percentile-bootstrap ``level`` confidence interval of the mean.
+def ci_label(method: str, level: float = 0.95) -> str:
+    """The label of an interval of :func:`bootstrap_ci` (e.g. ``"95% BCa bootstrap CI"``)."""
+    name = _METHOD_NAMES.get(method, str(method)[:40])
+    return f"{100 * level:g}% {name}" if method in ("bca", "percentile") else name
 
-    The interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the means of
-    ``resamples`` resamples (with replacement, same size) of the finite values (Efron &
-    Tibshirani, *An Introduction to the Bootstrap*, 1993, Ch. 13, the percentile interval).
-    Every resampled mean lies between the smallest and the largest value, so the interval
-    never leaves the range of the data, hence never the metric's range (a Student-t interval
-    of AUCs near 1 can reach past 1). The price: with very few values it is narrower than the
-    t interval (it ignores the t quantile's small-sample widening).
+
+def format_interval(stats: Mapping[str, Any], digits: int = 3) -> str:
+    """``[lo, hi]`` of an interval of :func:`bootstrap_ci` (``-`` when undefined), flagged when small.
+
+    Used by the command line and the report so that every table prints an interval the same
+    way: both ends (never a ``±`` half-width: a bootstrap interval is not symmetric) and
+    ``(n < 10: too small to trust)`` when :data:`MIN_TRUSTED_N` values do not back it.
+    """
+    lo, hi = stats.get("ci_low"), stats.get("ci_high")
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return "-"
+    text = f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+    return f"{text} ({SMALL_N_NOTE})" if stats.get("small_n") else text
+
+
+def score_range(details: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The range of a metric's per-video values, read from one score's ``details`` (or ``None``).
+
+    A metric may say it in ``details["value_range"]`` (``[low, high]``); otherwise the built-in
+    metrics are recognised by what their details hold: insertion / deletion AUCs of
+    probabilities lie in [0, 1] (``"curve"``, ``behavior: probability``), pointing-game hit
+    rates in [0, 1] (``"hits"`` or ``"frame_scores"``), minimal masks in [0, 100] %
+    (``"percent"``). Anything else (AUCs of logits, saliency metric) is unbounded: ``None``.
+    """
+    given = details.get("value_range")
+    if isinstance(given, (list, tuple)) and len(given) == 2:
+        return float(given[0]), float(given[1])
+    settings = details.get("settings") or {}
+    if "curve" in details and isinstance(settings, Mapping) and settings.get("behavior") == "probability":
+        return 0.0, 1.0
+    if "hits" in details or "frame_scores" in details:
+        return 0.0, 1.0
+    if "percent" in details:
+        return 0.0, 100.0
+    return None
+
+
+def _scipy_interval(
+    x: np.ndarray, level: float, resamples: int, seed: int, method: str
+) -> tuple[float, float]:
+    """SciPy's bootstrap interval of the mean of ``x``: ``method`` ``"BCa"`` (NaN ends where BCa
+    is undefined) or ``"percentile"`` (Efron & Tibshirani, Ch. 13-14)."""
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DegenerateDataWarning, RuntimeWarning: NaN ends
+        res = stats.bootstrap(
+            (x,),
+            np.mean,
+            n_resamples=resamples,
+            batch=_CHUNK,
+            confidence_level=level,
+            method=method,
+            rng=np.random.default_rng(seed),
+        )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _bca(x: np.ndarray, level: float, resamples: int, seed: int) -> tuple[float, float]:
+    """SciPy's BCa interval of the mean of ``x`` (NaN ends where BCa is undefined)."""
+    return _scipy_interval(x, level, resamples, seed, "BCa")
+
+
+def _percentile(x: np.ndarray, level: float, resamples: int, seed: int) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean of ``x`` (Efron & Tibshirani, Ch. 13)."""
+    return _scipy_interval(x, level, resamples, seed, "percentile")
+
+
+def bootstrap_ci(
+    values: Any,
+    level: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+    value_range: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """Mean and the BCa bootstrap ``level`` confidence interval of the mean, clipped and labelled.
+
+    The interval is ``scipy.stats.bootstrap(method="BCa")`` (Efron & Tibshirani, *An
+    Introduction to the Bootstrap*, 1993, Ch. 14: bias-corrected and accelerated), seeded by
+    ``seed``. Where BCa is undefined with spread in the data (its bias correction or
+    acceleration is infinite) the percentile interval (Ch. 13) stands in; when every value is
+    equal the interval is the point. Both bootstrap intervals are quantiles of resampled means,
+    so they stay inside the data's range; the interval is also clipped to ``value_range`` (the
+    metric's range: AUCs [0, 1], study scores [-2, 2]). Below :data:`MIN_TRUSTED_N` values the
+    result is flagged ``small_n`` (no bootstrap interval is reliable there).
 
     Parameters
     ----------
@@ -89,25 +193,39 @@ def bootstrap_ci(
         Bootstrap resamples.
     seed : int
         Seed of the resampling (the same values give the same interval).
+    value_range : tuple of float, optional
+        ``(low, high)`` the scores can take; the interval is clipped to it.
 
     Returns
     -------
     dict
-        ``n``, ``mean``, ``sd`` (ddof 1), ``ci_low``, ``ci_high`` (NaN interval with fewer
-        than two values), ``ci_method`` = ``"bootstrap"``.
+        ``n``, ``mean``, ``sd`` (ddof 1), ``ci_low``, ``ci_high`` (NaN with fewer than two
+        values), ``ci_method`` (``"bca"``, ``"percentile"``, ``"point"`` or ``"none"``),
+        ``ci_label`` (e.g. ``"95% BCa bootstrap CI"``), ``small_n`` (``n <`` :data:`MIN_TRUSTED_N`)
+        and ``value_range`` (list or ``None``).
     """
     x = np.asarray(values, dtype=np.float64).ravel()
     x = x[np.isfinite(x)]
-    out: dict[str, Any] = {**mean_ci(x, level), "ci_method": "bootstrap"}
+    out: dict[str, Any] = mean_ci(x, level)
     n = int(x.size)
-    if n < 2:
-        return out
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples, dtype=np.float64)
-    for start in range(0, resamples, _CHUNK):
-        k = min(_CHUNK, resamples - start)
-        means[start : start + k] = x[rng.integers(0, n, size=(k, n))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    # Quantiles interpolate between resampled means; clip the last ulp to the data's range.
-    out["ci_low"], out["ci_high"] = float(max(lo, x.min())), float(min(hi, x.max()))
+    method = "none"
+    if n >= 2 and np.all(x == x[0]):
+        method, out["ci_low"], out["ci_high"] = "point", float(x[0]), float(x[0])
+    elif n >= 2:
+        method = "bca"
+        lo, hi = _bca(x, level, resamples, seed)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            method = "percentile"
+            lo, hi = _percentile(x, level, resamples, seed)
+        out["ci_low"], out["ci_high"] = max(lo, float(x.min())), min(hi, float(x.max()))
+    if value_range is not None and math.isfinite(out["ci_low"]):
+        low, high = float(value_range[0]), float(value_range[1])
+        out["ci_low"] = min(max(out["ci_low"], low), high)
+        out["ci_high"] = min(max(out["ci_high"], low), high)
+    out.update(
+        ci_method=method,
+        ci_label=ci_label(method, level),
+        small_n=n < MIN_TRUSTED_N,
+        value_range=None if value_range is None else [float(value_range[0]), float(value_range[1])],
+    )
     return out

@@ -25,6 +25,7 @@ from removalx.core.types import Attribution
 from removalx.data.datasets import Item, ItemRef, load_item
 from removalx.errors import ConfigError
 from removalx.experiments.store import META_KEYS, Store, config_hash
+from removalx.experiments.substrates import recorded_details
 
 __all__ = [
     "RunContext",
@@ -256,8 +257,9 @@ def write_unit(
                     counts.explanations_skipped += 1
             for k, scored, seconds in tr.scores:
                 spec = metrics[k]
+                details = recorded_details(spec, scored)
                 if store.put_score(
-                    eid, spec.label, spec.hash, {"name": spec.name, **spec.config}, scored, seconds, run_id
+                    eid, spec.label, spec.hash, {"name": spec.name, **spec.config}, details, seconds, run_id
                 ):
                     counts.scored += 1
                 else:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tokenize
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,12 @@ VERSION = 1
 MAX_META_ELEMENTS = 4096
 #: Largest JSON member (``meta``, ``target``, ``format``) a file may declare.
 MAX_JSON_BYTES = 64 * 2**20
+#: Largest total uncompressed size of the arrays of an attribution file (2 GiB): a zip of
+#: deflated zeros is tiny on disk but inflates to its declared size on load. Raise it with
+#: ``load_attribution(path, max_bytes=...)`` or the environment variable below.
+MAX_TOTAL_BYTES = 2 * 2**30
+#: Environment variable overriding :data:`MAX_TOTAL_BYTES` (a number of bytes).
+MAX_BYTES_ENV = "REMOVALX_MAX_ATTRIBUTION_BYTES"
 _MAX_DEPTH = 64
 _REQUIRED = ("format", "values", "target", "meta")
 _FIX_RECREATE = "Re-create the file with `removalx explain` or Attribution.save()."
@@ -195,16 +203,27 @@ def save_attribution(attr: AttributionRecord, path: str | Path) -> Path:
 
 
 # -- load ---------------------------------------------------------------------------------------
-def load_attribution(path: str | Path) -> AttributionRecord:
+def load_attribution(path: str | Path, max_bytes: int | None = None) -> AttributionRecord:
     """Read an attribution file (``.npz``, or a ``.pt`` of removalx 0.x); never runs code from it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    max_bytes : int, optional
+        Largest total uncompressed size of the file's members, checked before anything is
+        inflated (default: the environment variable ``REMOVALX_MAX_ATTRIBUTION_BYTES``, else
+        :data:`MAX_TOTAL_BYTES`, 2 GiB).
 
     Raises
     ------
     StorageError
-        The file is missing, damaged, not an attribution file, or would need unpickling of
-        arbitrary Python objects.
+        The file is missing, damaged, not an attribution file, larger than ``max_bytes`` once
+        inflated, holds an empty map or values of a type torch cannot hold (``float128``), or
+        would need unpickling of arbitrary Python objects.
     """
     path = Path(path)
+    limit = _max_bytes(max_bytes)
     if not path.is_file():
         raise StorageError(
             f"No attribution file at {_clip(path, 300)}.",
@@ -225,6 +244,7 @@ def load_attribution(path: str | Path) -> AttributionRecord:
             raise StorageError(
                 f"{_clip(path, 300)} is a damaged zip archive ({_clip(exc)}).", _FIX_RECREATE
             ) from exc
+        _check_total_size(path, infos, limit)
         if any(i.filename.endswith("data.pkl") for i in infos):
             return _load_torch(path)
         return _load_npz(path, infos)
@@ -235,6 +255,44 @@ def load_attribution(path: str | Path) -> AttributionRecord:
         f"{head!r}).",
         "Pass the attribution.npz written by `removalx explain` or Attribution.save().",
     )
+
+
+def _max_bytes(max_bytes: int | None) -> int:
+    """The size bound of :func:`load_attribution`: ``max_bytes``, else the environment's, else 2 GiB."""
+    if max_bytes is not None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise StorageError(
+                f"max_bytes must be a positive number of bytes, got {_clip(repr(max_bytes), 40)}.",
+                "Pass e.g. max_bytes=4 * 2**30 for 4 GiB.",
+            )
+        return max_bytes
+    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not raw:
+        return MAX_TOTAL_BYTES
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise StorageError(
+            f"{MAX_BYTES_ENV} must be a positive whole number of bytes, got {_clip(raw, 40)!r}.",
+            f"Set e.g. {MAX_BYTES_ENV}={4 * 2**30} (4 GiB), or unset it for the default of 2 GiB.",
+        )
+    return int(raw)
+
+
+def _check_total_size(path: Path, infos: list[zipfile.ZipInfo], limit: int) -> None:
+    """Refuse an archive whose members declare more than ``limit`` bytes in total, uncompressed.
+
+    Python's zip reader never inflates a member past its declared size (and a member that
+    inflates to a different size fails its CRC check), so bounding the declared sizes bounds
+    what loading can allocate.
+    """
+    total = sum(max(int(i.file_size), 0) for i in infos)
+    if total > limit:
+        raise StorageError(
+            f"{_clip(path, 300)} inflates to {total} bytes ({total / 2**30:.2f} GiB) when loaded, more "
+            f"than the limit of {limit} bytes ({limit / 2**30:.2f} GiB); a small file that inflates this "
+            "much is a zip bomb, not an attribution.",
+            f"If you trust the file, raise the limit: load_attribution(path, max_bytes=...) or set "
+            f"{MAX_BYTES_ENV} to a number of bytes.",
+        )
 
 
 def _damaged(path: Path, why: str) -> StorageError:
@@ -305,13 +363,7 @@ def _check_array_sizes(path: Path, infos: list[zipfile.ZipInfo]) -> None:
             if not info.filename.endswith(".npy"):
                 continue
             with zf.open(info) as fh:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-                else:  # left to np.load, which checks the version
-                    continue
+                shape, dtype = _read_header(path, info.filename, fh)
             n = math.prod(shape) * (dtype.itemsize or 1)
             if n > info.file_size:
                 raise _damaged(
@@ -319,6 +371,30 @@ def _check_array_sizes(path: Path, infos: list[zipfile.ZipInfo]) -> None:
                     f"{_clip(info.filename, 60)!r} declares shape {_clip(shape, 80)} of {dtype} "
                     f"({n} bytes) but holds {info.file_size} bytes",
                 )
+
+
+def _read_header(path: Path, name: str, fh: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """``(shape, dtype)`` of a ``.npy`` member's header; any malformation is a :class:`StorageError`.
+
+    NumPy parses the header with :func:`ast.literal_eval`, which raises more than ``ValueError``
+    on hostile text (``tokenize.TokenError``, ``SyntaxError``, ``RecursionError``, ...). Version
+    3.0 headers (UTF-8) have the layout of version 2.0 and are read as such, so their declared
+    size is checked too.
+    """
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = fmt.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except (ValueError, TypeError, SyntaxError, tokenize.TokenError, RecursionError, MemoryError) as exc:
+        raise _damaged(
+            path, f"{_clip(name, 60)!r} has a malformed .npy header ({type(exc).__name__}: {_clip(exc, 120)})"
+        ) from exc
+    return tuple(int(d) for d in shape), dtype
 
 
 def _load_torch(path: Path) -> AttributionRecord:
@@ -362,11 +438,15 @@ def _build(
     def numeric(a: np.ndarray, name: str, ndim: int, what: str) -> torch.Tensor:
         if a.dtype.kind not in "biuf" or a.ndim != ndim:
             raise _damaged(path, f"{name!r} must be {what}, got {a.dtype}{list(a.shape)}")
-        return torch.from_numpy(np.array(a, copy=True))
+        return _to_tensor(path, name, a)
 
     if values is None:
         raise _damaged(path, "it has no 'values'")
     vals = numeric(values, "values", 3, "a numeric [T, H, W] array")
+    if vals.numel() == 0:
+        raise _damaged(
+            path, f"'values' is an empty map of shape {list(vals.shape)} (T, H and W must be >= 1)"
+        )
     fv = (
         None
         if feature_values is None
@@ -380,7 +460,7 @@ def _build(
                 f"'labels' must be an integer array of the values' shape {list(values.shape)}, "
                 f"got {labels.dtype}{list(labels.shape)}",
             )
-        lab = torch.from_numpy(np.array(labels, copy=True)).long()
+        lab = _to_tensor(path, "labels", labels).long()
         if lab.numel() == 0 or int(lab.min()) < 0:
             raise _damaged(path, "'labels' must be non-empty feature indices >= 0")
         if fv is not None and int(lab.max()) >= fv.numel():
@@ -393,3 +473,30 @@ def _build(
     if not isinstance(meta, dict):
         raise _damaged(path, f"'meta' must be a JSON object, got {type(meta).__name__}")
     return AttributionRecord(values=vals, target=target, feature_values=fv, labels=labels_t, meta=meta)
+
+
+#: NumPy dtypes a tensor can hold (torch.from_numpy refuses float128, half-precision complex, ...).
+_TORCH_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        *(np.bool_, np.uint8, np.uint16, np.uint32, np.uint64),
+        *(np.int8, np.int16, np.int32, np.int64, np.float16, np.float32, np.float64),
+    )
+)
+
+
+def _to_tensor(path: Path, name: str, a: np.ndarray) -> torch.Tensor:
+    """A native-byte-order copy of ``a`` as a tensor; a type torch cannot hold is a :class:`StorageError`.
+
+    Big-endian arrays (written on another machine, or crafted) are valid ``.npy`` data and are
+    converted to the native byte order; ``float128`` and other types ``torch.from_numpy``
+    does not take are refused.
+    """
+    native = a.dtype.newbyteorder("=")
+    if native not in _TORCH_DTYPES:
+        raise _damaged(
+            path,
+            f"{name!r} has dtype {a.dtype.name}, which torch cannot hold; expected bool, "
+            "int8-int64, uint8-uint64 or float16-float64",
+        )
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=native).copy())

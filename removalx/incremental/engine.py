@@ -10,9 +10,10 @@ in eval mode, activations, arithmetic with per-channel constants, residual addit
 the union of the operands' boxes) run on the boxes only. Every other operation, and every
 sample whose box covers (almost) the whole map, sees the full tensors (the reference with the
 boxes pasted in) and runs as usual, so the result equals the full forward pass up to float
-rounding. Exact whatever the model does, provided its recorded graph replays (see
-:mod:`removalx.incremental.trace`); :meth:`IncrementalModel.check` compares one perturbed
-batch with the full forward pass before the engine is used.
+rounding. A model with any operation outside the allow-list of local operations before the
+point where its computation becomes global (indexing by computed indices, sorting, ...) is
+refused (:mod:`removalx.incremental.locality`); :meth:`IncrementalModel.check` also compares
+one perturbed batch with the full forward pass before the engine is used.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from removalx.incremental.boxes import Box, changed_boxes, is_empty, union, volume, window_output_box
+from removalx.incremental.locality import unsafe_operation
 from removalx.incremental.trace import Graph, Op, Ref, TraceUnsupported, func_name, record
 
 __all__ = ["IncrementalModel", "TraceUnsupported"]
@@ -361,6 +363,9 @@ class IncrementalModel:
         self.reference_output = out
         self._padded: dict[tuple[int, tuple[int, ...], float], Tensor] = {}
         self._kinds = [self._classify(op) for op in graph.ops]
+        unsafe = unsafe_operation(graph, self._kinds)
+        if unsafe is not None:  # exact or a fallback by construction (removalx.incremental.locality)
+            raise TraceUnsupported(unsafe)
         self._macs = [self._full_macs(op) for op in graph.ops]
 
     # -- static analysis of the recorded graph --------------------------------------------------

@@ -70,6 +70,38 @@ def _write_cache(path: Path, key: dict[str, Any], mean: list[float], n_pixels: i
         fh.write(text)
 
 
+def _annotation_file(spec: str) -> Path | None:
+    """The annotation file of a ``kinetics:FILE.csv`` / ``ucf101:LIST.txt`` spec (``None``: other specs)."""
+    kind, colon, rest = spec.partition(":")
+    return Path(rest) if colon and kind in ("kinetics", "ucf101") else None
+
+
+def _files_fingerprint(spec: str, refs: list[Any]) -> list[list[Any]] | None:
+    """What the clips are read from: a folder's entries, or an annotation file and its clips."""
+    if Path(spec).is_dir():
+        return _fingerprint(Path(spec))
+    ann = _annotation_file(spec)
+    if ann is None:
+        return None  # a generated (zoo) dataset: the spec and the sampling say everything
+    paths = [ann, *(Path(r.source["path"]) for r in refs if "path" in r.source)]
+    out: list[list[Any]] = []
+    for p in paths:
+        st = p.stat() if p.exists() else None
+        out.append(
+            [str(p.resolve()), -1 if st is None else int(st.st_size), 0 if st is None else st.st_mtime_ns]
+        )
+    return out
+
+
+def _default_cache(spec: str) -> Path | None:
+    """``removalx_dataset_mean.json`` in a dataset folder, ``FILE.removalx_dataset_mean.json`` beside
+    an annotation file, nothing for a zoo dataset."""
+    if Path(spec).is_dir():
+        return Path(spec) / CACHE_NAME
+    ann = _annotation_file(spec)
+    return ann.with_name(f"{ann.name}.{CACHE_NAME}") if ann is not None else None
+
+
 def dataset_mean(
     dataset: str | Path,
     *,
@@ -78,6 +110,8 @@ def dataset_mean(
     size: int = 112,
     seed: int = 0,
     cache: str | Path | bool | None = None,
+    video_root: str | Path | None = None,
+    classes: str | Path | None = None,
 ) -> list[float]:
     """Per-channel mean colour (in [0, 1]) over every pixel of a dataset's clips.
 
@@ -85,15 +119,17 @@ def dataset_mean(
     ----------
     dataset : str or Path
         A ``removalx evaluate --dataset`` spec: a folder of videos (use the *training* split:
-        STEP Eq. 12 takes the mean of the training data) or ``zoo:synthetic``.
-    n_videos, frames, size, seed
+        STEP Eq. 12 takes the mean of the training data), ``kinetics:FILE.csv``,
+        ``ucf101:LIST.txt`` or ``zoo:synthetic``.
+    n_videos, frames, size, seed, video_root, classes
         Which clips and how they are sampled, as for ``evaluate``.
     cache : str, Path, bool or None
         Where to keep the result: ``None`` (default) = ``removalx_dataset_mean.json`` inside a
-        dataset folder, nothing for a zoo dataset; a path = that JSON file; ``False`` = no
-        cache. A cache is used only when it was made from the same files (names, sizes,
-        modification times) with the same ``n_videos``, ``frames``, ``size`` and ``seed``;
-        otherwise the mean is computed again and the file replaced (written atomically).
+        dataset folder, ``FILE.removalx_dataset_mean.json`` beside an annotation file, nothing
+        for a zoo dataset; a path = that JSON file; ``False`` = no cache. A cache is used only
+        when it was made from the same files (names, sizes, modification times) with the same
+        ``n_videos``, ``frames``, ``size``, ``seed``, ``video_root`` and ``classes``; otherwise
+        the mean is computed again and the file replaced (written atomically).
 
     Returns
     -------
@@ -107,20 +143,24 @@ def dataset_mean(
     StorageError
         An explicitly given ``cache`` path cannot be written.
     """
-    from removalx.data.datasets import dataset_items
+    from removalx.data.datasets import dataset_refs, load_item
 
     spec = str(dataset)
-    key_name, items, n = dataset_items(spec, n_videos, frames=frames, size=size, seed=seed)
-    folder = Path(spec) if Path(spec).is_dir() else None
+    key_name, refs = dataset_refs(
+        spec, n_videos, frames=frames, size=size, seed=seed, video_root=video_root, classes=classes
+    )
     key: dict[str, Any] = {
         "version": _VERSION,
         "dataset": key_name,
-        "n_videos": n,
+        "n_videos": len(refs),
         "frames": frames,
         "size": size,
         "seed": seed,
-        "files": _fingerprint(folder) if folder is not None else None,
+        "files": _files_fingerprint(spec, refs),
     }
+    if video_root is not None or classes is not None:
+        key["video_root"] = None if video_root is None else str(Path(video_root).resolve())
+        key["classes"] = None if classes is None else str(Path(classes).resolve())
     explicit = cache not in (None, True, False)
     path: Path | None
     if cache is False:
@@ -128,14 +168,14 @@ def dataset_mean(
     elif explicit:
         path = Path(str(cache))
     else:
-        path = folder / CACHE_NAME if folder is not None else None
+        path = _default_cache(spec)
     if path is not None:
         hit = _read_cache(path, key)
         if hit is not None:
             return hit
     total: torch.Tensor | None = None
     count = 0
-    for item in items:
+    for item in (load_item(r) for r in refs):
         v = item.video.detach().double().cpu()
         s = v.reshape(-1, v.shape[-1]).sum(0)
         if total is not None and s.numel() != total.numel():

@@ -105,16 +105,14 @@ def temporal_pointing(
     Returns
     -------
     dict
-        ``value`` = 1.0 hit / 0.0 miss, ``frame`` (argmax), ``frame_scores``.
+        ``value`` = 1.0 hit / 0.0 miss, or NaN when ``evidence_frames`` is empty (a clip without
+        ground truth has no score; docs/experiments.md, the statistics skip NaN), ``frame``
+        (argmax), ``frame_scores``, ``n_evidence_frames``.
     """
     imp = importance.detach().float().cpu()
     frames = [
         int(f) for f in (evidence_frames.tolist() if isinstance(evidence_frames, Tensor) else evidence_frames)
     ]
-    if not frames:
-        raise ConfigError(
-            "evidence_frames is empty.", "Pass the indices of the frames that hold the evidence."
-        )
     if frame_score == "mean":
         s = imp.mean(dim=(1, 2))
     elif frame_score == "max":
@@ -125,9 +123,10 @@ def temporal_pointing(
         raise ConfigError(f"Unknown frame_score {frame_score!r}.", "Use 'mean', 'max' or 'sum'.")
     best = int(torch.argmax(s))
     return {
-        "value": float(best in set(frames)),
+        "value": float(best in set(frames)) if frames else float("nan"),
         "frame": best,
         "frame_scores": [round(float(v), 6) for v in s],
+        "n_evidence_frames": len(frames),
     }
 
 

@@ -19,6 +19,7 @@ that keeps / destroys the prediction at a threshold) is read from the same curve
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ Aggregate = Literal["mean", "sum"]
 SUBSTRATES: tuple[str, ...] = ("black", "blur", "gray", "mean", "dataset_mean")
 #: Most units ``steps="all"`` accepts (one forward pass per unit).
 MAX_ALL_STEPS = 10_000
+#: Score each distinct clip of a curve once (``False``: every step, as before; a switch for the tests).
+_DISTINCT_STEPS = True
 
 
 @dataclass
@@ -170,6 +173,12 @@ def substrate(
                 "Give one value per channel, e.g. fill_value: [0.43, 0.39, 0.38].",
             )
         return v.view(1, 1, 1, -1).expand_as(video).clone()
+    if kind == "model_mean":  # the removal plugins' constant value, not a metric substrate
+        raise ConfigError(
+            "The metrics have no 'model_mean' substrate (it is a value of the 'constant' removal).",
+            "Use fill 'dataset_mean' without fill_value: it fills the model's normalisation mean "
+            "(or the dataset's mean colour in evaluate/compare/ablate).",
+        )
     raise ConfigError(f"Unknown substrate {str(kind)[:40]!r}.", f"Use one of {', '.join(SUBSTRATES)}.")
 
 
@@ -321,16 +330,39 @@ class _StepRun:
         )
 
     def scores(self, k: Tensor, batch_size: int, incremental: bool) -> Tensor:
-        """``float64[L + 1]`` scores after each step (``k``: units perturbed per step, on the device)."""
+        """``float64[L + 1]`` scores after each step (``k``: units perturbed per step, on the device).
+
+        Steps that perturb the same number of units (``L > n_units``: ``k`` repeats) are the
+        same clip, so each distinct clip is scored once and its score repeated: the curve keeps
+        its ``L + 1`` points and the forward passes stop growing with ``L`` beyond the units
+        (at most ``n_units + 2 * batch_size``). The scores are bit for bit those of scoring
+        every step: a model's output may differ in the last bit with the batch size (CPU
+        kernels are chosen by shape), so every clip is scored in a batch of the size it had
+        before: the steps of the full batches (``batch_size`` each; the last of their distinct
+        clips is padded with copies) and the last, shorter batch of steps as it was.
+        """
+        n_full = k.numel() - k.numel() % batch_size  # steps in full batches (the rest: one batch)
+        distinct, repeats = torch.unique_consecutive(k[:n_full], return_counts=True)
+        if not _DISTINCT_STEPS or distinct.numel() == n_full:  # no step repeats: every step scored
+            return self._score_batches(k, batch_size, incremental, n_full)
+        pad = -distinct.numel() % batch_size  # copies of the last distinct clip: full batches only
+        head = torch.cat([distinct, distinct[-1:].expand(pad)])
+        y = self._score_batches(torch.cat([head, k[n_full:]]), batch_size, incremental, head.numel())
+        return torch.cat([y[: distinct.numel()].repeat_interleave(repeats.cpu()), y[head.numel() :]])
+
+    def _score_batches(self, k: Tensor, batch_size: int, incremental: bool, n_full: int) -> Tensor:
+        """Scores of the clips ``k``: ``k[:n_full]`` in batches of ``batch_size``, the rest in one."""
         ys: list[Tensor] = []
         start_clip = self.clip if self.mode == "deletion" else self.base  # step 0
         with (
             torch.inference_mode(),
             _incremental(self.clf, start_clip, "previous_step", enabled=incremental, follow=True),
         ):
-            for start in range(0, k.numel(), batch_size):
-                batch = self.batch(k[start : start + batch_size].view(-1, 1, 1, 1))
-                ys.append(_score(self.clf(batch), self.target, self.behavior).double().cpu())
+            starts = [*range(0, n_full, batch_size), n_full, k.numel()]
+            for a, b in itertools.pairwise(starts):
+                if b > a:
+                    batch = self.batch(k[a:b].view(-1, 1, 1, 1))
+                    ys.append(_score(self.clf(batch), self.target, self.behavior).double().cpu())
         return torch.cat(ys)
 
     def evaluate(self, k: Tensor, batch_size: int, incremental: bool) -> tuple[Tensor, float, int]:
@@ -391,7 +423,7 @@ def perturbation_curve(
         Number of steps ``L`` (the papers use 28 and 128); ``"all"``: one unit per step (at
         most :data:`MAX_ALL_STEPS` units, else a :class:`ConfigError`). The
         curve has ``L + 1`` points; step ``l`` perturbs the first ``floor(l * n_units / L)``
-        units.
+        units; steps that repeat a clip (``L > n_units``) are scored once (``_StepRun.scores``).
     levels : int
         Bins of the ``level`` unit (0 = every distinct value).
     aggregate : {"mean", "sum"}

@@ -23,6 +23,10 @@ preset        unit               steps L     substrate (deletion / insertion)   
 * ``step`` -- STEP journal Sec. IV-A: baseline input = mean of the training data (Eq. 12,
   both games), ``F = (1/L) sum_{l=1..L} Phi(X^(l))`` (Eq. 19), 7x7 patches (Sec. V-A); the
   authors' released code runs ``L = 128`` and ranks superpixels by the *sum* of importance.
+  The colour is ``fill_value`` when given; ``evaluate`` / ``compare`` / ``ablate`` give the
+  mean colour of their dataset (:func:`removalx.metrics.dataset_mean`, via
+  :mod:`removalx.experiments.substrates`); with no dataset known it falls back to the model's
+  normalisation mean (labelled in docs/fidelity.md).
 * ``aosa`` -- adaptive occlusion paper Sec. 4.2: pixels, 28 iterations, AUC over the
   percentage of pixels. The substrates are not stated (no released evaluation code): black
   / blurred, as in the RISE protocol the paper cites for the metric (chosen).

@@ -22,7 +22,7 @@ from typing import Any
 from removalx.core.classifier import VideoClassifier
 from removalx.errors import ModelError, require_extra, truncate
 
-__all__ = ["is_hf_model", "load_hf_model", "normalisation", "wrap_hf_model"]
+__all__ = ["CONFIG_BOUNDS", "check_config", "is_hf_model", "load_hf_model", "normalisation", "wrap_hf_model"]
 
 #: Image processor class of each video family, used when no processor was saved with the model.
 _DEFAULT_PROCESSORS = {
@@ -30,6 +30,31 @@ _DEFAULT_PROCESSORS = {
     "timesformer": "VideoMAEImageProcessor",
     "vivit": "VivitImageProcessor",
 }
+
+#: Largest values a model's config may declare, checked before the model is built: a 1 KB
+#: ``config.json`` can otherwise ask for a position table or weights of many GiB (random-init
+#: parameters the weights file does not hold are allocated all the same). Real video
+#: transformers are far below (VideoMAE-g: 16 frames of 224 x 224, 1568 tokens, ~1e9 parameters).
+CONFIG_BOUNDS: dict[str, int] = {
+    "num_frames": 512,
+    "image_size": 1024,  # each side; also the processor's size and crop
+    "patch_size": 1024,
+    "tubelet_size": 512,
+    "hidden_size": 8192,
+    "intermediate_size": 65536,
+    "num_hidden_layers": 256,
+    "num_attention_heads": 256,
+    "num_labels": 65536,
+    "tokens": 65536,  # (frames / tubelet) x (H / patch) x (W / patch): the position table's rows
+    # a lower estimate (biases, norms and extra attention left out):
+    # layers x (4 h^2 + 2 h i) + tokens x h + labels x h + 3 x tubelet x patch^2 x h
+    "parameters": 2 * 10**9,
+}
+
+_BOUND_FIX = (
+    "Use the config.json the model was trained with; a model really this large can be built with "
+    "transformers yourself and passed to removalx.models.hf.wrap_hf_model(model, processor)."
+)
 
 _WRAP_HINT = (
     "Load it with removalx.load_model('hf:<folder or name>'), wrap it with "
@@ -84,14 +109,87 @@ def _spatial_size(processor: Any, config: Any) -> tuple[int, int] | None:
         if size is None or (active is not None and not _get(processor, active)):
             continue
         h, w = _get(size, "height"), _get(size, "width")
-        if h and w:
-            return int(h), int(w)
+        if h is not None or w is not None:
+            what, fix = f"image processor's {key}", "Pass processor= with the crop the model was trained on."
+            return (
+                _bounded("height", h, what, "image_size", fix),
+                _bounded("width", w, what, "image_size", fix),
+            )
     side = getattr(config, "image_size", None)
     if isinstance(side, int):
         return side, side
     if isinstance(side, (list, tuple)) and len(side) == 2:
         return int(side[0]), int(side[1])
     return None
+
+
+def _bounded(field: str, value: Any, what: str, bound_key: str | None = None, fix: str = _BOUND_FIX) -> int:
+    """``value`` as an int in ``[1, CONFIG_BOUNDS[bound_key or field]]``, else a :class:`ModelError`."""
+    bound = CONFIG_BOUNDS[bound_key or field]
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or not 1 <= value <= bound:
+        raise ModelError(
+            f"The {what} declares {field}={truncate(repr(value), 40)}; removalx accepts a whole number "
+            f"from 1 to {bound} (a larger value would build a model of many GiB while loading).",
+            fix,
+        )
+    return int(value)
+
+
+def _pair(field: str, value: Any, what: str, bound_key: str | None = None) -> tuple[int, ...]:
+    """An int or a sequence of ints of a config, each checked by :func:`_bounded`."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not 1 <= len(items) <= 3:
+        raise ModelError(
+            f"The {what} declares {field}={truncate(repr(value), 40)}; expected a whole number or a "
+            "list of 2 or 3.",
+            _BOUND_FIX,
+        )
+    return tuple(_bounded(field, v, what, bound_key) for v in items)
+
+
+def check_config(config: Any, what: str = "model's config") -> None:
+    """Refuse a config whose sizes exceed :data:`CONFIG_BOUNDS`, before any model is built.
+
+    Checks the fields a video transformer's config declares (absent fields are not checked):
+    ``num_frames``, ``image_size``, ``patch_size``, ``tubelet_size``, ``hidden_size``,
+    ``intermediate_size``, ``num_hidden_layers``, ``num_attention_heads``, ``num_labels``, and
+    two derived sizes: the number of tokens (the rows of the position table) and an estimate
+    of the parameter count.
+
+    Raises
+    ------
+    ModelError
+        Naming the field, its value and the bound.
+    """
+    tokens, params = _config_sizes(config, what)
+    _bounded("tokens", tokens, f"{what} (num_frames / tubelet_size x image_size / patch_size, squared)")
+    _bounded("parameters", params, f"{what} (estimated parameter count)")
+
+
+def _config_sizes(config: Any, what: str) -> tuple[int, int]:
+    """``(tokens, estimated parameters)`` of a config, after checking each field it declares."""
+    got: dict[str, tuple[int, ...]] = {}
+    for field in CONFIG_BOUNDS:
+        value = getattr(config, field, None)
+        if value is None or field in ("tokens", "parameters"):
+            continue
+        got[field] = _pair(field, value, what)
+    frames = got.get("num_frames", (1,))[0]
+    side = got.get("image_size", (1,))
+    hw = (side[0], side[-1])
+    patch = got.get("patch_size", (16,))
+    tube = got.get("tubelet_size", (1,))
+    if len(tube) == 3:  # ViViT: [t, ph, pw]
+        tube, patch = tube[:1], tube[1:]
+    ph, pw = patch[0], patch[-1]
+    tokens = -(-frames // tube[0]) * -(-hw[0] // ph) * -(-hw[1] // pw)
+    h = got.get("hidden_size", (1,))[0]
+    inter = got.get("intermediate_size", (4 * h,))[0]
+    layers = got.get("num_hidden_layers", (1,))[0]
+    labels = got.get("num_labels", (1,))[0]
+    embed = 3 * tube[0] * ph * pw * h  # the patch (tubelet) embedding of RGB input
+    return tokens, layers * (4 * h * h + 2 * h * inter) + tokens * h + labels * h + embed
 
 
 def _class_names(config: Any) -> list[str] | None:
@@ -227,7 +325,13 @@ def load_hf_model(target: str, device: str | None = None) -> VideoClassifier:
     local = Path(target).expanduser()
     where = str(local) if local.is_dir() else target
     try:
-        model = tf.AutoModelForVideoClassification.from_pretrained(where, local_files_only=True)
+        config = tf.AutoConfig.from_pretrained(where, local_files_only=True)
+        check_config(config, f"config of {truncate(target, 80)!r}")  # before anything is allocated
+        model = tf.AutoModelForVideoClassification.from_pretrained(
+            where, config=config, local_files_only=True
+        )
+    except ModelError:
+        raise
     except OSError as exc:
         raise ModelError(
             f"Cannot load Hugging Face model {truncate(target, 120)!r}: it is neither a folder with "

@@ -46,14 +46,16 @@ def as_classifier(model: Any) -> VideoClassifier:
 def load_model(spec: str, weights: str | None = None, device: str | None = None) -> VideoClassifier:
     """Build a :class:`VideoClassifier` from a spec string ``"<adapter>:<target>"``.
 
-    The adapter is a plugin of the ``model`` stage (``torchvision``, ``python``, ``zoo``,
-    or a third party's); ``target`` is what the adapter understands (an architecture name,
-    ``module:factory``, a zoo model name). A spec without a colon names a zoo model.
+    The adapter is a plugin of the ``model`` stage (``zoo``, ``torchvision``, ``python``,
+    ``hf``, or a third party's); ``target`` is what the adapter understands (a zoo model name,
+    an architecture name, ``module:factory``, a Hugging Face folder or cached model name). A
+    spec without a colon names a zoo model.
 
     Parameters
     ----------
     spec : str
-        E.g. ``"torchvision:r3d_18"``, ``"python:my_models.py:make"``, ``"zoo:r3d_tiny"``.
+        E.g. ``"zoo:r3d_tiny"``, ``"torchvision:r3d_18"``, ``"python:my_models.py:make"``,
+        ``"hf:path/to/folder"`` (written by ``save_pretrained``; nothing is downloaded).
     weights : str, optional
         Path to a weights file, or ``"none"`` for random weights (adapters that support it).
     device : str, optional

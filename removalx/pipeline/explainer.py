@@ -22,7 +22,7 @@ from removalx.core.registry import Registry, get_registry
 from removalx.core.types import Attribution
 from removalx.errors import ModelError
 from removalx.models import as_classifier
-from removalx.pipeline.batches import default_batch_size
+from removalx.pipeline.batches import BatchSize, default_batch_size
 from removalx.pipeline.checks import ONE_CLASS_FIX
 from removalx.pipeline.run import PipelineRun
 from removalx.pipeline.timing import Timer
@@ -40,8 +40,10 @@ class Explainer:
         A validated recipe (see :func:`removalx.load_recipe`).
     registry : Registry, optional
         Plugins to use (default: everything installed).
-    batch_size : int, optional
-        Perturbed clips per forward pass (default: the recipe's, else chosen from memory).
+    batch_size : int or "auto", optional
+        Perturbed clips per forward pass (default: the recipe's, else 8 on a CPU and the memory
+        bound on a GPU; ``"auto"``: the fastest of a few sizes timed on this model's CPU
+        forward passes, which may differ from process to process).
     progress : bool
         Show a progress bar over forward passes, a line on stderr saying what will run
         (recipe, features, forward passes, batch size, device) and, after the first batch,
@@ -62,7 +64,7 @@ class Explainer:
         self,
         recipe: Recipe,
         registry: Registry | None = None,
-        batch_size: int | None = None,
+        batch_size: BatchSize = None,
         progress: bool = True,
         incremental: bool | None = None,
     ) -> None:
@@ -80,7 +82,7 @@ class Explainer:
         overrides: Mapping[str, Any] | Iterable[str] | None = None,
         *,
         registry: Registry | None = None,
-        batch_size: int | None = None,
+        batch_size: BatchSize = None,
         progress: bool = True,
         incremental: bool | None = None,
     ) -> Explainer:
@@ -107,7 +109,7 @@ class Explainer:
         target: Any = None,
         *,
         layout: str | None = None,
-        batch_size: int | None = None,
+        batch_size: BatchSize = None,
         progress: bool | None = None,
         cache: MutableMapping[str, Any] | None = None,
     ) -> Attribution | list[Attribution]:
@@ -133,7 +135,7 @@ class Explainer:
             for one clip; ``"BTHWC"``, ``"BCTHW"``, ``"BTCHW"`` for a batch. Default for 5
             dimensions: inferred from where the 3 (or 1) colour channels are (``BCTHW`` for a
             torchvision- or Captum-style ``[1, 3, T, H, W]``); pass it when that is ambiguous.
-        batch_size : int, optional
+        batch_size : int or "auto", optional
             Overrides the explainer's batch size for this call.
         progress : bool, optional
             Overrides the explainer's progress setting for this call.
@@ -168,7 +170,7 @@ class Explainer:
         video: Any,
         target: int | str | None = None,
         *,
-        batch_size: int | None = None,
+        batch_size: BatchSize = None,
         progress: bool | None = None,
         cache: MutableMapping[str, Any] | None = None,
     ) -> Attribution:
@@ -242,7 +244,7 @@ class Explainer:
         target: int,
         gen: torch.Generator,
         timer: Timer,
-        batch_size: int | None,
+        batch_size: BatchSize,
         show: bool,
         cache: MutableMapping[str, Any] | None,
     ) -> Attribution:

@@ -18,18 +18,17 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from removalx.core.classifier import VideoClassifier
 from removalx.core.plans import ChunkedPlan
-from removalx.core.progress import FirstBatchEstimate, preflight_line, write_line
+from removalx.core.progress import FirstBatchEstimate, preflight_line, tqdm, write_line
 from removalx.core.recipe import Recipe
 from removalx.core.stages import Behavior, FeatureSelector, Removal, SampleSelector, Summary
 from removalx.core.types import Attribution, FeatureSpace
 from removalx.incremental.session import incremental, plan_reference
 from removalx.pipeline.adaptive import AdaptiveRounds, enable_adaptive, split_rounds
 from removalx.pipeline.base_cases import base_forward_passes, evaluate_base_cases
-from removalx.pipeline.batches import BatchEvaluator, apply_for, default_batch_size
+from removalx.pipeline.batches import BatchEvaluator, BatchSize, apply_for, choose_batch_size
 from removalx.pipeline.cache import OutputCache
 from removalx.pipeline.checks import (
     check_behavior_sees_the_model,
@@ -96,16 +95,19 @@ class PipelineRun:
         self.device = clf.device
 
     def run(
-        self, stack: ExitStack, batch_size: int | None, cache: MutableMapping[str, Any] | None
+        self, stack: ExitStack, batch_size: BatchSize, cache: MutableMapping[str, Any] | None
     ) -> Attribution:
         """Explain: segmentation, selection, removal, behavior, summary; then the metadata."""
         space = self.segmentation()
         sel = self.selection(space)
         removal, behavior, summary = self.stages(sel.adaptive)
         with self.timer("perturb"):
+            removal.bind_model(self.clf)
             removal.prepare(self.clip_d, space, self.seed)
         behavior.begin(self.clf, self.clip_d, self.target)
-        bs = batch_size or default_batch_size(self.clip, self.device)
+        bs, tuning = choose_batch_size(
+            self.clf, self.clip_d, batch_size, behavior, sel.plan.n_samples, self.timer
+        )
         # an adaptive run stops part-way: there is no full set of outputs to store
         outputs = OutputCache.open(
             None if sel.adaptive else cache, sel.digest, self.recipe, self.target, sel.plan.n_samples
@@ -125,6 +127,8 @@ class PipelineRun:
         meta = run_meta(self.timer, used, space, sel.plan, sel.digest, bs, base, summary, outputs.cached)
         if sel.adaptive:
             meta["adaptive"] = rounds.meta(used, sel.plan.n_samples, space.n_features)
+        if tuning is not None:
+            meta["batch_tuning"] = tuning
         stack.close()  # detach incremental inference: its counts are final
         meta["incremental"] = inc.to_meta()
         meta.update(stage_meta(behavior, summary))

@@ -24,6 +24,7 @@ from removalx.errors import VideoError, short_repr
 
 __all__ = [
     "FRAME_EXTENSIONS",
+    "MAX_CLIP_PIXELS",
     "VIDEO_EXTENSIONS",
     "VideoInfo",
     "probe_video",
@@ -44,6 +45,11 @@ CV2_EXTENSIONS = (".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v")
 VIDEO_EXTENSIONS = (*CV2_EXTENSIONS, ".gif")
 #: Image files read from a folder of frames.
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+#: Largest clip :func:`read_video` decodes, in pixels (frames x height x width after any resize):
+#: 2**27 (134 M) pixels, 1.5 GiB as float32 RGB (e.g. 64 frames of 1920 x 1080, or 8 frames of
+#: 4000 x 4000). Raise it with ``read_video(..., max_pixels=...)``.
+MAX_CLIP_PIXELS = 2**27
 
 _CONVERT_HINT = "Convert it with ffmpeg, e.g. `ffmpeg -i {name} -c:v libx264 -pix_fmt yuv420p clip.mp4`."
 
@@ -98,7 +104,7 @@ def sample_indices(
     stride : int, optional
         Step between consecutive frames (default 1). Not allowed with ``uniform``.
     start : int
-        First frame.
+        Index of the first frame (a frame index, not seconds).
     uniform : bool or {"endpoints", "centers"}
         Spread ``frames`` frames evenly over ``[start, n_total - 1]`` instead of taking
         consecutive ones. ``True`` or ``"endpoints"``: the first and last frames are included.
@@ -121,16 +127,19 @@ def sample_indices(
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            unit = " (a frame index; a start in seconds is start_time)" if name == "start" else ""
             raise VideoError(
-                f"{source}: {name} must be an integer >= {low}, got {value!r}.",
+                f"{source}: {name} must be an integer >= {low}{unit}, got {short_repr(value)}.",
                 f"Pass {name}={low} or more.",
             )
     if n_total <= 0:
         raise VideoError(f"{source} has no frames.", "Check that the file is a complete video.")
     if start >= n_total:
         raise VideoError(
-            f"{source} has {n_total} frames (0..{n_total - 1}); start={start} is beyond the end.",
-            f"Pass start < {n_total}.",
+            f"{source} has {n_total} frames (0..{n_total - 1}); start={start} is beyond the end "
+            "(start is a frame index, not seconds).",
+            f"Pass start < {n_total} (a frame index), or give the start in seconds as start_time "
+            "(removalx explain: --start SECONDS, --start-frame N).",
         )
     if uniform not in (False, True, "endpoints", "centers"):
         raise VideoError(
@@ -152,7 +161,7 @@ def sample_indices(
         available = n_total - start
         if frames > available:
             raise VideoError(
-                f"{source} has {available} frames from start={start}; cannot sample {frames} distinct "
+                f"{source} has {available} frames from frame {start}; cannot sample {frames} distinct "
                 "frames uniformly.",
                 f"Pass frames <= {available}.",
             )
@@ -168,7 +177,7 @@ def sample_indices(
     if last >= n_total:
         fit = (n_total - 1 - start) // step + 1
         raise VideoError(
-            f"{source} has {n_total} frames; frames={frames} with stride={step} from start={start} needs "
+            f"{source} has {n_total} frames; frames={frames} with stride={step} from frame {start} needs "
             f"frame {last}, which is beyond the end.",
             f"Pass frames <= {fit} (or a smaller stride/start), or uniform=True to spread the frames "
             "over the whole video.",
@@ -280,6 +289,87 @@ def _resize_frame(frame: np.ndarray, size: tuple[int, int] | int | None, crop: s
         top, left = (hh - th) // 2, (ww - tw) // 2
         frame = frame[top : top + th, left : left + tw]
     return np.ascontiguousarray(frame)
+
+
+def _output_hw(hw: tuple[int, int], size: tuple[int, int] | int | None, crop: str) -> tuple[int, int]:
+    """``(H, W)`` :func:`_resize_frame` gives a frame of size ``hw``."""
+    h, w = hw
+    if size is None:
+        return hw
+    if isinstance(size, int):
+        if crop == "none":
+            return max(1, round(h * size / min(h, w))), max(1, round(w * size / min(h, w)))
+        return size, size
+    return size
+
+
+def _source_hw(path: Path) -> tuple[int, int] | None:
+    """``(H, W)`` of a video's frames from its header (or a folder's first frame), ``None`` if unknown."""
+    try:
+        if path.is_dir():
+            from PIL import Image
+
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS)
+            if not files:
+                return None
+            with Image.open(min(files, key=_natural_key)) as im:
+                return int(im.height), int(im.width)
+        if path.suffix.lower() == ".gif":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return int(im.height), int(im.width)
+        import cv2
+
+        cap = cv2.VideoCapture(str(path))
+        try:
+            h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        finally:
+            cap.release()
+        return (h, w) if h > 0 and w > 0 else None
+    except Exception:  # unreadable: the reader reports it properly
+        return None
+
+
+def _check_pixels(n: int, hw: tuple[int, int], limit: int, source: str, size: Any) -> None:
+    """Refuse a clip of ``n`` frames of ``hw`` output pixels above ``limit`` pixels in total."""
+    total = n * hw[0] * hw[1]
+    if total <= limit:
+        return
+    fix = (
+        "Pass --size (e.g. --size 224) or size= to resize the frames while reading, fewer --frames, "
+        if size is None
+        else "Pass fewer --frames or a smaller --size, "
+    )
+    raise VideoError(
+        f"{source}: the clip would be {n} frames of {hw[0]}x{hw[1]} = {total} pixels "
+        f"({total * 12 / 2**30:.1f} GiB as float32 RGB), more than the limit of {limit} pixels"
+        f"{' (no --size was given, so frames keep their original size)' if size is None else ''}.",
+        fix + "or raise the limit with read_video(..., max_pixels=N).",
+    )
+
+
+def _pixel_limit(max_pixels: Any) -> int:
+    """``max_pixels`` checked (default :data:`MAX_CLIP_PIXELS`)."""
+    limit = MAX_CLIP_PIXELS if max_pixels is None else max_pixels
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise VideoError(
+            f"max_pixels must be a positive int, got {short_repr(max_pixels)}.", "Pass e.g. max_pixels=2**27."
+        )
+    return limit
+
+
+def _bounded_picker(pick: Picker, path: Path, size: Any, crop: str, limit: int) -> Picker:
+    """``pick`` that also refuses a clip above ``limit`` pixels, before any frame is decoded."""
+
+    def bounded(n_total: int, fps: float | None, source: str) -> list[int]:
+        indices = pick(n_total, fps, source)
+        hw = _source_hw(path)
+        if hw is not None:
+            _check_pixels(len(indices), _output_hw(hw, size, crop), limit, source, size)
+        return indices
+
+    return bounded
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -503,6 +593,7 @@ def read_video(
     crop: str = "center",
     start_time: float | None = None,
     duration: float | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[Tensor, VideoInfo]:
     """Read a clip as ``float32[T, H, W, 3]`` in [0, 1].
 
@@ -517,7 +608,8 @@ def read_video(
     stride : int, optional
         Take every ``stride``-th frame (default 1).
     start : int
-        Index of the first frame.
+        Index of the first frame: a frame index, not seconds (for a start in seconds use
+        ``start_time``; ``removalx explain --start`` is seconds, ``--start-frame`` a frame index).
     uniform : bool or {"endpoints", "centers"}
         Spread ``frames`` frames evenly over the video (or the window) instead of taking
         consecutive frames: ``True``/``"endpoints"`` includes the window's first and last
@@ -533,7 +625,10 @@ def read_video(
     start_time, duration : float, optional
         A window of the video in seconds (needs the file's frame rate): the clip is taken
         from ``[start_time, start_time + duration)`` instead of the whole video. Not
-        combined with ``start``.
+        combined with ``start`` (a frame index).
+    max_pixels : int, optional
+        Largest clip in pixels (frames x H x W after resizing; default :data:`MAX_CLIP_PIXELS`): a
+        larger one is a :class:`VideoError` (before decoding when the file's header gives the size).
 
     Returns
     -------
@@ -545,7 +640,7 @@ def read_video(
     Raises
     ------
     VideoError
-        Missing, unsupported, unreadable or empty file, or a clip that does not fit.
+        Missing, unsupported, unreadable or empty file, a clip that does not fit or is over ``max_pixels``.
 
     Notes
     -----
@@ -562,7 +657,10 @@ def read_video(
             f"crop must be 'center' or 'none', got {crop!r}.", "Pass crop='center' or crop='none'."
         )
     tsize = _target_size(size)
-    pick = _picker(frames, stride, start, uniform, start_time, duration)
+    limit = _pixel_limit(max_pixels)
+    pick = _bounded_picker(
+        _picker(frames, stride, start, uniform, start_time, duration), p, tsize, crop, limit
+    )
     if not p.exists():
         hint = f"Check the path (relative paths start from the current directory: {Path.cwd()})."
         raise VideoError(f"Video {p} does not exist.", hint)
@@ -580,6 +678,7 @@ def read_video(
             raise VideoError(f"Video {p} is empty (0 bytes).", "Re-export or re-download the file.")
         reader = _read_gif if ext == ".gif" else _read_cv2
         out, fps, n_total, original, indices = reader(p, pick, tsize, crop)
+    _check_pixels(len(out), (int(out[0].shape[0]), int(out[0].shape[1])), limit, f"Video {p}", tsize)
     video = torch.from_numpy(np.stack(out)).to(torch.float32).div_(255.0)
     info = VideoInfo(path=p, fps=fps, n_frames=int(n_total), original=original, indices=tuple(indices))
     return video, info

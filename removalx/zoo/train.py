@@ -28,8 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from removalx.core.progress import tqdm
 from removalx.errors import ConfigError
 from removalx.files.atomic import atomic_write, storage_errors
 from removalx.zoo.confidence import predict_probs, summarize

@@ -40,8 +40,16 @@ class TaylorConfig(BehaviorConfig):
         description="use the removal's expected fill (closed form of conditional sampling, Sec. 3.5.2, Eq. 7)",
     )
     adjust: bool = Field(True, description="re-expand IQR outliers around another point (Sec. 3.5.3)")
-    iqr_factor: float = Field(1.5, gt=0, description="outlier fence in IQRs (Sec. 3.5.3: 1.5)")
-    chunk: int = Field(16, ge=1, description="clips rebuilt at once when re-expanding outliers")
+    iqr_factor: float = Field(
+        1.5, gt=0, description="outlier fence in IQRs (Sec. 3.5.3: 1.5); at most 100", le=100
+    )
+    chunk: int = Field(
+        16,
+        ge=1,
+        description="clips rebuilt at once when re-expanding outliers; at most 4096",
+        le=4096,
+        strict=True,
+    )
 
 
 def _score(logits: Tensor, target: int, kind: str) -> Tensor:

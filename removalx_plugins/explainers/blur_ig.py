@@ -49,14 +49,23 @@ if TYPE_CHECKING:
 class BlurIGConfig(InputMapConfig):
     """Blur IG settings (Eq. 27)."""
 
-    steps: int = Field(50, gt=0, description="m of Eq. 27 (journal: 50, as IG)")
-    max_sigma: float = Field(50.0, gt=0, description="sigma_max of Eq. 27 in pixels (journal: 50)")
-    grad_step: float = Field(0.01, gt=0, description="finite-difference step for dg/dsigma (Xu et al.: 0.01)")
+    steps: int = Field(
+        50, gt=0, description="m of Eq. 27 (journal: 50, as IG); at most 10,000", le=10_000, strict=True
+    )
+    max_sigma: float = Field(
+        50.0, gt=0, description="sigma_max of Eq. 27 in pixels (journal: 50); at most 1000", le=1000
+    )
+    grad_step: float = Field(
+        0.01, gt=0, description="finite-difference step for dg/dsigma (Xu et al.: 0.01); at most 10", le=10
+    )
     negate: bool = Field(
         True, description="multiply by -1 as Xu et al. (completeness); false: Eq. 27 as printed (STEP code)"
     )
     truncate: float = Field(
-        3.0, gt=0, description="blur kernel radius = ceil(truncate * sigma) (STEP code, TorchRay: 4)"
+        3.0,
+        gt=0,
+        description="blur kernel radius = ceil(truncate * sigma) (STEP code, TorchRay: 4); at most 100",
+        le=100,
     )
     padding: Literal["reflect", "model_zero"] = Field(
         "reflect",

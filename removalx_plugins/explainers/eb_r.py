@@ -3,8 +3,10 @@
 EB with a rule for a one-layer ``nn.GRU``: the MWP of each hidden state is split between the
 frame's input and the previous hidden state, back to the first frame
 (:func:`removalx_plugins.machinery.excitation.gru_step_mwp`; Bargal et al. give the rule for LSTMs, the GRU
-analogue is removalx's, docs/explainers.md). The map is read per frame at the frame CNN's last
-conv layer. On a model without a recurrent layer it equals ``excitation_backprop``.
+analogue is removalx's, docs/explainers.md). The map is read per frame, by default at the frame
+CNN's output that its pooling feeds to the recurrent model
+(``features`` of ``zoo:cnn_gru``; :mod:`removalx_plugins.machinery.target_layer`). On a model
+without a recurrent layer it equals ``excitation_backprop``.
 """
 
 from __future__ import annotations

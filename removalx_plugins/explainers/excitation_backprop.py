@@ -5,8 +5,10 @@ output: each neuron passes its MWP to the neurons below it in proportion to thei
 input ``a_i w_ij^+`` (Zhang et al. Sec. 3, Eq. 5-7; :mod:`removalx_plugins.machinery.excitation`). The map is the
 MWP of a layer's output neurons summed over channels, upsampled to the clip like Grad-CAM.
 
-Defaults: the layer is the last ``nn.Conv3d`` (else the last ``nn.Conv2d``), as the STEP journal
-reads EB "from the last 3D convolutional layer" (Sec. V-B) and the ECCV-W study at VGG16's conv5;
+Defaults: the layer is the one ``grad_cam`` defaults to, the last spatio-temporal activation on
+the path into the global pooling in execution order (the last residual stage or block, a
+CNN-RNN's frame CNN; :mod:`removalx_plugins.machinery.target_layer`), removalx's reading of the
+STEP journal's "last 3D convolutional layer" (Sec. V-B) and the ECCV-W study's conv5 of VGG16;
 an element-wise sum splits the MWP in proportion to the positive parts of its operands
 (``residual="proportional"``); ``upsample="trilinear"``. ``contrastive_eb`` and ``eb_r`` are
 the same explainer with ``contrastive`` / ``recurrent`` switched on.
@@ -82,7 +84,7 @@ class ExcitationBackprop(Explainer):
         cfg = self.config
         require_differentiable(model, self.method)
         n0 = (model.n_forward, model.n_backward)
-        name = resolve_layer(model, cfg.layer, self.method)
+        name = resolve_layer(model, cfg.layer, self.method, video)
         module = model.module
         assert isinstance(module, nn.Module)
         eb = Excitation(module, name, recurrent=cfg.recurrent, residual=cfg.residual)

@@ -9,8 +9,11 @@ with a spatio-temporal output:
 * ``[B*T', C, H', W']`` from a 2D layer applied frame by frame (CNN-RNN models), also when the
   layer is called once per frame -- the calls are stacked in time.
 
-Defaults (the ``grad_cam`` recipe): the logit, ``alpha_k`` averaged over all ``T' x H' x W'``
-positions, trilinear upsampling to the clip's ``T x H x W``. ``output="probability"``,
+Defaults (the ``grad_cam`` recipe): the layer whose output is the last spatio-temporal
+activation on the path into the global pooling, in execution order (removalx's reading of "the
+last 3D convolutional layer": the last residual stage ``layer4`` of a ResNet, as in
+pytorch-grad-cam; :mod:`removalx_plugins.machinery.target_layer`), the logit, ``alpha_k``
+averaged over all ``T' x H' x W'`` positions, trilinear upsampling to the clip's ``T x H x W``. ``output="probability"``,
 ``pooling="space"`` (``alpha_{k,t}`` per frame over ``H' x W'`` only, the journal's "averaging
 the gradient ... on its spatial dimension", Sec. V-B) and ``upsample="nearest_time"``
 (nearest in time, bilinear in space) reproduce the STEP authors' baseline (``grad_cam_step``).
@@ -33,6 +36,7 @@ from removalx_plugins.machinery.gradients import (
     output_of,
     require_differentiable,
 )
+from removalx_plugins.machinery.target_layer import default_layer
 
 if TYPE_CHECKING:
     from removalx.plugin import VideoClassifier
@@ -46,7 +50,8 @@ def layer_field(reading: str) -> Any:
     return Field(
         None,
         description=f"dotted name of {reading} [B, C, T', H', W'] or frame-wise [B*T', C, H', W'] "
-        "(default: the last nn.Conv3d, else the last nn.Conv2d)",
+        "(default: the last such activation on the path into the global pooling, in execution order: "
+        "the last residual stage or block, a CNN-RNN's frame CNN)",
     )
 
 
@@ -74,7 +79,7 @@ class GradCAMConfig(GradientConfig):
 
 
 def conv_layers(module: nn.Module) -> list[str]:
-    """Dotted names of the default Grad-CAM layers: every ``nn.Conv3d``, else every ``nn.Conv2d``."""
+    """Dotted names of every ``nn.Conv3d``, else every ``nn.Conv2d`` (listed when a ``layer`` is unknown)."""
     names = [n for n, m in module.named_modules() if isinstance(m, nn.Conv3d)]
     return names or [n for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
 
@@ -103,19 +108,27 @@ def upsample_map(cam: Tensor, size: tuple[int, int, int], mode: str = "trilinear
     return F.interpolate(x[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
 
 
-def resolve_layer(model: VideoClassifier, layer: str | None, method: str) -> str:
-    """Dotted name of ``layer``, or of the last Conv3d (else Conv2d); errors name ``method``."""
+def resolve_layer(model: VideoClassifier, layer: str | None, method: str, video: Tensor) -> str:
+    """Dotted name of ``layer``, or of the default layer on clips like ``video``; errors name ``method``.
+
+    The default is the last spatio-temporal activation on the path into the global pooling, in
+    execution order, chosen from one recorded forward pass and cached per model
+    (:func:`removalx_plugins.machinery.target_layer.default_layer`): the last residual stage of
+    a ResNet (``layer4``), ``features`` of S3D or of a CNN-RNN's frame CNN.
+    """
     module = model.module
     assert isinstance(module, nn.Module)  # require_differentiable ran first
-    convs = conv_layers(module)
     if layer is None:
-        if not convs:
+        chosen = default_layer(model, video).layer
+        if chosen is None:
             raise ModelError(
-                f"{method} needs a layer, but {model.name!r} has no nn.Conv3d or nn.Conv2d to default to.",
+                f"{method} needs a layer, but {model.name!r} runs no nn.Conv3d or nn.Conv2d followed by a "
+                "module with a [B, C, T', H', W'] or [B*T', C, H', W'] output to default to.",
                 "Set explainer.layer to a module whose output is [B, C, T', H', W'] or [B*T', C, H', W'].",
             )
-        return convs[-1]
+        return chosen
     if layer == "" or layer not in dict(module.named_modules()):
+        convs = conv_layers(module)
         shown = ", ".join(convs[:50]) + (" ..." if len(convs) > 50 else "")
         raise ConfigError(
             f"{method}: {model.name!r} has no layer {layer[:100]!r}; its conv layers are: {shown or 'none'}.",
@@ -130,8 +143,8 @@ class GradCAM(Explainer):
     def __init__(self, config: GradCAMConfig) -> None:
         self.config = config
 
-    def resolve_layer(self, model: VideoClassifier) -> tuple[str, nn.Module]:
-        name = resolve_layer(model, self.config.layer, "grad_cam")
+    def resolve_layer(self, model: VideoClassifier, video: Tensor) -> tuple[str, nn.Module]:
+        name = resolve_layer(model, self.config.layer, "grad_cam", video)
         assert isinstance(model.module, nn.Module)
         return name, dict(model.module.named_modules())[name]
 
@@ -172,7 +185,7 @@ class GradCAM(Explainer):
     ) -> Attribution:
         require_differentiable(model, "grad_cam")
         n0 = (model.n_forward, model.n_backward)
-        name, layer = self.resolve_layer(model)
+        name, layer = self.resolve_layer(model, video)
         act, grad = self.activation_and_gradient(model, name, layer, video, target)
         cam = grad_cam_map(act.float(), grad.float(), self.config.pooling, self.config.relu)
         size = (int(video.shape[0]), int(video.shape[1]), int(video.shape[2]))

@@ -34,7 +34,13 @@ if TYPE_CHECKING:
 class IGConfig(InputMapConfig):
     """Integrated Gradients settings (Eq. 24)."""
 
-    steps: int = Field(50, gt=1, description="m, the number of path points in Eq. 24 (journal: 50)")
+    steps: int = Field(
+        50,
+        gt=1,
+        description="m, the number of path points in Eq. 24 (journal: 50); at most 10,000",
+        le=10_000,
+        strict=True,
+    )
     baseline: float = Field(
         0.0, ge=0, le=1, description="Xbar of Eq. 24 as a constant pixel value (0 = black)"
     )

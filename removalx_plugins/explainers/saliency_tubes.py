@@ -5,10 +5,13 @@ connected layer's weights for the target class, ``ST = sum_k w_{c,k} A_k`` (a cl
 map in space and time), upsampled to the clip "as in Grad-CAM" (ECCV-W). One forward pass, no
 backward pass.
 
-Defaults: ``layer`` = the input of the model's last global average pooling (``nn.AdaptiveAvgPool3d``
-/ ``nn.AvgPool3d``), i.e. the activation maps the classifier pools, else the output of the last
-``nn.Conv3d``; ``classifier`` = the last ``nn.Linear``; no ReLU and no normalisation (the authors'
-code min-max scales for display only, which keeps the ranking); trilinear upsampling.
+Defaults, in execution order from one recorded forward pass (cached per model;
+:mod:`removalx_plugins.machinery.target_layer`): ``layer`` = the input of the model's global
+average pooling (``nn.AdaptiveAvgPool3d`` / ``nn.AvgPool3d``, the head pooling into the
+classifier), i.e. the activation maps the classifier pools, else the output of the layer
+``grad_cam`` defaults to; ``classifier`` = the last ``nn.Linear`` called; no ReLU and no
+normalisation (the authors' code min-max scales for display only, which keeps the ranking);
+trilinear upsampling.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from torch import Tensor, nn
 from removalx.plugin import Attribution, ConfigError, Explainer, ModelError, PluginConfig, hookimpl
 from removalx_plugins.explainers.grad_cam import upsample_map
 from removalx_plugins.machinery.gradients import finish, require_differentiable
+from removalx_plugins.machinery.target_layer import default_layer
 
 if TYPE_CHECKING:
     from removalx.plugin import VideoClassifier
@@ -35,21 +39,17 @@ class SaliencyTubesConfig(PluginConfig):
     layer: str | None = Field(
         None,
         description="dotted name of the module whose output [B, C, T', H', W'] is weighted (default: the "
-        "input of the last AdaptiveAvgPool3d/AvgPool3d, else the last nn.Conv3d's output)",
+        "input of the global AdaptiveAvgPool3d/AvgPool3d into the classifier, else the output of "
+        "grad_cam's default layer)",
     )
     classifier: str | None = Field(
-        None, description="dotted name of the final nn.Linear (default: the last one)"
+        None, description="dotted name of the final nn.Linear (default: the last one called)"
     )
     upsample: Literal["trilinear", "nearest_time"] = Field(
         "trilinear",
         description="to T x H x W: trilinear (as Grad-CAM), or nearest in time + bilinear in space",
     )
     relu: bool = Field(False, description="keep only the positive part (not in the paper)")
-
-
-def _last(module: nn.Module, kinds: tuple[type, ...]) -> str | None:
-    names = [n for n, m in module.named_modules() if isinstance(m, kinds)]
-    return names[-1] if names else None
 
 
 class SaliencyTubes(Explainer):
@@ -77,7 +77,8 @@ class SaliencyTubes(Explainer):
         assert isinstance(module, nn.Module)
         modules = dict(module.named_modules())
         n0 = (model.n_forward, model.n_backward)
-        fc_name = cfg.classifier or _last(module, (nn.Linear,))
+        choice = default_layer(model, video) if cfg.layer is None or cfg.classifier is None else None
+        fc_name = cfg.classifier or (None if choice is None else choice.linear)
         if fc_name is None:
             raise ModelError(
                 f"saliency_tubes needs a final fully connected layer, but {model.name!r} has no nn.Linear.",
@@ -92,9 +93,10 @@ class SaliencyTubes(Explainer):
         use_input = False
         name = cfg.layer
         if name is None:
-            name = _last(module, POOLS)
-            use_input = name is not None
-            name = name or _last(module, (nn.Conv3d,))
+            assert choice is not None
+            head = None if choice.head is None else modules[choice.head]
+            use_input = isinstance(head, POOLS) and choice.head_in_rank == 5
+            name = choice.head if use_input else (choice.layer if choice.rank == 5 else None)
             if name is None:
                 raise ModelError(
                     f"saliency_tubes is for 3D CNNs, but {model.name!r} has no nn.Conv3d or 3D average pooling.",

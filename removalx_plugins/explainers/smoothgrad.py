@@ -39,9 +39,18 @@ if TYPE_CHECKING:
 class SmoothGradConfig(InputMapConfig):
     """SmoothGrad settings (Eq. 25)."""
 
-    n_samples: int = Field(50, gt=0, description="n, noisy samples in Eq. 25 (journal: 50)")
+    n_samples: int = Field(
+        50,
+        gt=0,
+        description="n, noisy samples in Eq. 25 (journal: 50); at most 10,000",
+        le=10_000,
+        strict=True,
+    )
     noise_level: float = Field(
-        0.15, ge=0, description="sigma of Eq. 25 as a fraction of (max X - min X) (Smilkov et al.: 0.10-0.20)"
+        0.15,
+        ge=0,
+        description="sigma of Eq. 25 as a fraction of (max X - min X) (Smilkov et al.: 0.10-0.20); at most 10",
+        le=10,
     )
     input_space: InputSpace = Field("pixel", description=INPUT_SPACE_HELP)
 

@@ -25,7 +25,7 @@ that axis and ``beta`` is computed with the clipped size (recorded in ``meta["ke
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import torch
 from pydantic import Field
@@ -38,24 +38,34 @@ if TYPE_CHECKING:
     from removalx.plugin import VideoClassifier
 
 
+#: A side or count along one axis, bounded at validation.
+_Side = Annotated[int, Field(ge=1, le=4096, strict=True)]
+
+
 class STEPConfig(ExtremalConfig):
     """STEP = EP-3D settings plus the smoothness loss ``L_K`` (Eq. 7-11) and its weight."""
 
-    kernel_size: tuple[int, int, int] = Field(
+    kernel_size: tuple[_Side, _Side, _Side] = Field(
         (8, 11, 11),
-        description="(T_K, H_K, W_K) of the ellipsoid K, Eq. 9 (journal: T_K = 8, Sec. V-D; 11 px)",
+        description="each in [1, 4096]; (T_K, H_K, W_K) of the ellipsoid K, Eq. 9 (journal: T_K = 8, Sec. V-D; 11 px)",
     )
-    kernel_stride: tuple[int, int, int] = Field(
-        (1, 11, 11), description="stride of the 3D convolution M * K in Eq. 7 (journal Sec. V-A.3), padding 0"
+    kernel_stride: tuple[_Side, _Side, _Side] = Field(
+        (1, 11, 11),
+        description="each in [1, 4096]; stride of the 3D convolution M * K in Eq. 7 (journal Sec. V-A.3), padding 0",
     )
     lambda2: float = Field(
-        300.0, ge=0, description="lambda_2 of Eq. 11 once L_K is on: 'comparable' to lambda_1 (authors: 300)"
+        300.0,
+        ge=0,
+        description="lambda_2 of Eq. 11 once L_K is on: 'comparable' to lambda_1 (authors: 300); at most 1e9",
+        le=1e9,
     )
     lambda2_start: int = Field(
         101,
         ge=0,
         description="first iteration (0-based) with lambda_2 > 0; before it lambda_2 = 0 "
-        "(Sec. III-B 'much smaller'; authors: switched on after iteration 100)",
+        "(Sec. III-B 'much smaller'; authors: switched on after iteration 100); at most 1e6",
+        le=1_000_000,
+        strict=True,
     )
     lambda2_grows: bool = Field(
         False,

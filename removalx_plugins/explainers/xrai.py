@@ -33,7 +33,7 @@ depend on it). The ``xrai3d`` recipe sets the STEP authors' choices.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -60,16 +60,24 @@ IGMethod = Literal["riemann_right", "riemann_left", "riemann_middle", "riemann_t
 XRAIReduction = Literal["max", "sum", "abs_sum", "abs_mean", "max_abs"]
 
 
+#: A length along one axis, bounded at validation.
+_Length = Annotated[int, Field(ge=1, le=100_000, strict=True)]
+
+
 class XRAIConfig(InputMapConfig):
     """XRAI settings (journal Sec. V-B; Kapishnikov et al.'s defaults elsewhere)."""
 
-    levels: tuple[int, ...] = Field(
+    levels: tuple[_Length, ...] = Field(
         (50, 100, 150, 250, 500, 1200),
         min_length=1,
-        description="SLIC n_segments per level (journal Sec. V-B)",
+        description="SLIC n_segments per level (journal Sec. V-B), each in [1, 100,000]",
     )
-    compactness: float = Field(10.0, gt=0, description="SLIC compactness (scikit-image default)")
-    slic_sigma: float = Field(0.0, ge=0, description="SLIC Gaussian pre-smoothing in voxels (STEP code: 0.8)")
+    compactness: float = Field(
+        10.0, gt=0, description="SLIC compactness (scikit-image default); at most 10,000", le=10_000
+    )
+    slic_sigma: float = Field(
+        0.0, ge=0, description="SLIC Gaussian pre-smoothing in voxels (STEP code: 0.8); at most 100", le=100
+    )
     slic_zero: bool = Field(False, description="SLICO: per-segment adaptive compactness (STEP code: true)")
     slic_input: Literal["pixels", "frame_minmax"] = Field(
         "pixels", description="segment the clip as is, or each frame min-max scaled to [-1, 1] (STEP code)"
@@ -77,12 +85,18 @@ class XRAIConfig(InputMapConfig):
     nested: bool = Field(
         True, description="relabel coarse levels to nest in finer ones (false: XRAI, STEP code)"
     )
-    steps: int = Field(50, gt=1, description="IG path points m of Eq. 24 (journal: 50)")
+    steps: int = Field(
+        50,
+        gt=1,
+        description="IG path points m of Eq. 24 (journal: 50); at most 10,000",
+        le=10_000,
+        strict=True,
+    )
     method: IGMethod = Field("riemann_right", description="IG quadrature (Eq. 24: riemann_right)")
-    baselines: tuple[float, ...] = Field(
+    baselines: tuple[Annotated[float, Field(ge=-1000, le=1000)], ...] = Field(
         (0.0, 1.0),
         min_length=1,
-        description="IG baselines (constant pixel values), averaged: black and white",
+        description="IG baselines (constant pixel values), averaged: black and white, each in [-1000, 1000]",
     )
     baseline_source: Literal["constant", "clip_min_max"] = Field(
         "constant", description="use `baselines`, or the clip's min and max value (XRAI code, STEP code)"
@@ -95,7 +109,13 @@ class XRAIConfig(InputMapConfig):
         description="reduce and percentile-normalise each baseline's IG map before averaging (STEP code)",
     )
     input_space: InputSpace = Field("pixel", description=INPUT_SPACE_HELP)
-    min_pixel_diff: int = Field(50, ge=1, description="drop regions adding fewer uncovered pixels (XRAI: 50)")
+    min_pixel_diff: int = Field(
+        50,
+        ge=1,
+        description="drop regions adding fewer uncovered pixels (XRAI: 50); at most 4096 x 4096",
+        le=16_777_216,
+        strict=True,
+    )
     area_threshold: float = Field(1.0, gt=0, le=1, description="stop at this covered fraction (XRAI: 1.0)")
 
 

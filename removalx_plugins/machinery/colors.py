@@ -1,41 +1,33 @@
-"""Colour maps and overlays for attribution maps (used by visualization plugins)."""
+"""Colour maps and overlays for attribution maps (used by visualization plugins).
+
+The colour maps are matplotlib's (``jet``, ``hot``, ``inferno``, ``gray``, ``coolwarm``, ``PiYG``,
+``viridis``): their 256-colour tables are vendored in
+:mod:`removalx_plugins.machinery.colormap_tables`, and :func:`apply_colormap` looks a value up
+exactly as ``matplotlib.colors.Colormap.__call__`` does (bin ``floor(x * 256)``, 1.0 in the last
+bin), so an overlay has the colours a matplotlib figure of the same values would.
+"""
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import Tensor
 
-# Anchor colours of the maps, interpolated linearly (values in [0, 1]).
-_MAPS: dict[str, list[tuple[float, float, float]]] = {
-    "jet": [(0, 0, 0.5), (0, 0, 1), (0, 1, 1), (1, 1, 0), (1, 0, 0), (0.5, 0, 0)],
-    "hot": [(0, 0, 0), (1, 0, 0), (1, 1, 0), (1, 1, 1)],
-    "inferno": [(0, 0, 0.02), (0.34, 0.06, 0.43), (0.73, 0.21, 0.33), (0.98, 0.55, 0.04), (0.99, 1, 0.64)],
-    "gray": [(0, 0, 0), (1, 1, 1)],
-    # Diverging maps for signed values (0 in the middle): blue - white - red, and ColorBrewer's
-    # PiYG-like magenta - white - green.
-    "coolwarm": [
-        (0.23, 0.30, 0.75),
-        (0.55, 0.69, 1.0),
-        (0.87, 0.87, 0.87),
-        (0.96, 0.6, 0.48),
-        (0.71, 0.02, 0.15),
-    ],
-    "piyg": [
-        (0.56, 0.0, 0.32),
-        (0.91, 0.59, 0.77),
-        (0.97, 0.97, 0.97),
-        (0.62, 0.85, 0.40),
-        (0.15, 0.39, 0.10),
-    ],
-    # Perceptually uniform sequential map for unsigned values.
-    "viridis": [
-        (0.27, 0.0, 0.33),
-        (0.23, 0.32, 0.55),
-        (0.13, 0.57, 0.55),
-        (0.37, 0.79, 0.38),
-        (0.99, 0.91, 0.14),
-    ],
-}
+from removalx_plugins.machinery.colormap_tables import TABLES
+
+#: Number of colours in every table (matplotlib's default ``N``).
+N_TABLE = 256
+
+
+@functools.cache
+def colormap_table(name: str) -> Tensor:
+    """``float32[256, 3]`` RGB in [0, 1]: matplotlib's table of colour map ``name`` (8-bit)."""
+    raw = bytes.fromhex(TABLES[name])
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(N_TABLE, 3).float() / 255
+
+
+_MAPS = TABLES  # the names of the maps (kept for code that lists them)
 COLORMAPS = tuple(_MAPS)
 #: Colour maps for signed maps (diverging, centred at 0) and unsigned maps (sequential).
 DIVERGING = ("coolwarm", "piyg")
@@ -45,13 +37,14 @@ AUTO = {"signed": "coolwarm", "unsigned": "inferno"}
 
 
 def apply_colormap(x: Tensor, name: str = "jet") -> Tensor:
-    """Map values in [0, 1] (any shape) to RGB in [0, 1] (shape ``[..., 3]``)."""
-    anchors = torch.tensor(_MAPS[name], dtype=torch.float32, device=x.device)
-    n = anchors.shape[0] - 1
-    pos = x.clamp(0, 1) * n
-    lo = pos.floor().long().clamp(max=n - 1)
-    frac = (pos - lo).unsqueeze(-1)
-    return anchors[lo] * (1 - frac) + anchors[lo + 1] * frac
+    """Map values in [0, 1] (any shape) to RGB in [0, 1] (shape ``[..., 3]``).
+
+    matplotlib's lookup: value ``x`` gets colour ``floor(x * 256)`` of the 256-colour table (1.0
+    the last one); values outside [0, 1] are clamped.
+    """
+    table = colormap_table(name).to(x.device)
+    idx = (x.float().clamp(0, 1) * N_TABLE).long().clamp(max=N_TABLE - 1)
+    return table[idx]
 
 
 def stretch(x: Tensor, low: float = 0.01, high: float = 0.99) -> Tensor:

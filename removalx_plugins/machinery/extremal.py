@@ -320,27 +320,56 @@ class ExtremalConfig(PluginConfig):
         description="preservation ratios v of Eq. 3/5, optimised as one batch (journal Sec. V-A.3)",
     )
     iterations: int = Field(
-        1200, gt=0, description="SGD iterations for Eq. 5/11 (authors: 1200; TorchRay: 800)"
+        1200,
+        gt=0,
+        description="SGD iterations for Eq. 5/11 (authors: 1200; TorchRay: 800); at most 100,000",
+        le=100_000,
+        strict=True,
     )
-    learning_rate: float = Field(0.05, gt=0, description="SGD step size (authors: 0.05; TorchRay: 0.01)")
+    learning_rate: float = Field(
+        0.05, gt=0, description="SGD step size (authors: 0.05; TorchRay: 0.01); at most 1000", le=1000
+    )
     momentum: float = Field(
         0.9, ge=0, lt=1, description="SGD momentum and dampening (authors and TorchRay: 0.9)"
     )
     lambda1: float = Field(
-        300.0, gt=0, description="lambda_1 at iteration 0, weight of the area loss L_S (Eq. 5/11; 300)"
+        300.0,
+        gt=0,
+        description="lambda_1 at iteration 0, weight of the area loss L_S (Eq. 5/11; 300); at most 1e9",
+        le=1e9,
     )
     lambda_growth: float = Field(
         1.0008668,
         ge=1,
-        description="lambda_1 at iteration i is lambda1 x lambda_growth^i (authors: 1.0008668; TorchRay: 1.0035)",
+        description="lambda_1 at iteration i is lambda1 x lambda_growth^i (authors: 1.0008668; TorchRay: 1.0035); at most 10",
+        le=10,
     )
-    step: int = Field(7, gt=0, description="seed-mask stride: H = 7 Hbar, W = 7 Wbar (journal Sec. V-A.3)")
+    step: int = Field(
+        7,
+        gt=0,
+        description="seed-mask stride: H = 7 Hbar, W = 7 Wbar (journal Sec. V-A.3); at most 4096",
+        le=4096,
+        strict=True,
+    )
     sigma: float = Field(
-        11.0, gt=0, description="smooth-max kernel radius in px (authors: 11 on 112-px clips; TorchRay: 21)"
+        11.0,
+        gt=0,
+        description="smooth-max kernel radius in px (authors: 11 on 112-px clips; TorchRay: 21); at most 1000",
+        le=1000,
     )
-    coldness: float = Field(20.0, gt=0, description="smooth-max coldness (authors and TorchRay: 20)")
-    levels: int = Field(8, ge=2, description="levels of the per-frame blur pyramid of Eq. 2 (8)")
-    max_blur: float = Field(20.0, gt=0, description="sigma in px of the blur k of Eq. 2 (20)")
+    coldness: float = Field(
+        20.0, gt=0, description="smooth-max coldness (authors and TorchRay: 20); at most 10,000", le=10_000
+    )
+    levels: int = Field(
+        8,
+        ge=2,
+        description="levels of the per-frame blur pyramid of Eq. 2 (8); at most 64",
+        le=64,
+        strict=True,
+    )
+    max_blur: float = Field(
+        20.0, gt=0, description="sigma in px of the blur k of Eq. 2 (20); at most 1000", le=1000
+    )
     blur_padding: BlurPadding = Field(
         "zeros",
         description="frame border of the blur k of Eq. 2: zeros (TorchRay imsmooth), replicate, reflect",
@@ -357,7 +386,10 @@ class ExtremalConfig(PluginConfig):
         False, description="flip frames horizontally every other iteration (TorchRay; not in STEP)"
     )
     smooth_sigma: float = Field(
-        10.0, ge=0, description="per-frame Gaussian sigma (px) on the summed masks (journal Sec. V-A.3: 10)"
+        10.0,
+        ge=0,
+        description="per-frame Gaussian sigma (px) on the summed masks (journal Sec. V-A.3: 10); at most 1000",
+        le=1000,
     )
     area_scope: Literal["clip", "frame"] = Field(
         "clip",
@@ -370,6 +402,7 @@ class ExtremalConfig(PluginConfig):
         le=64,
         description="Delta t of the temporal Gaussian smoothing of WACV Eq. 12 / ECCV-W Eq. 7, "
         "k(u) = exp(-u^2 / (0.6 Delta t)), inside the optimisation; 0 = off (the plain method)",
+        strict=True,
     )
     temporal_smoothing_on: Literal["seed", "mask"] = Field(
         "seed",
@@ -380,7 +413,8 @@ class ExtremalConfig(PluginConfig):
         1.0,
         gt=0,
         description="probability bound Phi_0 of Eq. 4 (v* = smallest area whose mask reaches it); "
-        "with phi0_relative, a share of Phi_c of the clean clip",
+        "with phi0_relative, a share of Phi_c of the clean clip; at most 1e6",
+        le=1_000_000,
     )
     phi0_relative: bool = Field(
         True,

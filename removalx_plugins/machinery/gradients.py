@@ -88,7 +88,9 @@ class GradientConfig(PluginConfig):
     output: Output = Field(
         "probability", description="differentiate the softmax probability Phi_c (Sec. III-A) or the logit"
     )
-    internal_batch_size: int = Field(16, gt=0, description="clips per forward/backward pass")
+    internal_batch_size: int = Field(
+        16, gt=0, description="clips per forward/backward pass; at most 4096", le=4096, strict=True
+    )
 
 
 def require_differentiable(model: VideoClassifier, method: str, alternative: str | None = None) -> None:

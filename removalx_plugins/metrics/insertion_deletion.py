@@ -57,10 +57,18 @@ class CurveConfig(PluginConfig):
     unit: Literal["pixel", "patch", "superpixel", "supervoxel", "level"] = Field(
         "level", description="ranking unit (superpixel: 2D SLIC per frame; supervoxel: 3D SLIC)"
     )
-    steps: Annotated[int, Field(ge=1)] | Literal["all"] = Field(
-        "all", description="number of steps L (papers: 28, 128) or 'all' (one unit per step)"
+    steps: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] | Literal["all"] = Field(
+        "all",
+        description="number of steps L (papers: 28, 128; at most 1e6; steps beyond the number of units "
+        "repeat a clip, which is scored once) or 'all' (one unit per step)",
     )
-    levels: int = Field(200, ge=0, description="bins of the level unit (0: every distinct value)")
+    levels: int = Field(
+        200,
+        ge=0,
+        description="bins of the level unit (0: every distinct value); at most 1e6",
+        le=1_000_000,
+        strict=True,
+    )
     aggregate: Literal["mean", "sum"] = Field("mean", description="a unit's score: mean or sum of importance")
     fill: Literal["black", "blur", "gray", "mean", "dataset_mean"] = Field(
         "black", description="substrate: black, blur, gray (0.5), mean (clip mean), dataset_mean (fill_value)"
@@ -68,17 +76,33 @@ class CurveConfig(PluginConfig):
     fill_value: tuple[float, ...] | None = Field(
         None, description="per-channel colour of fill dataset_mean (default: the model's normalisation mean)"
     )
-    blur_sigma: float = Field(10.0, gt=0, description="sigma (px) of the blur substrate")
-    patch: int = Field(7, ge=1, description="patch side (px) of the patch unit")
+    blur_sigma: float = Field(
+        10.0, gt=0, description="sigma (px) of the blur substrate; at most 1000", le=1000
+    )
+    patch: int = Field(
+        7, ge=1, description="patch side (px) of the patch unit; at most 4096", le=4096, strict=True
+    )
     superpixels: int = Field(
-        256, ge=1, description="SLIC segments per frame of the superpixel / supervoxel unit"
+        256,
+        ge=1,
+        description="SLIC segments per frame of the superpixel / supervoxel unit; at most 100,000",
+        le=100_000,
+        strict=True,
     )
     behavior: Literal["probability", "logit"] = "probability"
     auc: Literal["trapezoid", "step_mean"] = Field(
         "trapezoid", description="area: trapezoid over the pixel fraction, or step_mean (STEP Eq. 19)"
     )
-    batch_size: int = Field(16, ge=1, description="perturbed clips per forward pass")
-    seed: int = Field(0, description="seed of the tie-breaking permutation")
+    batch_size: int = Field(
+        16, ge=1, description="perturbed clips per forward pass; at most 4096", le=4096, strict=True
+    )
+    seed: int = Field(
+        0,
+        description="seed of the tie-breaking permutation; in [0, 2**63 - 1]",
+        ge=0,
+        le=2**63 - 1,
+        strict=True,
+    )
 
     @model_validator(mode="before")
     @classmethod

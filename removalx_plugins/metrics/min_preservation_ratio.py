@@ -26,7 +26,10 @@ class MinPreservationRatioConfig(PluginConfig):
     """The bound ``Phi_0`` of Eq. 4."""
 
     phi0: float = Field(
-        1.0, gt=0, description="Phi_0 (with relative: the share of the clean clip's Phi_c to keep)"
+        1.0,
+        gt=0,
+        description="Phi_0 (with relative: the share of the clean clip's Phi_c to keep); at most 1e6",
+        le=1_000_000,
     )
     relative: bool = Field(
         True,

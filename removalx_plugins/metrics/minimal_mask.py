@@ -10,7 +10,7 @@ the thresholds are target probabilities, read at the curve's points.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from torch import Tensor
@@ -29,8 +29,8 @@ class MinimalMaskConfig(CurveConfig):
     mode: Literal["insertion", "deletion"] = Field(
         "deletion", description="insertion: mask that keeps the prediction; deletion: mask that destroys it"
     )
-    thresholds: tuple[float, ...] = Field(
-        REMOVAL_THRESHOLDS, min_length=1, description="prediction thresholds (see kind)"
+    thresholds: tuple[Annotated[float, Field(ge=-1e6, le=1e6)], ...] = Field(
+        REMOVAL_THRESHOLDS, min_length=1, description="prediction thresholds (see kind), each in [-1e6, 1e6]"
     )
     kind: Literal["target", "share"] = Field(
         "target",

@@ -34,7 +34,9 @@ from removalx.plugin import (
 class SpatialPointingConfig(PluginConfig):
     """Tolerance radius, bounding boxes, and how a dataset's clips are combined."""
 
-    tolerance: float = Field(7.0, ge=0, description="radius (px) around the maximum point")
+    tolerance: float = Field(
+        7.0, ge=0, description="radius (px) around the maximum point; at most 4096", le=4096
+    )
     use_boxes: bool = Field(False, description="compare with each frame's bounding box of the evidence")
     pooling: Literal["frames", "clip", "class"] = Field(
         "frames",
@@ -87,7 +89,7 @@ class SpatialPointing(Metric):
 
 
 class TemporalPointing(Metric):
-    """1 when the most important frame is a ground-truth frame, else 0."""
+    """1 when the most important frame is a ground-truth frame, else 0 (NaN for a clip without ground-truth frames)."""
 
     higher_is_better = True
 

@@ -31,21 +31,49 @@ class RemoveRetrainConfig(PluginConfig):
         min_length=1,
         description="shares k of pixels kept (kar) or removed (roar) (STEP journal Sec. IV-C)",
     )
-    n_train: int = Field(200, ge=2, description="training clips (explained by each method, then modified)")
+    n_train: int = Field(
+        200,
+        ge=2,
+        description="training clips (explained by each method, then modified); at most 1e6",
+        le=1_000_000,
+        strict=True,
+    )
     train_data: str = Field(
         "auto",
         description="training clips: 'auto' = the same synthetic generator as the evaluated data set "
         "at seeds disjoint from it; else a folder data set with labels",
     )
-    train_seed: int = Field(10_000_000, ge=0, description="first generator seed of the 'auto' training clips")
+    train_seed: int = Field(
+        10_000_000,
+        ge=0,
+        description="first generator seed of the 'auto' training clips; at most 2**63 - 1",
+        le=2**63 - 1,
+        strict=True,
+    )
     architecture: str | None = Field(
         None, description="zoo architecture retrained from scratch (default: the evaluated zoo model's)"
     )
-    epochs: int | None = Field(None, ge=1, description="training epochs (default: the architecture's)")
-    repeats: int = Field(
-        1, ge=1, description="independent retrainings per point, accuracies averaged (Hooker et al.: 5)"
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        description="training epochs (default: the architecture's); at most 1000",
+        le=1000,
+        strict=True,
     )
-    seed: int = Field(0, description="seed of the retrainings (repeat r uses seed + r)")
+    repeats: int = Field(
+        1,
+        ge=1,
+        description="independent retrainings per point, accuracies averaged (Hooker et al.: 5); at most 100",
+        le=100,
+        strict=True,
+    )
+    seed: int = Field(
+        0,
+        description="seed of the retrainings (repeat r uses seed + r); in [0, 2**62]",
+        ge=0,
+        le=2**62,
+        strict=True,
+    )
 
     @field_validator("fractions")
     @classmethod

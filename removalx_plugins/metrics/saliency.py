@@ -23,7 +23,7 @@ class SaliencyMetricConfig(PluginConfig):
     )
     tau: float = Field(0.05, gt=0, le=1, description="area floor of Eq. 6")
     fill: Literal["black", "blur", "gray", "mean"] = "black"
-    blur_sigma: float = Field(10.0, gt=0)
+    blur_sigma: float = Field(10.0, gt=0, le=1000, description="at most 1000")
 
 
 class SaliencyMetric(Metric):

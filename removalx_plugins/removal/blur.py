@@ -15,7 +15,9 @@ from removalx.plugin import FeatureSpace, PluginConfig, Removal, blur_frames, ho
 class BlurConfig(PluginConfig):
     """Spatial standard deviation of the per-frame Gaussian blur, in pixels."""
 
-    sigma: float = Field(10.0, gt=0, description="Gaussian sigma in pixels (per frame)")
+    sigma: float = Field(
+        10.0, gt=0, description="Gaussian sigma in pixels (per frame); at most 1000", le=1000
+    )
 
 
 class Blur(Removal):

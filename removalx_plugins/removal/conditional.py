@@ -21,7 +21,8 @@ per shift (one set per sample and frame, shared by the colour channels). Restric
 occluder box, ``v`` has exactly the mean ``mu`` and covariance ``Sigma`` of that box's
 neighbouring patches (pixels and colour channels jointly). It costs one correlation of
 each frame with a random ``|S|``-tap kernel per sample. ``covariance: diagonal`` keeps only
-the per-pixel variances (independent pixels; cheaper).
+the per-pixel variances: ``v(q) = mu(q) + sigma(q) e(q)`` with ``e(q) ~ N(0, 1)`` independent
+per pixel, channel and sample.
 
 The randomness of sample ``i`` is hashed from ``(seed, i)`` (:mod:`removalx.core.rng`), so it
 does not depend on batching. AOSA averages the model's score over several draws (Sec. 3.4);
@@ -32,7 +33,7 @@ draw, and ``aosa_map`` is linear in the scores, so its map is that of the averag
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -45,23 +46,30 @@ from removalx.plugin import (
     PluginConfig,
     Removal,
     hash_normal,
-    hash_uniform,
     hookimpl,
 )
 
 __all__ = ["Conditional", "ConditionalConfig", "local_patch_stats", "patch_shifts"]
 
 
+#: A patch side in pixels.
+_Side = Annotated[int, Field(ge=1, le=4096, strict=True)]
+
+
 class ConditionalConfig(PluginConfig):
     """Region and patch size of the statistics, covariance model, and whether to sample."""
 
     region: int = Field(
-        36, ge=1, description="side of the region around the anchor the patches come from (Sec. 4.1: 36)"
+        36,
+        ge=1,
+        le=4096,
+        strict=True,
+        description="side of the region around the anchor the patches come from (Sec. 4.1: 36; at most 4096)",
     )
-    patch_size: tuple[int, int] | None = Field(
+    patch_size: tuple[_Side, _Side] | None = Field(
         None,
-        description="patch h x w; None = the occluder size of the feature space (Sec. 3.4: same as the "
-        "occluded region), else 16 x 16 (Sec. 4.1)",
+        description="patch h x w (each 1 to 4096); None = the occluder size of the feature space (Sec. 3.4: "
+        "same as the occluded region), else 16 x 16 (Sec. 4.1)",
     )
     sample: bool = Field(True, description="draw from N(mu, Sigma) (Sec. 3.4); False fills the mean mu")
     covariance: Literal["patch", "diagonal"] = Field(
@@ -150,11 +158,9 @@ class Conditional(Removal):
         self.mu: Tensor | None = None
         self.sigma: Tensor | None = None
         self.n: Tensor | None = None
-        self._field: Tensor | None = None
 
     def prepare(self, video: Tensor, space: FeatureSpace, seed: int) -> None:
         self.seed = int(seed)
-        self._field = None
         self.patch = self.config.patch_size or _patch_size(space)
         self._compute(video)
 
@@ -171,23 +177,12 @@ class Conditional(Removal):
     def _noise(self, index: Tensor, video: Tensor) -> Tensor:
         """``float[B, T, H, W, C]`` standard normal noise of samples ``index`` (diagonal covariance).
 
-        One i.i.d. field per clip (hashed once) is rolled in space by a per-sample offset
-        hashed from ``(seed, index)``: every sample sees i.i.d. N(0, 1) pixels, samples see
-        different draws, and a sample's noise does not depend on its batch -- at the cost of
-        a gather instead of hashing ``B x T x H x W x C`` counters.
+        Every value is hashed from ``(seed, index, position)`` (:func:`hash_normal`): the noise
+        is i.i.d. ``N(0, 1)`` over pixels, channels and samples, and a sample's noise does not
+        depend on its batch.
         """
-        t, h, w, c = video.shape
-        if self._field is None or self._field.shape != video.shape:
-            pos = torch.zeros(1, dtype=torch.long, device=video.device)
-            self._field = hash_normal(self.seed, pos, (t, h, w, c), stream=31)[0].to(video.dtype)
-        field = self._field.to(video.device)
-        off = (
-            hash_uniform(self.seed, index.to(video.device), (2,), stream=32)
-            * torch.tensor([h, w], device=video.device)
-        ).long()
-        rows = (torch.arange(h, device=video.device)[None] + off[:, :1]) % h  # [B, H]
-        cols = (torch.arange(w, device=video.device)[None] + off[:, 1:]) % w  # [B, W]
-        return field[:, rows[:, :, None], cols[:, None, :]].permute(1, 0, 2, 3, 4)
+        shape = tuple(int(s) for s in video.shape)
+        return hash_normal(self.seed, index.to(video.device), shape, stream=31).to(video.dtype)
 
     def _patch_draw(self, index: Tensor, video: Tensor, mu: Tensor) -> Tensor:
         """``float[B, T, H, W, C]`` draws with the full patch covariance (see the module docstring).

@@ -22,7 +22,7 @@ class InpaintConfig(PluginConfig):
     """OpenCV inpainting method and radius."""
 
     method: Literal["telea", "ns"] = "telea"
-    radius: float = Field(3.0, gt=0, description="neighbourhood radius in pixels")
+    radius: float = Field(3.0, gt=0, description="neighbourhood radius in pixels; at most 1000", le=1000)
 
 
 class Inpaint(Removal):

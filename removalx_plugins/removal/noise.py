@@ -18,7 +18,12 @@ class NoiseConfig(PluginConfig):
     """Uniform noise in [0, 1], or the clip plus Gaussian noise of ``sigma``."""
 
     kind: Literal["uniform", "gaussian"] = "uniform"
-    sigma: float = Field(0.2, gt=0, description="std of the Gaussian noise added to the clip")
+    sigma: float = Field(
+        0.2,
+        gt=0,
+        description="std of the Gaussian noise added to the clip; at most 10 (pixel values are in [0, 1])",
+        le=10,
+    )
 
 
 class Noise(Removal):

@@ -23,7 +23,7 @@ tube values (a display of per-tube values, not the AOSA map of ``aosa_map``).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import cv2
 import numpy as np
@@ -37,6 +37,10 @@ from removalx.plugin import ConfigError, FeatureSpace, PluginConfig, Segmenter, 
 __all__ = ["FlowTubeSpace", "FlowTubes", "FlowTubesConfig", "farneback_flow", "track_anchors"]
 
 
+#: A side or count along one axis, bounded at validation.
+_Side = Annotated[int, Field(ge=1, le=4096, strict=True)]
+
+
 class FlowTubesConfig(PluginConfig):
     """Anchor grid, occluder size and optical-flow parameters.
 
@@ -46,9 +50,16 @@ class FlowTubesConfig(PluginConfig):
     ``poly_n`` 5, ``poly_sigma`` 1.2).
     """
 
-    stride: int = Field(8, ge=1, description="anchor spacing s in pixels (Sec. 3.1 step 1; Sec. 4.1: s = 8)")
-    mask_size: tuple[int, int] = Field(
-        (16, 16), description="occluder height h and width w in pixels (Sec. 3.1 step 2; Sec. 4.1: 16 x 16)"
+    stride: int = Field(
+        8,
+        ge=1,
+        description="anchor spacing s in pixels (Sec. 3.1 step 1; Sec. 4.1: s = 8); at most 4096",
+        le=4096,
+        strict=True,
+    )
+    mask_size: tuple[_Side, _Side] = Field(
+        (16, 16),
+        description="each in [1, 4096]; occluder height h and width w in pixels (Sec. 3.1 step 2; Sec. 4.1: 16 x 16)",
     )
     frame_out: Literal["stop", "clamp"] = Field(
         "stop",
@@ -65,11 +76,19 @@ class FlowTubesConfig(PluginConfig):
         lt=1,
         description="Farnebaeck pyramid scale [7] (the authors' code and OpenCV's reference values)",
     )
-    levels: int = Field(3, ge=1, description="Farnebaeck pyramid levels [7]")
-    winsize: int = Field(15, ge=3, description="Farnebaeck averaging window [7]")
-    iterations: int = Field(3, ge=1, description="Farnebaeck iterations per level [7]")
-    poly_n: int = Field(5, ge=3, description="Farnebaeck polynomial neighbourhood [7]")
-    poly_sigma: float = Field(1.2, gt=0, description="Farnebaeck Gaussian std of the polynomial fit [7]")
+    levels: int = Field(3, ge=1, description="Farnebaeck pyramid levels [7]; at most 16", le=16, strict=True)
+    winsize: int = Field(
+        15, ge=3, description="Farnebaeck averaging window [7]; at most 255", le=255, strict=True
+    )
+    iterations: int = Field(
+        3, ge=1, description="Farnebaeck iterations per level [7]; at most 100", le=100, strict=True
+    )
+    poly_n: int = Field(
+        5, ge=3, description="Farnebaeck polynomial neighbourhood [7]; at most 15", le=15, strict=True
+    )
+    poly_sigma: float = Field(
+        1.2, gt=0, description="Farnebaeck Gaussian std of the polynomial fit [7]; at most 10", le=10
+    )
 
 
 def farneback_flow(video: Tensor, config: FlowTubesConfig) -> Tensor:

@@ -45,25 +45,58 @@ class Frames2DConfig(PluginConfig):
     method: Literal["slic", "felzenszwalb", "quickshift", "watershed"] = Field(
         "slic", description="scikit-image method run on each (key) frame (Sec. 3.1)"
     )
-    n_segments: int = Field(50, gt=0, description="slic: approximate regions per frame")
+    n_segments: int = Field(
+        50, gt=0, description="slic: approximate regions per frame; at most 100,000", le=100_000, strict=True
+    )
     compactness: float = Field(
-        10.0, gt=0, description="slic: colour vs. space trade-off; watershed: see watershed_compactness"
+        10.0,
+        gt=0,
+        description="slic: colour vs. space trade-off; watershed: see watershed_compactness; at most 10,000",
+        le=10_000,
     )
-    scale: float = Field(1.0, gt=0, description="felzenszwalb: higher means larger regions (skimage default)")
+    scale: float = Field(
+        1.0,
+        gt=0,
+        description="felzenszwalb: higher means larger regions (skimage default); at most 1e6",
+        le=1_000_000,
+    )
     sigma: float = Field(
-        0.8, ge=0, description="felzenszwalb: Gaussian pre-smoothing (skimage default); quickshift uses 0"
+        0.8,
+        ge=0,
+        description="felzenszwalb: Gaussian pre-smoothing (skimage default); quickshift uses 0; at most 100",
+        le=100,
     )
-    min_size: int = Field(20, ge=1, description="felzenszwalb: smallest region in pixels (skimage default)")
-    kernel_size: float = Field(5.0, gt=0, description="quickshift: Gaussian kernel width (skimage default)")
+    min_size: int = Field(
+        20,
+        ge=1,
+        description="felzenszwalb: smallest region in pixels (skimage default); at most 4096 x 4096",
+        le=16_777_216,
+        strict=True,
+    )
+    kernel_size: float = Field(
+        5.0, gt=0, description="quickshift: Gaussian kernel width (skimage default); at most 100", le=100
+    )
     max_dist: float = Field(
-        10.0, gt=0, description="quickshift: cut-off of the data distance (skimage default)"
+        10.0,
+        gt=0,
+        description="quickshift: cut-off of the data distance (skimage default); at most 10,000",
+        le=10_000,
     )
     ratio: float = Field(
         1.0, ge=0, le=1, description="quickshift: colour vs. space balance (skimage default)"
     )
-    markers: int = Field(50, gt=0, description="watershed: number of seed markers per frame")
+    markers: int = Field(
+        50,
+        gt=0,
+        description="watershed: number of seed markers per frame; at most 100,000",
+        le=100_000,
+        strict=True,
+    )
     watershed_compactness: float = Field(
-        0.001, ge=0, description="watershed: compactness of the flooding (> 0: compact watershed)"
+        0.001,
+        ge=0,
+        description="watershed: compactness of the flooding (> 0: compact watershed); at most 10,000",
+        le=10_000,
     )
     propagate: bool = Field(
         False, description="segment key frames only and carry their labels along the optical flow"
@@ -71,7 +104,9 @@ class Frames2DConfig(PluginConfig):
     every: int = Field(
         0,
         ge=0,
-        description="with propagate: segment anew every k-th frame (0: the first frame only)",
+        description="with propagate: segment anew every k-th frame (0: the first frame only); at most 100,000",
+        le=100_000,
+        strict=True,
     )
 
 
@@ -150,7 +185,7 @@ class Frames2D(Segmenter):
         back: Tensor | None = None
         if cfg.propagate and t > 1:
             # Flow of the reversed clip: entry i goes from frame t-1-i back to frame t-2-i.
-            back = farneback_flow(video.flip(0), FlowTubesConfig())
+            back = farneback_flow(video.flip(0), FlowTubesConfig.model_validate({}))
         keys: list[int] = []
         for i in range(t):  # one scikit-image (or warping) call per frame
             key = not cfg.propagate or i == 0 or (cfg.every > 0 and i % cfg.every == 0)

@@ -6,17 +6,24 @@ explanations" (Sec. 3.1, Fig. 2, Table 2): the 2D grid of RISE with a temporal d
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from pydantic import Field
 from torch import Tensor
 
 from removalx.plugin import ConfigError, PartitionSpace, PluginConfig, Segmenter, hookimpl
 
+#: A side or count along one axis, bounded at validation.
+_Side = Annotated[int, Field(ge=1, le=4096, strict=True)]
+
 
 class Grid3DConfig(PluginConfig):
     """Number of cells along time, height and width."""
 
-    cells: tuple[int, int, int] = Field((4, 7, 7), description="cells along (T, H, W)")
+    cells: tuple[_Side, _Side, _Side] = Field(
+        (4, 7, 7), description="each in [1, 4096]; cells along (T, H, W)"
+    )
 
 
 def grid_labels(shape: tuple[int, int, int], cells: tuple[int, int, int], device: torch.device) -> Tensor:

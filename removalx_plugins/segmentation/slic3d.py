@@ -8,7 +8,7 @@ SLIC is extended to three dimensions by treating time as the first spatial axis.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -18,17 +18,25 @@ from torch import Tensor
 
 from removalx.plugin import PartitionSpace, PluginConfig, Segmenter, hookimpl
 
+#: A voxel spacing ratio, bounded at validation.
+_Spacing = Annotated[float, Field(ge=0.001, le=1000)]
+
 
 class Slic3DConfig(PluginConfig):
     """scikit-image SLIC parameters for a video volume."""
 
-    n_segments: int = Field(200, gt=0, description="approximate number of supervoxels")
-    compactness: float = Field(10.0, gt=0, description="colour vs. space trade-off (Lab units)")
-    spacing: tuple[float, float, float] = Field(
-        (1.0, 1.0, 1.0), description="voxel spacing along (T, H, W); >1 in T makes segments shorter in time"
+    n_segments: int = Field(
+        200, gt=0, description="approximate number of supervoxels; at most 100,000", le=100_000, strict=True
     )
-    max_num_iter: int = Field(10, gt=0)
-    sigma: float = Field(0.0, ge=0, description="Gaussian pre-smoothing (voxels)")
+    compactness: float = Field(
+        10.0, gt=0, description="colour vs. space trade-off (Lab units); at most 10,000", le=10_000
+    )
+    spacing: tuple[_Spacing, _Spacing, _Spacing] = Field(
+        (1.0, 1.0, 1.0),
+        description="each in [0.001, 1000]; voxel spacing along (T, H, W); >1 in T makes segments shorter in time",
+    )
+    max_num_iter: int = Field(10, gt=0, le=1_000, strict=True, description="at most 1,000")
+    sigma: float = Field(0.0, ge=0, description="Gaussian pre-smoothing (voxels); at most 100", le=100)
     convert2lab: bool = True
     min_fraction: float = Field(
         0.5,

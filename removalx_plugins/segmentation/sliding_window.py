@@ -22,6 +22,7 @@ place the windows along each axis of size ``D``:
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from pydantic import Field
@@ -29,21 +30,32 @@ from torch import Tensor
 
 from removalx.plugin import ConfigError, FeatureSpace, PluginConfig, PluginError, Segmenter, hookimpl
 
+#: A side or count along one axis, bounded at validation.
+_Side = Annotated[int, Field(ge=1, le=4096, strict=True)]
+
+
+#: A length along one axis, bounded at validation.
+_Length = Annotated[int, Field(ge=1, le=100_000, strict=True)]
+
 
 class SlidingWindowConfig(PluginConfig):
     """Window placement along (T, H, W): relative to the clip, or in pixels."""
 
-    window: tuple[int, int, int] | None = Field(
-        None, description="window size in pixels along (T, H, W); None: clip size / divisions"
+    window: tuple[_Length, _Length, _Length] | None = Field(
+        None,
+        description="each in [1, 100,000]; window size in pixels along (T, H, W); None: clip size / divisions",
     )
-    stride: tuple[int, int, int] | None = Field(
-        None, description="step in pixels along (T, H, W) (with window); None: window // steps"
+    stride: tuple[_Length, _Length, _Length] | None = Field(
+        None,
+        description="each in [1, 100,000]; step in pixels along (T, H, W) (with window); None: window // steps",
     )
-    divisions: tuple[int, int, int] = Field(
-        (4, 7, 7), description="window = clip size / divisions along (T, H, W), when window is not given"
+    divisions: tuple[_Side, _Side, _Side] = Field(
+        (4, 7, 7),
+        description="each in [1, 4096]; window = clip size / divisions along (T, H, W), when window is not given",
     )
-    steps: tuple[int, int, int] = Field(
-        (2, 2, 2), description="window positions per window length along (T, H, W) (1: no overlap)"
+    steps: tuple[_Side, _Side, _Side] = Field(
+        (2, 2, 2),
+        description="each in [1, 4096]; window positions per window length along (T, H, W) (1: no overlap)",
     )
 
 

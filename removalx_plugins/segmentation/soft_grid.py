@@ -10,6 +10,7 @@ offset of sample ``i`` is a hash of ``(seed, i)``, so it does not depend on batc
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +19,16 @@ from torch import Tensor
 
 from removalx.plugin import ConfigError, FeatureSpace, PluginConfig, Segmenter, hash_uniform, hookimpl
 
+#: A side or count along one axis, bounded at validation.
+_Side = Annotated[int, Field(ge=1, le=4096, strict=True)]
+
 
 class SoftGridConfig(PluginConfig):
     """Grid cells along (T, H, W) and whether to shift each sample at random."""
 
-    cells: tuple[int, int, int] = Field((4, 7, 7), description="grid cells along (T, H, W)")
+    cells: tuple[_Side, _Side, _Side] = Field(
+        (4, 7, 7), description="each in [1, 4096]; grid cells along (T, H, W)"
+    )
     random_shift: bool = True
 
 

@@ -34,18 +34,44 @@ from removalx.plugin import MAX_SAMPLES, FeatureSelector, PluginConfig, SampleSe
 class AdaptiveConfig(PluginConfig):
     """Tolerance, stopping criterion and sample bounds."""
 
-    tolerance: float = Field(0.01, gt=0, description="largest standard error of a feature value to stop at")
+    tolerance: float = Field(
+        0.01,
+        gt=0,
+        description="largest standard error of a feature value to stop at; at most 1e6",
+        le=1_000_000,
+    )
     criterion: Literal["all", "top_k"] = Field(
         "all", description="'all': every feature's SE; 'top_k': the SE of the top_k features by |value|"
     )
-    top_k: int = Field(10, ge=1, description="features checked by criterion top_k")
+    top_k: int = Field(
+        10,
+        ge=1,
+        description="features checked by criterion top_k; at most the sample cap",
+        le=MAX_SAMPLES,
+        strict=True,
+    )
     max_samples: int = Field(
-        10_000, ge=2, le=MAX_SAMPLES, description=f"stop here at the latest (at most {MAX_SAMPLES:,})"
+        10_000,
+        ge=2,
+        le=MAX_SAMPLES,
+        description=f"stop here at the latest (at most {MAX_SAMPLES:,})",
+        strict=True,
     )
     round_size: int = Field(
-        100, ge=2, multiple_of=2, description="samples per round (even: complement pairs)"
+        100,
+        ge=2,
+        multiple_of=2,
+        le=MAX_SAMPLES,
+        description="samples per round (even: complement pairs); at most the sample cap",
+        strict=True,
     )
-    min_rounds: int = Field(2, ge=2, description="rounds before the first check (variance estimates need 2)")
+    min_rounds: int = Field(
+        2,
+        ge=2,
+        description="rounds before the first check (variance estimates need 2); at most 10,000",
+        le=10_000,
+        strict=True,
+    )
 
 
 class Adaptive(SampleSelector):

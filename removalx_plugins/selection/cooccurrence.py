@@ -49,13 +49,16 @@ class CooccurrenceConfig(PluginConfig):
     k: int = Field(
         5,
         ge=0,
-        description="K co-occurring tubes occluded with each tube (Sec. 3.2, Fig. 4: K = 5; 0 = AOSA_SGL)",
+        description="K co-occurring tubes occluded with each tube (Sec. 3.2, Fig. 4: K = 5; 0 = AOSA_SGL); at most 10,000",
+        le=10_000,
+        strict=True,
     )
     min_motion: float = Field(
         0.0,
         ge=0,
         description="norm of the displacement vector (pixels) below which a tube counts as static (cosine 0); "
-        "0 = Eq. 1 as printed (removalx option: 0.5 ignores sub-pixel flow noise on a still background)",
+        "0 = Eq. 1 as printed (removalx option: 0.5 ignores sub-pixel flow noise on a still background); at most 10,000",
+        le=10_000,
     )
     draws: int = Field(
         1,
@@ -63,6 +66,7 @@ class CooccurrenceConfig(PluginConfig):
         le=10_000,
         description="plan rows per integrated mask: with a random removal each row is one draw, and "
         "aosa_map's map is that of the score averaged over the draws (Sec. 3.4)",
+        strict=True,
     )
 
 

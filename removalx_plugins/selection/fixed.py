@@ -15,7 +15,11 @@ class FixedConfig(PluginConfig):
     """Number of perturbed samples."""
 
     n_samples: int = Field(
-        1000, gt=0, le=MAX_SAMPLES, description=f"number of perturbed clips (at most {MAX_SAMPLES:,})"
+        1000,
+        gt=0,
+        le=MAX_SAMPLES,
+        description=f"number of perturbed clips (at most {MAX_SAMPLES:,})",
+        strict=True,
     )
 
 

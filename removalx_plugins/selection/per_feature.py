@@ -17,7 +17,9 @@ class PerFeatureConfig(PluginConfig):
     """Samples per feature."""
 
     factor: float = Field(5.0, gt=0, le=MAX_SAMPLES, description="samples per feature")
-    minimum: int = Field(1, ge=1, le=MAX_SAMPLES, description="lower bound on the number of samples")
+    minimum: int = Field(
+        1, ge=1, le=MAX_SAMPLES, description="lower bound on the number of samples", strict=True
+    )
 
 
 class PerFeature(SampleSelector):

@@ -36,8 +36,12 @@ class Difference(Summary):
         self.cnt = torch.zeros(space.n_features, dtype=torch.float64)
 
     def update(self, z: Tensor, keep: Tensor | None, y: Tensor, weights: Tensor | None) -> None:
-        z = z.double().cpu()
-        y = y.double().cpu()
+        # float64 sums on the CPU, or on a CUDA device without copying each batch back (a
+        # host-device sync per batch); the same operations on the CPU (docs/benchmarks.md, "GPU")
+        dev = y.device if y.device.type == "cuda" else torch.device("cpu")
+        z = z.to(dev, torch.float64)
+        y = y.to(dev, torch.float64)
+        self.acc, self.cnt = self.acc.to(dev), self.cnt.to(dev)
         if self.base_case == "full":
             sel, diff = 1.0 - z, self.ref - y
         else:
@@ -46,6 +50,7 @@ class Difference(Summary):
         self.cnt += sel.sum(0)
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
+        self.acc, self.cnt = self.acc.cpu(), self.cnt.cpu()
         fv = torch.where(
             self.cnt > 0, self.acc / self.cnt.clamp_min(1e-12), torch.zeros_like(self.acc)
         ).float()

@@ -45,8 +45,10 @@ def poisson1(u: Tensor) -> Tensor:
 class LinearConfig(PluginConfig):
     """LIME's kernel and ridge settings."""
 
-    kernel_width: float = Field(0.25, gt=0, description="width of the exponential kernel")
-    alpha: float = Field(1.0, ge=0, description="ridge penalty")
+    kernel_width: float = Field(
+        0.25, gt=0, description="width of the exponential kernel; at most 100", le=100
+    )
+    alpha: float = Field(1.0, ge=0, description="ridge penalty; at most 1e6", le=1_000_000)
     include_original: bool = Field(True, description="add the unperturbed clip as a sample, as LIME does")
     use_plan_weights: bool = Field(False, description="multiply the kernel by the plan's sample weights")
 

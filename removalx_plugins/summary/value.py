@@ -33,11 +33,16 @@ class Value(Summary):
         self.cnt = torch.zeros(space.n_features, dtype=torch.float64)
 
     def update(self, z: Tensor, keep: Tensor | None, y: Tensor, weights: Tensor | None) -> None:
-        removed = 1.0 - z.double().cpu()
-        self.acc += removed.T @ y.double().cpu()
+        # float64 sums on the CPU, or on a CUDA device without copying each batch back (a
+        # host-device sync per batch); the same operations on the CPU (docs/benchmarks.md, "GPU")
+        dev = y.device if y.device.type == "cuda" else torch.device("cpu")
+        self.acc, self.cnt = self.acc.to(dev), self.cnt.to(dev)
+        removed = 1.0 - z.to(dev, torch.float64)
+        self.acc += removed.T @ y.to(dev, torch.float64)
         self.cnt += removed.sum(0)
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
+        self.acc, self.cnt = self.acc.cpu(), self.cnt.cpu()
         fv = torch.where(
             self.cnt > 0, self.acc / self.cnt.clamp_min(1e-12), torch.full_like(self.acc, self.full)
         )

@@ -15,7 +15,7 @@ holds those three steps so that both visualizations apply them the same way:
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
@@ -26,6 +26,9 @@ from removalx.plugin import Attribution, ConfigError, Legend, PluginConfig
 Negatives = Literal["drop", "show"]
 Rank = Literal["value", "abs"]
 TopMode = Literal["pixels", "mass"]
+
+#: A quantile, bounded at validation.
+_Quantile = Annotated[float, Field(ge=0, le=1)]
 
 
 class DisplayConfig(PluginConfig):
@@ -43,8 +46,9 @@ class DisplayConfig(PluginConfig):
     )
     negatives: Negatives = Field("drop", description="'drop': never show negative relevance; 'show': keep it")
     stretch: bool = Field(True, description="histogram stretching of the displayed magnitude")
-    stretch_quantiles: tuple[float, float] = Field(
-        (0.01, 0.99), description="quantiles mapped to 0 and 1 by the stretching; (0, 1) is min-max"
+    stretch_quantiles: tuple[_Quantile, _Quantile] = Field(
+        (0.01, 0.99),
+        description="quantiles mapped to 0 and 1 by the stretching, each in [0, 1]; (0, 1) is min-max",
     )
     vmin: float | None = Field(
         None,

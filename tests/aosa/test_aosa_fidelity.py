@@ -118,8 +118,8 @@ def test_patch_gaussian_by_hand():
     assert float(emp_cov[0, 0]) == pytest.approx(var3, rel=0.05)
     assert float(emp_cov[1, 1]) == pytest.approx(var4, rel=0.05)
     assert float(emp_cov[0, 1]) == pytest.approx(cov34, rel=0.05)  # correlation -0.93
-    # the diagonal model has the same marginals and no correlation (its noise is one field per
-    # clip rolled per sample, so a taller frame gives each pixel more distinct noise values)
+    # the diagonal model has the same marginals and no correlation (independent noise per pixel
+    # and sample: tests/test_substrates.py checks its moments against 1/sqrt(n) tolerances)
     tall = video.expand(1, 64, 9, 1).contiguous()
     rd = Conditional(ConditionalConfig(patch_size=(1, 5), region=9, covariance="diagonal", clip=False))
     rd.prepare(tall, None, seed=5)  # type: ignore[arg-type]
@@ -227,9 +227,13 @@ def test_integer_tracking_rounds_every_frame():
 
 # -- the recipes' choices ---------------------------------------------------------------------------
 def test_recipes_follow_the_paper():
-    for name in ("aosa", "aosa_sgl", "osa3d"):  # Eq. 2: the product with the 0/1 mask
+    for name in (
+        "aosa",
+        "aosa_sgl",
+        "osa3d",
+    ):  # Eq. 2 as the released code runs it: the normalised input masked
         r = load_recipe(name)
-        assert r.removal.name == "constant" and r.removal.value == 0.0
+        assert r.removal.name == "constant" and r.removal.value == "model_mean"
         assert r.summary.formula == "eq2_centred"
     for name in ("aosa_approx", "aosa_sgl_approx"):  # Sec. 3.5.2 / 4.1: conditional mean, 36 x 36
         r = load_recipe(name)

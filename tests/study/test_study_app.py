@@ -162,7 +162,7 @@ def test_requests_from_elsewhere_are_refused(study_db, sec_study):
     )
     assert fetch.status_code == 403
     big = client.post(f"/r/{token}/answer", content=b"item=" + b"a" * 10000, headers={"content-type": "x"})
-    assert big.status_code == 400
+    assert big.status_code == 413  # longer than 4 KB: refused unread
     assert all(r[0] != "bob" for r in _answers(study_db, sec_study))
     page = client.get(f"/r/{token}/i/{iid}")
     assert "default-src 'none'" in page.headers["content-security-policy"]

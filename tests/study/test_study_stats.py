@@ -135,12 +135,25 @@ def test_group_stats_by_hand():
     ans = _answers({("A", "i1"): [2, 1], ("A", "i2"): [0, 1], ("A", "i3"): [2, 2], ("B", "i4"): [-1, -2]})
     rows = {g["group"]: g for g in group_stats(ans, "method")}
     a = rows["A"]
-    # six answers 2 1 0 1 2 2 -> mean 8/6; item means 1.5, 0.5, 2 -> sd 0.7638, t(0.975, 2) = 4.3027
+    # six answers 2 1 0 1 2 2 -> mean 8/6; the interval: SciPy's BCa bootstrap of the item means
+    # 1.5, 0.5, 2 (seed 0, 2000 resamples), flagged (3 items < 10), inside the scale [-2, 2]
+    from scipy import stats
+
     assert a["mean"] == pytest.approx(8 / 6)
     assert a["n_answers"] == 6 and a["n_items"] == 3 and a["n_raters"] == 2
+    oracle = stats.bootstrap(
+        (np.array([1.5, 0.5, 2.0]),),
+        np.mean,
+        n_resamples=2000,
+        batch=250,
+        method="BCa",
+        rng=np.random.default_rng(0),
+    ).confidence_interval
+    assert (a["ci_low"], a["ci_high"]) == pytest.approx((oracle.low, oracle.high), abs=1e-12)
+    assert -2 <= a["ci_low"] <= a["ci_high"] <= 2 and a["small_n"] and a["ci_method"] == "bca"
+    # Student's t would give 4/3 -+ 1.90 (t(0.975, 2) = 4.3027), past +2 on a -2..+2 scale
     half = 4.302653 * np.std([1.5, 0.5, 2.0], ddof=1) / math.sqrt(3)
-    assert a["ci_low"] == pytest.approx(4 / 3 - half, abs=1e-5)
-    assert a["ci_high"] == pytest.approx(4 / 3 + half, abs=1e-5)
+    assert 4 / 3 + half > 2
     assert a["distribution"] == {"-2": 0, "-1": 0, "0": 1, "1": 2, "2": 3}
     b = rows["B"]
     assert b["mean"] == -1.5 and math.isnan(b["ci_low"])  # one item: no interval

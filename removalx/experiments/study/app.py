@@ -5,7 +5,10 @@ Security (docs/study.md):
 * every study route is under ``/r/<token>/``: the rater's random token is checked on every
   request (unknown or malformed: 404); raters get a token from ``study create --raters`` (an
   invite link) or, when tokens are not required (the server listens on a loopback address
-  only), by entering a rater id on the start page;
+  only), by entering a rater id on the start page (never the id of an invited rater: they
+  enter by their link only);
+* a request body is read up to 4 KB: a longer ``Content-Length`` is refused unread, a longer
+  (or chunked) body is abandoned as soon as it passes the limit (413);
 * media are served by opaque random item id, never by path; answers are validated
   (an integer -2..+2, an item of this study, a rater who has not finished);
 * the ``Host`` header must name the server (no DNS rebinding) and a ``POST`` from another
@@ -109,10 +112,35 @@ def _same_origin(request: Request) -> bool:
     return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
 
 
+class _TooLarge(Exception):
+    """A request body longer than :data:`MAX_BODY` (answered 413)."""
+
+
+async def _capped_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, read chunk by chunk and abandoned once it passes ``limit`` bytes.
+
+    A declared ``Content-Length`` over ``limit`` (or not a number) is refused before anything
+    is read; a body without one (chunked) or longer than declared is read only up to
+    ``limit + 1`` bytes. So a huge body never grows the server's memory (:class:`_TooLarge`).
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.strip().isdigit() or int(declared) > limit):
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
+
+
+def _too_large() -> Response:
+    return _error(413, "Too large", f"A request to this study carries at most {MAX_BODY} bytes.")
+
+
 async def _form(request: Request) -> dict[str, str] | None:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        return None
+    """The fields of a form post (``None`` if malformed); :class:`_TooLarge` past :data:`MAX_BODY`."""
+    body = await _capped_body(request)
     try:
         parsed = parse_qs(
             body.decode("ascii"), keep_blank_values=True, max_num_fields=4, strict_parsing=False
@@ -120,6 +148,18 @@ async def _form(request: Request) -> dict[str, str] | None:
     except (UnicodeDecodeError, ValueError):
         return None
     return {k: v[0] for k, v in parsed.items() if len(v) == 1}
+
+
+def _invited(study: dict[str, Any], raters: list[dict[str, Any]]) -> set[str]:
+    """Rater ids invited by ``study create --raters``: they enter by their invite link only.
+
+    Studies record them in their arguments (``invited``); older ones wrote invited raters in
+    the same transaction as the study, so with the study's own creation time.
+    """
+    listed = study.get("args", {}).get("invited")
+    if isinstance(listed, list):
+        return {str(r) for r in listed}
+    return {str(r["rater"]) for r in raters if r["created"] == study["created"]}
 
 
 class _StudyPages:
@@ -132,6 +172,7 @@ class _StudyPages:
         if not self.items:
             raise StudyError(f"Study {name[:60]!r} has no items.", "Create it again with videos to rate.")
         self.by_id = {it["id"]: it for it in self.items}
+        self.invited = _invited(self.study, sdb.raters(name))
         self.css, self.js = _static("study.css"), _static("study.js")
 
     # -- lookups ---------------------------------------------------------------------------
@@ -163,10 +204,19 @@ class _StudyPages:
             )
         if not _same_origin(request):
             return _refused()
-        data = await _form(request)
+        try:
+            data = await _form(request)
+        except _TooLarge:
+            return _too_large()
         rater = (data or {}).get("rater", "").strip()
         if not 1 <= len(rater) <= 64 or not set(rater) <= RATER_CHARS:
             return _error(400, "Invalid rater id", "Use 1 to 64 letters, digits or _ . @ - as rater id.")
+        if rater in self.invited:
+            return _error(
+                403,
+                "Invite link required",
+                "This rater id has a personal invite link: open the study with it.",
+            )
         token = self.sdb.add_rater(self.name, rater)
         return _redirect(f"/r/{token}/")
 
@@ -219,7 +269,10 @@ class _StudyPages:
             return _not_found()
         if not _same_origin(request):
             return _refused()
-        data = await _form(request)
+        try:
+            data = await _form(request)
+        except _TooLarge:
+            return _too_large()
         if data is None:
             return _error(400, "Invalid answer", "Send one item and one score.")
         iid, raw = data.get("item", ""), data.get("score", "")

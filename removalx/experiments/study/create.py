@@ -12,7 +12,6 @@ model or the dataset.
 from __future__ import annotations
 
 import io
-import math
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,10 +27,10 @@ from removalx.experiments.runner import RANDOM
 from removalx.experiments.study import QUESTION, StudyError
 from removalx.experiments.study.db import StudyDB
 
-__all__ = ["StudySpec", "create_study", "legend_png", "render_item"]
+__all__ = ["MAX_SEED", "StudySpec", "check_spec", "create_study", "legend_png", "render_item"]
 
 #: Each half of an item's GIF is upscaled (nearest neighbour) to at least this many pixels.
-MIN_PANEL = 160
+MIN_PANEL = 160  # removalx.display.output.MIN_PANEL: notebooks enlarge small clips alike
 
 #: Rater ids: letters, digits and ``_ . @ -``, 1 to 64 characters.
 RATER_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-")
@@ -86,8 +85,24 @@ def _png_bytes(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+#: Largest ``|seed|`` of a study: it is stored in an SQLite INTEGER (64-bit signed).
+MAX_SEED = 2**63 - 1
+
+
 def _vis_config(attr: Attribution) -> dict[str, Any]:
-    return dict((attr.meta.get("recipe") or {}).get("visualization") or {"name": "heatmap"})
+    """The item's visualization: its recipe's, with heat maps always drawn *hot*.
+
+    Table 2 of "removal-based video explanations" shows Occlusion Sensitivity as cold regions
+    and RISE as hot ones; in a study that would let raters tell the methods apart by the
+    direction of the colour bar (bright to dark or dark to bright), against the blindness of
+    Sec. 4.6.2. Every heat-map item of a study therefore shows the most important pixels at
+    the hot (bright) end, and every legend runs dark (least) to bright (most important)
+    (docs/fidelity.md, "User study").
+    """
+    vis = dict((attr.meta.get("recipe") or {}).get("visualization") or {"name": "heatmap"})
+    if vis.get("name", "heatmap") == "heatmap" and vis.get("important", "hot") != "hot":
+        vis["important"] = "hot"
+    return vis
 
 
 def legend_png(
@@ -114,6 +129,7 @@ def legend_png(
 
 def render_item(video: torch.Tensor, attr: Attribution, fps: float) -> tuple[bytes, bytes, int, int]:
     """``(GIF of clip | overlay, legend PNG, width, height)`` of one explanation."""
+    from removalx.display.output import enlarge, enlarge_factor
     from removalx.display.visualize import render, side_by_side
 
     vis = _vis_config(attr)
@@ -123,9 +139,7 @@ def render_item(video: torch.Tensor, attr: Attribution, fps: float) -> tuple[byt
         vis = {"name": "heatmap"}
         overlay = render(video, attr, vis)
     both = side_by_side(video, overlay)
-    scale = max(1, math.ceil(MIN_PANEL / max(int(video.shape[1]), 1)))
-    if scale > 1:
-        both = both.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    both = enlarge(both, enlarge_factor(int(video.shape[1]), MIN_PANEL))
     return _gif_bytes(both, fps), legend_png(vis, attr), int(both.shape[2]), int(both.shape[1])
 
 
@@ -224,12 +238,68 @@ def create_study(db: str | Path, spec: StudySpec) -> tuple[list[dict[str, Any]],
     StudyError
         The study exists already, a rater id is invalid, or nothing can be rated.
     """
-    from removalx.experiments.store import Store
+    check_spec(spec)
+    if not spec.recipes and not Path(db).exists():
+        raise StudyError(
+            f"{truncate(str(db), 200)} does not exist, so it holds no explanation to rate.",
+            "Pass the experiment database of `removalx evaluate/compare`, or --recipes to explain "
+            "videos now (that creates the database).",
+        )
+    new_db = not Path(db).exists()
+    try:
+        return _create(db, spec)
+    except BaseException:
+        if new_db and not _holds_explanations(db):  # a failed create leaves no empty database behind
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+        raise
 
+
+def _holds_explanations(db: str | Path) -> bool:
+    """Whether ``db`` stores an explanation (computed by a failed ``--recipes`` run: kept for reuse)."""
+    import sqlite3
+
+    if not Path(db).exists():
+        return False
+    try:
+        con = sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT 1 FROM explanations LIMIT 1").fetchone() is not None
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return "no such table" not in str(exc)  # another error: not ours to judge, leave the file
+
+
+def check_spec(spec: StudySpec) -> None:
+    """Refuse an empty or too long study name, invalid or repeated rater ids, an unbounded seed.
+
+    Raises
+    ------
+    StudyError
+        What is wrong, with what was given (truncated) and how to fix it.
+    """
+    if not spec.name.strip() or len(spec.name) > 200:
+        raise StudyError(
+            f"Invalid study name {truncate(spec.name, 70)!r}: expected 1 to 200 characters, not only spaces.",
+            "Pass --name with a name such as pilot or study_1.",
+        )
+    if not isinstance(spec.seed, int) or abs(spec.seed) > MAX_SEED:
+        raise StudyError(
+            f"--seed {truncate(str(spec.seed), 40)} is out of range: expected an integer of at most "
+            f"{MAX_SEED} in absolute value.",
+            "Pass a smaller seed, e.g. --seed 0.",
+        )
     for r in spec.raters:
         check_rater_id(r)
     if len(set(spec.raters)) != len(spec.raters):
         raise StudyError("--raters names a rater twice.", "Give every rater a distinct id.")
+
+
+def _create(db: str | Path, spec: StudySpec) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """:func:`create_study` once ``spec`` is checked."""
+    from removalx.experiments.store import Store
+
     sdb = StudyDB(db, create=True)
     try:
         sdb.study(spec.name)
@@ -275,6 +345,7 @@ def create_study(db: str | Path, spec: StudySpec) -> tuple[list[dict[str, Any]],
         args = {
             k: v for k, v in spec.__dict__.items() if k not in ("raters", "progress", "device", "batch_size")
         }
+        args["invited"] = list(spec.raters)  # they enter by their invite link only
         tokens = sdb.create_study(spec.name, spec.seed, QUESTION, args, items, spec.raters)
     finally:
         store.close()

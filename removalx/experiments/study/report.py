@@ -1,6 +1,6 @@
 """The "user study" section of ``removalx report``: every study in the database, rated or not.
 
-Per study: the mean score of each method and model with its 95 % CI and the distribution of
+Per study: the mean score of each method and model with its 95 % BCa bootstrap CI and the distribution of
 the answers (the paper's Fig. 14 and 15, "removal-based video explanations", Sec. 5.3),
 Krippendorff's alpha (ordinal) and the pairwise agreement (see
 :mod:`removalx.experiments.study.results`). Empty when the database holds no study.
@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from removalx.experiments.stats import SMALL_N_NOTE, format_interval
 from removalx.experiments.study import SCALE, StudyDependencyError
 
 __all__ = ["study_section"]
@@ -47,17 +48,20 @@ def _table(rows: list[dict[str, Any]], key: str) -> str:
         f"{head}<th>distribution</th></tr>"
     ]
     for g in rows:
-        ci = (
-            "–"
-            if g["ci_low"] is None or not math.isfinite(g["ci_low"])
-            else f"[{_f(g['ci_low'])}, {_f(g['ci_high'])}]"
-        )
+        ci = format_interval(g, digits=2)
+        ci = "–" if ci == "-" else html.escape(ci)
+        if g.get("ci_method") == "point":
+            ci += " (all equal)"
         counts = "".join(f"<td>{g['distribution'][str(s)]}</td>" for s, _ in SCALE)
         out.append(
             f"<tr><td>{html.escape(g['group'])}</td><td>{g['n_answers']}</td><td>{g['n_items']}</td>"
             f"<td>{_f(g['mean'])}</td><td>{ci}</td>{counts}<td>{_bar(g['distribution'])}</td></tr>"
         )
     out.append("</table>")
+    out.append(
+        "<p class='note'>95% CI: BCa bootstrap interval (scipy.stats.bootstrap) of the mean over items "
+        f"(item = mean over its raters), clipped to [-2, 2]; {SMALL_N_NOTE} is flagged.</p>"
+    )
     return "".join(out)
 
 

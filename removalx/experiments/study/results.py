@@ -4,9 +4,11 @@
 method on the -2..+2 scale, and the scores aggregated by dataset, network and method. The
 paper reports means only; removalx adds (docs/fidelity.md, "User study"):
 
-* the 95 % confidence interval of each mean: Student's t over the group's *items* (each
-  item's mean over its raters), because the raters score the same items and their answers
-  to one item are not independent;
+* the 95 % confidence interval of each mean: the BCa bootstrap over the group's *items* (each
+  item's mean over its raters; :func:`removalx.experiments.stats.bootstrap_ci`, the interval
+  of every removalx table), because the raters score the same items and their answers to one
+  item are not independent; it is clipped to the scale [-2, 2], labelled, and flagged with
+  fewer than 10 items;
 * the distribution of the answers (how many -2, -1, 0, +1, +2);
 * Krippendorff's alpha for ordinal data over all items and raters (the ``krippendorff``
   package; missing answers allowed), and the pairwise agreement: for every pair of raters,
@@ -23,13 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from removalx.experiments.stats import mean_ci
+from removalx.experiments.stats import bootstrap_ci
 from removalx.experiments.study import require
 
-__all__ = ["GROUPS", "SCORES", "agreement", "group_stats", "ordinal_alpha", "study_results"]
+__all__ = ["GROUPS", "SCORES", "SCORE_RANGE", "agreement", "group_stats", "ordinal_alpha", "study_results"]
 
 #: The answers, in order.
 SCORES = (-2, -1, 0, 1, 2)
+
+#: The range of a score (and of a mean score): the interval is clipped to it.
+SCORE_RANGE = (float(SCORES[0]), float(SCORES[-1]))
 
 #: What ``study results`` groups by: the paper's Fig. 14 (method) and Fig. 15 (dataset, network).
 GROUPS = ("method", "model", "dataset")
@@ -81,7 +86,7 @@ def agreement(matrix: Any, raters: Sequence[str]) -> dict[str, Any]:
 
 
 def group_stats(answers: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Per value of ``key`` (method, model or dataset): mean, 95 % CI over items, distribution."""
+    """Per value of ``key`` (method, model or dataset): mean, 95 % BCa CI over items, distribution."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for a in answers:
         groups.setdefault(str(a[key]), []).append(a)
@@ -92,7 +97,7 @@ def group_stats(answers: Iterable[dict[str, Any]], key: str) -> list[dict[str, A
         per_item: dict[str, list[int]] = {}
         for a in rows:
             per_item.setdefault(a["item_id"], []).append(int(a["score"]))
-        ci = mean_ci([float(np.mean(v)) for v in per_item.values()])
+        ci = bootstrap_ci([float(np.mean(v)) for v in per_item.values()], value_range=SCORE_RANGE)
         out.append(
             {
                 "by": key,
@@ -103,6 +108,9 @@ def group_stats(answers: Iterable[dict[str, Any]], key: str) -> list[dict[str, A
                 "mean": float(np.mean(scores)),
                 "ci_low": ci["ci_low"],
                 "ci_high": ci["ci_high"],
+                "ci_method": ci["ci_method"],
+                "ci_label": ci["ci_label"],
+                "small_n": ci["small_n"],
                 "distribution": {str(s): scores.count(s) for s in SCORES},
             }
         )
