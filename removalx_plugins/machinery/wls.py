@@ -27,7 +27,14 @@ class WeightedGram:
         self.n = 0
 
     def add(self, x: Tensor, y: Tensor, w: Tensor) -> None:
-        """Add rows ``x float[B, F]``, targets ``y float[B]``, weights ``w float[B]``."""
+        """Add rows ``x float[B, F]``, targets ``y float[B]``, weights ``w float[B]``.
+
+        Rows on a CUDA device (or the shape-only ``meta`` device) move the float64 statistics
+        there once, instead of being copied back to the host every batch (a host-device sync);
+        rows elsewhere (the CPU; MPS, which has no float64) are copied to the statistics' device.
+        """
+        if x.device.type in ("cuda", "meta") and self.sx.device != x.device:
+            self._move(x.device)
         x = x.to(self.sx.device, torch.float64)
         y = y.to(self.sx.device, torch.float64)
         w = w.to(self.sx.device, torch.float64)
@@ -39,6 +46,20 @@ class WeightedGram:
         self.sxy += wx.T @ y
         self.syy += (w * y * y).sum()
         self.n += int(x.shape[0])
+
+    def _move(self, device: torch.device | str) -> None:
+        for name in ("sw", "sy", "syy", "sx", "sxy", "sxx"):
+            setattr(self, name, getattr(self, name).to(device))
+
+    def to(self, device: torch.device | str) -> WeightedGram:
+        """A gram with the same statistics on ``device`` (``self`` if they already are there)."""
+        if self.sx.device == torch.device(device):
+            return self
+        out = WeightedGram.__new__(WeightedGram)
+        out.n = self.n
+        for name in ("sw", "sy", "syy", "sx", "sxy", "sxx"):
+            setattr(out, name, getattr(self, name).to(device))
+        return out
 
     def add_scaled(self, other: WeightedGram, scale: float) -> None:
         """Add ``scale`` times the statistics of ``other`` (a bootstrap replicate's weight)."""

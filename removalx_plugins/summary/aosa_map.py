@@ -96,26 +96,34 @@ class AosaMap(Summary):
         self.n = 0
         # range of the per-mask drops (rows of one mask are consecutive: plan.meta["draws"])
         self.draws = max(1, int(getattr(plan, "meta", {}).get("draws", 1) or 1))
-        self.group_sum = 0.0
+        # float64 0-d tensors on the batch's device (no host-device sync per batch): the running
+        # min / max of the per-mask mean drop and the partial sum of a group spanning batches
+        self.group_sum = torch.zeros((), dtype=torch.float64)
         self.group_n = 0
-        self.drop_min = float("inf")
+        self.dmin = torch.full((), float("inf"), dtype=torch.float64)
+        self.dmax = torch.full((), float("-inf"), dtype=torch.float64)
+        self.drop_min = float("inf")  # floats of dmin / dmax, set by finalize
         self.drop_max = float("-inf")
 
     def update(self, z: Tensor, keep: Tensor | None, y: Tensor, weights: Tensor | None) -> None:
         assert keep is not None  # needs_keep guarantees it
         keep = keep.float()
-        zc = z.double().cpu()
+        # float64 feature sums on the CPU, or on the batch's CUDA device without a copy back per
+        # batch (a host-device sync); the same operations in the same order on the CPU
+        dev = y.device if y.device.type == "cuda" else torch.device("cpu")
+        self.facc, self.fcnt = self.facc.to(dev), self.fcnt.to(dev)
+        zc = z.to(dev, torch.float64)
         formula = self.config.formula
         if formula == "occlusion_difference":
             d = self.ref - y.float()
             occ = 1.0 - keep
             self._add(torch.einsum("b,bthw->thw", d, occ), occ.sum(0))
             removed = 1.0 - zc
-            self.facc += removed.T @ d.double().cpu()
+            self.facc += removed.T @ d.double().to(dev)
             self.fcnt += removed.sum(0)
         else:
             w = y.double() if formula == "eq2_literal" else y.double() - self.ref
-            wz = w.cpu()
+            wz = w.to(dev)
             if formula == "eq2_centred":
                 kept = keep.double().flatten(1).mean(1)  # fraction of the clip each mask keeps
                 w = torch.where(kept > 0, w / kept.clamp_min(1e-300), torch.zeros_like(w))
@@ -124,24 +132,44 @@ class AosaMap(Summary):
             self._add(torch.einsum("b,bthw->thw", w.to(keep.dtype), keep), None)
             self.facc += zc.T @ wz
         self.n += int(y.shape[0])
-        self._track_drops(y)
+        self._track_drops(y, dev)
 
-    def _track_drops(self, y: Tensor) -> None:
-        """Running min / max of the drops ``f(x) - y`` averaged over each mask's ``draws`` rows."""
+    def _track_drops(self, y: Tensor, dev: torch.device) -> None:
+        """Running min / max of the drops ``f(x) - y`` averaged over each mask's ``draws`` rows.
+
+        Tensor operations on ``dev`` only (no host-device sync). A group's sum is taken left to
+        right, one of its ``draws`` positions at a time (``((0 + d_1) + d_2) + ...``, the order of
+        a running sum), whichever batches its rows arrive in; its mean is that sum over ``draws``.
+        """
         if self.config.formula != "eq2_centred":
             return
-        d = (self.ref - y.double().cpu()).tolist()
+        d = self.ref - y.to(dev, torch.float64)
+        self.dmin, self.dmax, self.group_sum = self.dmin.to(dev), self.dmax.to(dev), self.group_sum.to(dev)
         if self.draws == 1:
-            self.drop_min = min(self.drop_min, *d)
-            self.drop_max = max(self.drop_max, *d)
-            return
-        for value in d:
-            self.group_sum += value
-            self.group_n += 1
+            means = d
+        else:
+            head = min(self.draws - self.group_n, int(d.shape[0])) if self.group_n else 0
+            for j in range(head):  # complete the group carried over from the previous batch
+                self.group_sum = self.group_sum + d[j]
+            self.group_n += head
+            parts = []
             if self.group_n == self.draws:
-                mean = self.group_sum / self.draws
-                self.drop_min, self.drop_max = min(self.drop_min, mean), max(self.drop_max, mean)
-                self.group_sum, self.group_n = 0.0, 0
+                parts.append((self.group_sum / self.draws).reshape(1))
+                self.group_sum, self.group_n = torch.zeros_like(self.group_sum), 0
+            rest = d[head:]
+            n_full = int(rest.shape[0]) // self.draws
+            groups = rest[: n_full * self.draws].reshape(n_full, self.draws)
+            sums = torch.zeros(n_full, dtype=torch.float64, device=dev)
+            for j in range(self.draws):  # running sums of the whole groups, position by position
+                sums = sums + groups[:, j]
+            parts.append(sums / self.draws)
+            for j in range(n_full * self.draws, int(rest.shape[0])):  # a group left open for the next batch
+                self.group_sum = self.group_sum + rest[j]
+                self.group_n += 1
+            means = torch.cat(parts)
+        if means.numel():
+            self.dmin = torch.minimum(self.dmin, means.min())
+            self.dmax = torch.maximum(self.dmax, means.max())
 
     def _rescale(self, a: Tensor) -> Tensor:
         """``a`` mapped linearly onto ``[drop_min, drop_max]`` (the authors' code's map range)."""
@@ -159,6 +187,8 @@ class AosaMap(Summary):
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
         assert self.acc is not None
+        self.facc, self.fcnt = self.facc.cpu(), self.fcnt.cpu()
+        self.drop_min, self.drop_max = float(self.dmin), float(self.dmax)
         if self.config.formula == "occlusion_difference" and self.config.normalize == "coverage":
             assert self.cover is not None
             values = torch.where(

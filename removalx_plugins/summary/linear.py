@@ -103,13 +103,16 @@ class Linear(Summary):
         self.rows_seen += int(z.shape[0])
 
     def estimate(self) -> tuple[Tensor, Tensor] | None:
-        coef = self.gram.ridge(self.config.alpha)[0]
-        reps = [rep for rep in self.replicates if float(rep.sw) > 0]
+        # the grams live on the batches' device (WeightedGram.add); solved on the CPU, once a round
+        coef = self.gram.to("cpu").ridge(self.config.alpha)[0]
+        reps = [rep.to("cpu") for rep in self.replicates]
+        reps = [rep for rep in reps if float(rep.sw) > 0]
         if self.rows_seen < 2 or len(reps) < 2:
             return coef, torch.full_like(coef, float("inf"))
         return coef, _ridge_many(reps, self.config.alpha).std(dim=0)
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:
+        self.gram = self.gram.to("cpu")  # one copy from the batches' device
         coef, intercept, r2 = self.gram.ridge(self.config.alpha)
         self.meta = {"intercept": float(intercept), "r2": float(r2)}
         fv = coef.float()

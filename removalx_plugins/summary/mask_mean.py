@@ -67,23 +67,36 @@ class MaskMean(Summary):
         cover = keep.float().sum(0)
         self.acc = yk if self.acc is None else self.acc + yk
         self.cover = cover if self.cover is None else self.cover + cover
-        zd = z.double().cpu()
-        self.facc += (y.double().cpu()[:, None] * zd).sum(0)
+        # float64 feature sums on the CPU, or on the batch's CUDA device without a copy back per
+        # batch (a host-device sync); the same operations in the same order on the CPU
+        dev = y.device if y.device.type == "cuda" else torch.device("cpu")
+        self.facc, self.fcover, self.fsq = self.facc.to(dev), self.fcover.to(dev), self.fsq.to(dev)
+        zd = z.to(dev, torch.float64)
+        yd = y.to(dev, torch.float64)
+        self.facc += (yd[:, None] * zd).sum(0)
         self.fcover += zd.sum(0)
-        self.fsq += (y.double().cpu()[:, None] ** 2 * zd).sum(0)
+        self.fsq += (yd[:, None] ** 2 * zd).sum(0)
         self.n += int(y.shape[0])
 
     def _feature_sums(self) -> tuple[Tensor, Tensor, Tensor, int]:
-        """Per-feature sums of ``y z``, ``z`` and ``y^2 z`` and the sample count, clean clip included."""
+        """Per-feature sums of ``y z``, ``z`` and ``y^2 z`` and the sample count, clean clip included.
+
+        On the CPU (one copy from the device, once per estimate or at the end).
+        """
+        facc, fcover, fsq = self.facc.cpu(), self.fcover.cpu(), self.fsq.cpu()
         if self.full is None:
-            return self.facc, self.fcover, self.fsq, self.n
-        return self.facc + self.full, self.fcover + 1.0, self.fsq + self.full**2, self.n + 1
+            return facc, fcover, fsq, self.n
+        return facc + self.full, fcover + 1.0, fsq + self.full**2, self.n + 1
 
     def estimate(self) -> tuple[Tensor, Tensor] | None:
         facc, fcover, fsq, n = self._feature_sums()
         n = max(n, 1)
         if self.config.normalize == "p":
-            p = self.p if self.p is not None else float(self.fcover.sum()) / (max(self.n, 1) * fcover.numel())
+            p = (
+                self.p
+                if self.p is not None
+                else float(self.fcover.cpu().sum()) / (max(self.n, 1) * fcover.numel())
+            )
             mean = facc / n
             var = (fsq / n - mean**2).clamp_min(0.0) * n / max(n - 1, 1)
             return mean / p, (var / n).sqrt() / p

@@ -86,11 +86,14 @@ class Shapley(Summary):
         if x.shape[0]:
             self.gram.add(x, target, w)
             if self.head is not None:
-                self._add_terms(x.cpu(), target.cpu(), w.cpu())
+                self._add_terms(x, target, w)
             self.rows_seen += int(x.shape[0])
 
     def _add_terms(self, x: Tensor, target: Tensor, w: Tensor) -> None:
         assert self.head is not None
+        # the pair statistics live on the batches' device: no copy to the host per batch
+        self.head, self.pending = self.head.to(x.device), self.pending.to(x.device)
+        self.su, self.suu = self.su.to(x.device), self.suu.to(x.device)
         g = x * (w * (target - x @ self.head))[:, None]  # per-row terms
         if self.paired:  # rows 2k and 2k+1 of the sampled part form one independent term
             if (self.rows_seen - self.n_head) % 2 == 1:
@@ -110,11 +113,16 @@ class Shapley(Summary):
         return self.mass / float(self.gram.sw) if self.gram.n and float(self.gram.sw) > 0 else 0.0
 
     def _normal_equations(self) -> tuple[Tensor, Tensor]:
-        """``G = sum w x x^T`` and ``sum w x t`` of the regression, enumerated rows included."""
+        """``G = sum w x x^T`` and ``sum w x t`` of the regression, enumerated rows included.
+
+        On the CPU: the grams live on the batches' device, copied once a round or at the end.
+        """
+        gram = self.gram.to("cpu")
         if self.mass is None:
-            return self.gram.sxx, self.gram.sxy
+            return gram.sxx, gram.sxy
         c = self._scale()
-        return self.head_gram.sxx + c * self.gram.sxx, self.head_gram.sxy + c * self.gram.sxy
+        head_gram = self.head_gram.to("cpu")
+        return head_gram.sxx + c * gram.sxx, head_gram.sxy + c * gram.sxy
 
     def _values(self) -> Tensor:
         if self.f == 1:
@@ -132,8 +140,9 @@ class Shapley(Summary):
             return phi, torch.zeros_like(phi)  # every coalition enumerated: exact
         if self.n_terms < 2:
             return phi, torch.full_like(phi, float("inf"))
-        mean = self.su / self.n_terms
-        cov_u = (self.suu - self.n_terms * torch.outer(mean, mean)) / (self.n_terms - 1)
+        su, suu = self.su.cpu(), self.suu.cpu()
+        mean = su / self.n_terms
+        cov_u = (suu - self.n_terms * torch.outer(mean, mean)) / (self.n_terms - 1)
         n_units = self.gram.n // 2 if self.paired else self.gram.n
         c = self._scale()
         ginv = torch.linalg.pinv(self._normal_equations()[0], hermitian=True)
