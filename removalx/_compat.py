@@ -59,6 +59,28 @@ MOVED: dict[str, str] = {
 }
 
 
+def _importer_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning raised in :meth:`_AliasLoader.create_module` at
+    the code that imported the old path, so that Python's default filters show it where that
+    code is ``__main__``.
+
+    ``warnings.warn`` already skips the import system's ``importlib._bootstrap`` frames when it
+    counts; ``importlib.import_module`` adds one frame of ``importlib/__init__.py`` it does not.
+    """
+    frame = sys._getframe(2)  # 0: this function, 1: create_module (stacklevel 1), 2: its caller
+    level = 1
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if "importlib" in name and "_bootstrap" in name:  # not counted by warnings.warn
+            frame = frame.f_back  # type: ignore[assignment]
+            continue
+        level += 1
+        if not name.endswith(("importlib/__init__.py", "importlib\\__init__.py")):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    return level
+
+
 class _AliasLoader(importlib.abc.Loader):
     """Loads an old path as the module at its new path (warning once per import)."""
 
@@ -70,7 +92,7 @@ class _AliasLoader(importlib.abc.Loader):
             f"{spec.name} moved to {self.new}; import it from there "
             "(the old path goes in the next release of removalx)",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=_importer_stacklevel(),
         )
         module = importlib.import_module(self.new)
         self._spec = module.__spec__  # the import system overwrites it; exec_module restores it

@@ -155,6 +155,28 @@ def test_old_import_paths_warn_and_give_the_moved_module(old):
             sys.modules[old] = saved
 
 
+def test_the_deprecation_warning_points_at_the_importing_code():
+    """Attributed to the importer (not to the import system), so Python's default filters show
+    it when a script run as ``__main__`` imports an old path."""
+    for statement in (
+        "import removalx.io",
+        "from removalx.rng import hash_uniform",
+        "importlib.import_module('removalx.wls')",
+    ):
+        for old in ("removalx.io", "removalx.rng", "removalx.wls"):
+            sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            exec(compile(statement, __file__, "exec"), {"importlib": importlib})
+        moved = [
+            w for w in caught if issubclass(w.category, DeprecationWarning) and "moved to" in str(w.message)
+        ]
+        assert len(moved) == 1, statement
+        assert moved[0].filename == __file__, (statement, moved[0].filename)
+    for old in ("removalx.io", "removalx.rng", "removalx.wls"):
+        sys.modules.pop(old, None)
+
+
 def test_old_from_import_of_a_name_still_works():
     sys.modules.pop("removalx.types", None)
     with warnings.catch_warnings():
