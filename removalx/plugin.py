@@ -18,9 +18,10 @@ grouped by what a plugin does with them:
   was given and how to fix it);
 - sample plans and coalitions for feature and sample selectors (:mod:`removalx.core.plans`,
   :mod:`removalx.core.coalitions`), counter-based random numbers (:mod:`removalx.core.rng`);
-- helpers the built-in removal, model and metric plugins use: frame blurring, weights-only
-  tensor files, the zoo's and Hugging Face's model loaders, the perturbation-curve, pointing
-  and saliency metric functions and the insertion/deletion presets.
+- helpers the built-in removal, explainer, model and metric plugins use: frame blurring
+  (Gaussian kernels, separable blurs), weights-only tensor files, the zoo's and Hugging
+  Face's model loaders, the perturbation-curve, pointing and saliency metric functions and
+  the insertion/deletion presets.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ from removalx.metrics.perturbation import Curve, cached_curve, minimal_mask
 from removalx.metrics.presets import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, preset_settings
 from removalx.metrics.saliency import saliency_metric
 from removalx.models.hf import load_hf_model
-from removalx.video.filters import blur_frames
+from removalx.video.filters import blur_frames, gaussian_kernel, separable_blur
 from removalx.zoo.models import load_zoo_model
 
 __all__ = [
@@ -143,6 +144,7 @@ __all__ = [
     "check_one_per_feature",
     "checked_rows",
     "first_unique_rows",
+    "gaussian_kernel",
     "hash_normal",
     "hash_uniform",
     "hookimpl",
@@ -154,6 +156,7 @@ __all__ = [
     "random_subsets",
     "require_extra",
     "saliency_metric",
+    "separable_blur",
     "shapley_kernel_weight",
     "short_repr",
     "spatial_pointing",

@@ -31,8 +31,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from removalx.plugin import Attribution, Explainer, hookimpl
-from removalx_plugins.machinery.blur import gaussian_kernel, separable_blur
+from removalx.plugin import Attribution, Explainer, gaussian_kernel, hookimpl, separable_blur
 from removalx_plugins.machinery.gradients import (
     InputMapConfig,
     finish_map,

@@ -38,8 +38,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import Tensor
 
-from removalx.plugin import Attribution, ConfigError, PluginConfig
-from removalx_plugins.machinery.blur import gaussian_kernel, separable_blur
+from removalx.plugin import Attribution, ConfigError, PluginConfig, gaussian_kernel, separable_blur
 from removalx_plugins.machinery.gradients import require_differentiable
 
 if TYPE_CHECKING:
