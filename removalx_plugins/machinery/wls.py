@@ -29,11 +29,11 @@ class WeightedGram:
     def add(self, x: Tensor, y: Tensor, w: Tensor) -> None:
         """Add rows ``x float[B, F]``, targets ``y float[B]``, weights ``w float[B]``.
 
-        Rows on a CUDA device (or the shape-only ``meta`` device) move the float64 statistics
-        there once, instead of being copied back to the host every batch (a host-device sync);
-        rows elsewhere (the CPU; MPS, which has no float64) are copied to the statistics' device.
+        Rows on an accelerator move the float64 statistics there once, instead of being copied
+        back to the host every batch (a host-device sync); rows on the CPU, or on MPS (which has
+        no float64), are copied to the statistics' device.
         """
-        if x.device.type in ("cuda", "meta") and self.sx.device != x.device:
+        if x.device.type not in ("cpu", "mps") and self.sx.device != x.device:
             self._move(x.device)
         x = x.to(self.sx.device, torch.float64)
         y = y.to(self.sx.device, torch.float64)
