@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +172,23 @@ def random_attribution(video: torch.Tensor, target: int, seed: int, item: str) -
     return Attribution(values=values, target=target, meta={"n_forward": 0, "timings": {"total": 0.0}})
 
 
+def _explain_function(method: Any, item: str) -> Callable[[Any, torch.Tensor, int], Attribution]:
+    """``explain(model, video, target)``: the method re-run on another model or input.
+
+    Metrics that re-explain (model randomisation, robustness, input invariance) get it in their
+    context as ``explain``. It shares no model-output cache with the clip's own explanation, so
+    a changed model or input is never answered from the clean model's outputs. The random
+    baseline returns the same seeded map whatever the model or input.
+    """
+
+    def explain(model: Any, video: torch.Tensor, target: int) -> Attribution:
+        if method.recipe is None:
+            return random_attribution(video.cpu(), int(target), method.seed, item)
+        return method.explainer.explain_clip(model, video, int(target), progress=False)
+
+    return explain
+
+
 def compute_unit(ctx: RunContext, unit: Unit) -> UnitResult:
     """Explain and score one unit (no store access: any process can run it)."""
     item = load_item(unit.ref)
@@ -204,6 +221,8 @@ def compute_unit(ctx: RunContext, unit: Unit) -> UnitResult:
             "evidence_frames": item.evidence_frames,
             "label": item.label,
             "curve_cache": curve_cache,
+            "explain": _explain_function(method, item.item),
+            "seed": method.seed,
         }
         for k in task.metrics:
             spec = ctx.metrics[k]
