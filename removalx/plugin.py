@@ -84,13 +84,22 @@ from removalx.errors import (
     truncate,
 )
 from removalx.files.torchfile import load_plain
+from removalx.metrics import similarity
+from removalx.metrics.axiomatic import completeness, input_invariance
+from removalx.metrics.complexity import complexity, effective_complexity, sparseness
+from removalx.metrics.faithfulness import faithfulness_correlation, infidelity, irof, sensitivity_n
 from removalx.metrics.localization import spatial_pointing, temporal_pointing
 from removalx.metrics.perturbation import Curve, cached_curve, minimal_mask
 from removalx.metrics.presets import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, preset_settings
+from removalx.metrics.randomisation import emprt, mprt, random_logit
+from removalx.metrics.road import noisy_linear_imputation, road
+from removalx.metrics.robustness import explanation_robustness
 from removalx.metrics.saliency import saliency_metric
+from removalx.models.finetuned import finetuned_meta, prepare_module
 from removalx.models.hf import load_hf_model
 from removalx.video.filters import blur_frames, gaussian_kernel, separable_blur
 from removalx.zoo.models import load_zoo_model
+from removalx.zoo.recurrent import ReLULSTM, relu_lstm_gates
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -121,6 +130,7 @@ __all__ = [
     "PlanChunk",
     "PluginConfig",
     "PluginError",
+    "ReLULSTM",
     "RecipeError",
     "Removal",
     "RemovalxError",
@@ -143,22 +153,41 @@ __all__ = [
     "check_chunk_size",
     "check_one_per_feature",
     "checked_rows",
+    "completeness",
+    "complexity",
+    "effective_complexity",
+    "emprt",
+    "explanation_robustness",
+    "faithfulness_correlation",
+    "finetuned_meta",
     "first_unique_rows",
     "gaussian_kernel",
     "hash_normal",
     "hash_uniform",
     "hookimpl",
+    "infidelity",
+    "input_invariance",
+    "irof",
     "load_hf_model",
     "load_plain",
     "load_zoo_model",
     "minimal_mask",
+    "mprt",
+    "noisy_linear_imputation",
+    "prepare_module",
     "preset_settings",
+    "random_logit",
     "random_subsets",
+    "relu_lstm_gates",
     "require_extra",
+    "road",
     "saliency_metric",
+    "sensitivity_n",
     "separable_blur",
     "shapley_kernel_weight",
     "short_repr",
+    "similarity",
+    "sparseness",
     "spatial_pointing",
     "subsets_of_size",
     "temporal_pointing",

@@ -138,6 +138,28 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", "-r", required=True, help="built-in recipe name or YAML file")
 
 
+def _ablate_options(a: argparse.ArgumentParser) -> None:
+    """``ablate``'s variants (``--vary`` or ``--variants``) and ``--no-substrate-check``."""
+    v = a.add_mutually_exclusive_group(required=True)
+    v.add_argument(
+        "--vary",
+        metavar="KEY=V1,V2|STAGE=[NAME:]{...},...",
+        help="one key's values (removal.name=constant,blur,mean) or whole stage configs as YAML/JSON "
+        "mappings with optional display names: 'removal=black:{name: constant},blur5:{name: blur, sigma: 5}'",
+    )
+    v.add_argument(
+        "--variants",
+        metavar="FILE",
+        help="YAML list of variants: [{name: black, removal: {name: constant}}, {name: blur5, removal: {...}}]",
+    )
+    a.add_argument(
+        "--no-substrate-check",
+        action="store_true",
+        help="when the removal varies, do not also score each removal-based metric at a substrate no "
+        "variant uses (METRIC@SUBSTRATE) and with the data's ground truth (docs/experiments.md)",
+    )
+
+
 def add_subcommands(subparsers: Any) -> None:
     """Add ``evaluate``, ``compare``, ``ablate`` and ``report`` to an argparse subparsers object."""
     e = subparsers.add_parser(
@@ -156,6 +178,12 @@ def add_subcommands(subparsers: Any) -> None:
     )
     c.add_argument("--recipes", required=True, help="comma-separated recipe names or YAML files")
     c.add_argument("--no-random", action="store_true", help="do not add the random-map baseline (no alpha)")
+    c.add_argument(
+        "--sanity",
+        action="store_true",
+        help="also run the randomisation checks (metrics mprt, random_logit) and mark the methods that "
+        "fail them (threshold: removalx's choice, printed under the table)",
+    )
     _common(c)
     c.set_defaults(model="zoo:r3d_tiny_ls")  # not saturated: probability rewards and AUCs stay informative
     a = subparsers.add_parser(
@@ -165,10 +193,9 @@ def add_subcommands(subparsers: Any) -> None:
         "plan and videos); paired tests of each variant against the first.",
     )
     _recipe(a)
-    a.add_argument(
-        "--vary", required=True, metavar="KEY=V1,V2,...", help="e.g. removal.name=constant,blur,mean"
-    )
+    _ablate_options(a)
     _common(a)
+    _correction(a)
     r = subparsers.add_parser(
         "report",
         help="static HTML report of a results database",
@@ -190,12 +217,25 @@ def add_subcommands(subparsers: Any) -> None:
         "one kind, so equal values get equal colours) or 'per-method' (each map stretched to its own "
         "range, for methods whose values differ by orders of magnitude)",
     )
+    _correction(r)
     from removalx.cli.study import add_study_parser
 
     add_study_parser(subparsers)
 
 
 # -- shared ----------------------------------------------------------------------------------------
+def _correction(parser: Any) -> None:
+    """``--correction holm|bh|none``: the p-value correction across an experiment's paired tests."""
+    parser.add_argument(
+        "--correction",
+        choices=("holm", "bh", "none"),
+        default="holm",
+        help="correction of the p-values of the paired tests, across all variants x metrics: 'holm' "
+        "(default; family-wise error), 'bh' (Benjamini-Hochberg, false discovery rate) or 'none'; "
+        "raw and adjusted p are both shown",
+    )
+
+
 def options_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~removalx.experiments.api.Options` of parsed command-line arguments."""
     from removalx.experiments.api import Options
@@ -235,6 +275,7 @@ def _present(
     out: Any,
     extra: Callable[[Any], dict[str, Any]] | None = None,
     lines: Callable[[dict[str, Any]], Iterable[str]] | None = None,
+    sanity: bool = False,
 ) -> int:
     """Print the table and settings of run ``out`` (also with ``--quiet``), export it, close its store.
 
@@ -246,9 +287,17 @@ def _present(
     store, methods, metrics, scope = out.store, out.methods, out.metrics, out.scope
     try:
         added = extra(out) if extra is not None else {}
-        _print_table(aggregate(store, methods, metrics, scope), metrics)
+        rows = aggregate(store, methods, metrics, scope)
+        if sanity:  # compare --sanity: failing methods marked in the table, verdicts below it
+            from removalx.experiments.sanity import mark_rows, sanity_lines
+
+            _print_table(mark_rows(rows), metrics)
+        else:
+            _print_table(rows, metrics)
         _print_settings(store, metrics)
         for line in lines(added) if lines is not None else ():
+            print(line)
+        for line in sanity_lines(rows) if sanity else ():
             print(line)
         if args.export:
             _export(args.export, store, methods, metrics, scope, added)
@@ -352,6 +401,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     if not recipes:
         raise ConfigError("--recipes is empty.", "Pass e.g. --recipes lime3d,rise3d.")
+    sanity = bool(getattr(args, "sanity", False))
+    if sanity:
+        from removalx.experiments.sanity import with_sanity_metrics
+
+        args.metrics = with_sanity_metrics(args.metrics)
     out = _run(args, "compare", [(recipe_label(r), r, {}) for r in recipes], not args.no_random)
     return _present(
         args,
@@ -362,25 +416,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
         lambda extra: (
             f"reliability alpha of {k} (STEP Eq. 20-21): {v:.3f}" for k, v in extra["alpha"].items()
         ),
+        sanity=sanity,
     )
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     """``ablate``: variants of one recipe differing in one key; paired tests against the first."""
     from removalx.experiments.api import ablate_triples
+    from removalx.experiments.comparisons_report import paired_lines
+    from removalx.experiments.multiplicity import correct_table
     from removalx.experiments.runner import paired_table
 
-    out = _run(args, "ablate", ablate_triples(args.recipe, args.vary), False)
+    triples = ablate_triples(args.recipe, args.vary, args.variants)
+    warnings = _substrate_check(args, triples)
+    out = _run(args, "ablate", triples, False)
+    correction = getattr(args, "correction", "holm")
     return _present(
         args,
         out,
-        lambda o: {"paired": paired_table(o.store, o.methods, o.metrics, o.scope)},
-        lambda extra: (
-            f"{r['variant']} vs {r['baseline']} on {r['metric']}: diff {r['diff_mean']:.4f} "
-            f"(n={r['n']}), p_t={r['p_ttest']:.3g}, p_wilcoxon={r['p_wilcoxon']:.3g}"
-            for r in extra["paired"]
-        ),
+        lambda o: {"paired": correct_table(paired_table(o.store, o.methods, o.metrics, o.scope), correction)},
+        lambda extra: [*paired_lines(extra["paired"]), *warnings],
     )
+
+
+def _substrate_check(args: argparse.Namespace, triples: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+    """Add the substrate check's metric copies to ``args`` (unless ``--no-substrate-check``); its warnings."""
+    from removalx.experiments.api import substrate_options
+
+    if args.no_substrate_check:
+        return []
+    opts, warnings = substrate_options(triples, options_from_args(args))
+    args.metrics, args.metric_set = opts.metrics, list(opts.metric_set)
+    args.substrate_check = list(warnings)  # recorded with the experiment's arguments
+    return warnings
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -388,7 +456,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from removalx.experiments.report import write_report
 
     check_output_file(args.out, what="--out")
-    out = write_report(args.db, args.out, max_videos=args.max_videos, gallery_scale=args.gallery_scale)
+    out = write_report(
+        args.db,
+        args.out,
+        max_videos=args.max_videos,
+        gallery_scale=args.gallery_scale,
+        correction=getattr(args, "correction", "holm"),
+    )
     print(out)
     return 0
 

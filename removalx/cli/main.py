@@ -185,8 +185,10 @@ def _parser() -> argparse.ArgumentParser:
     zt.add_argument("--out", help="folder for weights + metadata (default: the package's weights folder)")
 
     from removalx.cli.experiments import add_subcommands
+    from removalx.cli.finetune import add_finetune_parser
 
     add_subcommands(sub)
+    add_finetune_parser(sub)
     return p
 
 
@@ -296,7 +298,10 @@ def cmd_recipes(args: argparse.Namespace) -> int:
         print(load_recipe(args.recipe, overrides=args.overrides).to_yaml(), end="")
         return EXIT_OK
     if args.action == "validate":
+        from removalx.core.compatibility import check_stages_fit
+
         r = load_recipe(args.recipe, overrides=args.overrides)
+        check_stages_fit(r)  # stages that each validate may still not fit together
         print(f"{truncate(str(args.recipe), 200)}: valid recipe {truncate(r.name, 80)!r}")
         return EXIT_OK
     if args.action == "schema":
@@ -309,7 +314,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     from removalx.zoo import models as zoo_models
 
     if args.action in (None, "list"):
-        rows = zoo_models.list_zoo()
+        rows = zoo_models.list_zoo(bench=True)
         width = max(len(str(r["name"])) for r in rows) + 1
         for row in rows:
             acc = row.get("val_accuracy")
@@ -321,6 +326,12 @@ def cmd_zoo(args: argparse.Namespace) -> int:
                 f"{row.get('description', '')}"
             )
         return EXIT_OK
+    if args.name.startswith("bench_"):
+        from removalx.zoo.bench.train import train_bench
+
+        info = train_bench(args.name, seed=args.seed, out_dir=args.out)
+        print(json.dumps(info, indent=2, default=str))
+        return EXIT_OK if info["interventions"]["passed"] else EXIT_USAGE
     from removalx.zoo.train import train
 
     info = train(args.name, seed=args.seed, out_dir=args.out)
@@ -330,9 +341,11 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 def _commands() -> dict[str, Any]:
     from removalx.cli.experiments import COMMANDS as EXPERIMENT_COMMANDS
+    from removalx.cli.finetune import cmd_finetune
 
     return {
         "explain": cmd_explain,
+        "finetune": cmd_finetune,
         "plugins": cmd_plugins,
         "recipes": cmd_recipes,
         "zoo": cmd_zoo,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_SAMPLES",
+    "SPACE_PROPERTIES",
     "Behavior",
     "BehaviorConfig",
     "Explainer",
@@ -38,7 +39,32 @@ __all__ = [
     "Visualizer",
     "blend",
     "channels_first_empty",
+    "space_closure",
 ]
+
+#: What a feature space can promise, declared by segmenters (:attr:`Segmenter.space_provides`)
+#: and asked for by the stages that read the space (``space_requires`` of removals, feature
+#: selections and summaries). ``recipes validate`` refuses a recipe whose segmentation
+#: declares what it provides and lacks something another stage requires;
+#: :func:`removalx.testing.check_plugin` verifies a segmenter's declaration on a tiny clip.
+SPACE_PROPERTIES: dict[str, str] = {
+    "partition": "every pixel belongs to exactly one feature, named by space.labels "
+    "(a partition also has hard_masks, is covering and nonempty)",
+    "hard_masks": "render() turns a 0/1 coalition into 0/1 keep-masks (no soft or blended masks)",
+    "covering": "every pixel belongs to some feature: removing all features removes every pixel",
+    "nonempty": "removing any one feature removes some pixel of the clip",
+    "layer_channels": "the features are the channels of a model layer (space.layer names it) and "
+    "render() hands its coalitions to the removal (activation_maps)",
+}
+_IMPLIED: dict[str, frozenset[str]] = {"partition": frozenset({"hard_masks", "covering", "nonempty"})}
+
+
+def space_closure(declared: frozenset[str]) -> frozenset[str]:
+    """``declared`` plus what it implies (a partition has hard masks and covers every pixel)."""
+    out = set(declared)
+    for prop in declared:
+        out |= _IMPLIED.get(prop, frozenset())
+    return frozenset(out)
 
 
 class PluginConfig(BaseModel):
@@ -83,7 +109,21 @@ class ModelConfig(PluginConfig):
 
 
 class Segmenter(ABC):
-    """Segmentation: split a clip into interpretable features (paper Sec. 3.1)."""
+    """Segmentation: split a clip into interpretable features (paper Sec. 3.1).
+
+    ``space_provides`` declares what every space the segmenter returns guarantees, for any
+    config and clip (names from :data:`SPACE_PROPERTIES`); ``None`` (the default) declares
+    nothing, and no recipe is then refused for it.
+    """
+
+    space_provides: ClassVar[frozenset[str] | None] = None
+
+    def bind_model(self, model: VideoClassifier) -> None:  # noqa: B027
+        """See the model of the explanation before :meth:`segment` (default: nothing).
+
+        The pipeline calls ``bind_model(model)`` once per explanation, before ``segment``;
+        segmenters whose features come from the model (a layer's activation maps) read it.
+        """
 
     @abstractmethod
     def segment(self, video: Tensor, generator: torch.Generator) -> FeatureSpace:
@@ -102,8 +142,11 @@ class FeatureSelector(ABC):
     """Feature selection: which features each sample keeps (paper Sec. 3.2).
 
     ``max_samples(F)`` is the number of distinct coalitions the selector can produce
-    (``None`` = unbounded), used by ``exhaustive`` sample selection.
+    (``None`` = unbounded), used by ``exhaustive`` sample selection. ``space_requires``
+    names what :meth:`bind` needs of the feature space (:data:`SPACE_PROPERTIES`).
     """
+
+    space_requires: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def plan(self, n_features: int, n_samples: int | None, generator: torch.Generator) -> ChunkedPlan:
@@ -173,7 +216,16 @@ class Removal(ABC):
 
     The perturbed clip is ``keep * video + (1 - keep) * fill``; :meth:`prepare` computes
     whatever is shared by all samples (a blurred copy, region means) once per video.
+    ``space_requires`` names what :meth:`prepare` needs of the feature space
+    (:data:`SPACE_PROPERTIES`; ``mean`` needs a ``partition`` for its region means).
     """
+
+    space_requires: ClassVar[frozenset[str]] = frozenset()
+    #: True for a removal that acts inside the model (Ablation-CAM's ``layer_ablation`` zeroes
+    #: a layer's channels on the next forward pass and leaves the pixels alone): the pipeline
+    #: then never uses incremental inference or any reuse of a clean pass, and
+    #: :func:`removalx.testing.check_plugin` skips the pixel-space checks.
+    acts_inside_model: ClassVar[bool] = False
 
     def bind_model(self, model: VideoClassifier) -> None:  # noqa: B027
         """See the model of the explanation before :meth:`prepare` (default: nothing).
@@ -304,7 +356,11 @@ class Summary(ABC):
 
     Streaming: :meth:`update` is called once per batch, in plan order; memory must not grow
     with the number of samples (``F x F`` normal equations or a pixel accumulator are fine).
+    ``space_requires`` names what the summary needs of the feature space
+    (:data:`SPACE_PROPERTIES`).
     """
+
+    space_requires: ClassVar[frozenset[str]] = frozenset()
 
     #: Base cases the summary needs, a subset of ``{"full", "empty"}``.
     requires: ClassVar[tuple[str, ...]] = ()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from removalx.errors import ConfigError
+from removalx.errors import ConfigError, truncate
 from removalx.experiments.runner import Scope
 from removalx.experiments.store import Store
 from removalx.experiments.units import RunCounts
@@ -209,6 +209,16 @@ def _check_executor_options(opts: Options) -> None:
         check_address(opts.address)  # and a malformed or unreachable address, in seconds
 
 
+def _kept_notes(name: str, kept: list[str]) -> list[str]:
+    """A note naming the metrics an experiment keeps from its earlier runs (none: no note)."""
+    if not kept:
+        return []
+    return [
+        f"The report of {truncate(name, 80)!r} also keeps the metrics of its earlier runs: "
+        f"{truncate(', '.join(kept), 200)}."
+    ]
+
+
 def run_experiment(
     kind: str,
     triples: list[tuple[str, str, dict[str, Any]]],
@@ -225,6 +235,7 @@ def run_experiment(
     """
     from removalx.data.datasets import dataset_refs
     from removalx.experiments.overrides import resolve_overrides
+    from removalx.experiments.provenance import run_provenance
     from removalx.experiments.retrain import run_retrain, split_metrics
     from removalx.experiments.runner import make_methods, parse_metrics, run_units
     from removalx.experiments.selection import check_run_labels, only_correct
@@ -257,12 +268,17 @@ def run_experiment(
         labels = [m.label for m in methods]
         name = opts.name or f"{kind}: {', '.join(labels)}"
         recorded = dict(args) if args is not None else dict(vars(opts))
+        # what the report's Setup part states: versions, weights sha256, base recipes, resolved metrics
+        recorded["provenance"] = run_provenance(triples, methods, metric_specs, opts.model, opts.weights)
         executor = _executor(opts, methods, metric_specs, model_key)  # loads the model(s) first
         try:
             check_run_labels(
                 refs, executor, opts.model, weights=opts.weights, device=opts.device, progress=opts.progress
             )
-            store.put_experiment(name, kind, labels, [m.label for m in metric_specs], dataset, recorded)
+            kept = store.put_experiment(
+                name, kind, labels, [m.label for m in metric_specs], dataset, recorded
+            )
+            notes = [*notes, *_kept_notes(name, kept)]  # a rerun adds metrics: say what the report keeps
             run_id = store.start_run(kind, name, recorded)
             counts = run_units(
                 store, refs, methods, metric_specs, model_key, executor, run_id=run_id, progress=opts.progress
@@ -307,6 +323,7 @@ def run_experiment(
 
 def _finish(kind: str, out: Outcome, db: str | Path) -> Experiment:
     from removalx.experiments.frames import paired_frame, summary_frame
+    from removalx.experiments.multiplicity import correct_table
     from removalx.experiments.runner import aggregate, alpha_table, paired_table
 
     try:
@@ -317,8 +334,10 @@ def _finish(kind: str, out: Outcome, db: str | Path) -> Experiment:
         )
         summary = summary_frame(aggregate(out.store, out.methods, out.metrics, sc), out.metrics)
         alpha = alpha_table(out.store, out.methods, out.metrics, scope=sc) if kind == "compare" else {}
-        paired = (
-            paired_frame(paired_table(out.store, out.methods, out.metrics, sc)) if kind == "ablate" else None
+        paired = (  # Holm-adjusted p next to the raw ones (removalx.experiments.multiplicity)
+            paired_frame(correct_table(paired_table(out.store, out.methods, out.metrics, sc)))
+            if kind == "ablate"
+            else None
         )
     finally:
         out.store.close()
@@ -347,9 +366,18 @@ def evaluate(recipe: str, db: str | Path, **options: Any) -> Experiment:
 
 
 def compare(
-    recipes: str | Sequence[str], db: str | Path, *, random_baseline: bool = True, **options: Any
+    recipes: str | Sequence[str],
+    db: str | Path,
+    *,
+    random_baseline: bool = True,
+    sanity: bool = False,
+    **options: Any,
 ) -> Experiment:
     """Several recipes on the same clips; adds the random-map baseline and the alpha of each AUC metric.
+
+    ``sanity=True`` also runs the randomisation checks (metrics ``mprt`` and ``random_logit``)
+    and marks the methods that fail them: ``summary["sanity_fails"]`` and ``notes``
+    (:mod:`removalx.experiments.sanity` states the threshold and its source).
 
     ``overrides`` may be per recipe: ``{"rise3d": {"sample_selection.n_samples": 100}, "*": {...}}``
     (``"*"``: every recipe). A global override (``"*"``, a flat ``{"KEY": value}`` or a list of
@@ -367,33 +395,106 @@ def compare(
     if not names:
         raise ConfigError("No recipes to compare.", "Pass e.g. compare(['lime3d', 'rise3d'], 'runs.db').")
     options.setdefault("model", "zoo:r3d_tiny_ls")
+    if sanity:
+        from removalx.experiments.sanity import with_sanity_metrics
+
+        options["metrics"] = with_sanity_metrics(options.get("metrics") or Options.metrics)
     opts = Options.of(db, **options)
     out = run_experiment(
         "compare", [(_label(r), r, {}) for r in names], opts, random_baseline=random_baseline
     )
+    if sanity:
+        from removalx.experiments.sanity import mark_experiment
+
+        return mark_experiment(_finish("compare", out, db))  # type: ignore[no-any-return]
     return _finish("compare", out, db)
 
 
-def ablate_triples(recipe: str, vary: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(label, recipe, {key: value})`` of each variant of ``--vary KEY=V1,V2,...``."""
-    import yaml
+def ablate_triples(
+    recipe: str, vary: str | None = None, variants: str | Path | Sequence[Mapping[str, Any]] | None = None
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(label, recipe, overrides)`` of each variant of ``--vary`` or ``--variants``, all validated.
 
-    key, eq, values = vary.partition("=")
-    choices = [v.strip() for v in values.split(",") if v.strip()]
-    if not eq or not key.strip() or len(choices) < 2:
+    ``vary`` is ``KEY=V1,V2``, ``STAGE={...},{...}`` or ``STAGE=NAME:{...},NAME:{...}``;
+    ``variants`` a YAML file or a list of ``{name: ..., STAGE: {...}}`` mappings
+    (:mod:`removalx.experiments.variants`). Exactly one of them is given.
+    """
+    from removalx.experiments.variants import load_variants, parse_vary, variant_triples
+
+    if (vary is None) == (variants is None):
         raise ConfigError(
-            f"--vary {vary[:200]!r}: expected KEY=V1,V2[,...] with two values or more.",
-            "E.g. --vary removal.name=constant,blur,mean,inpaint.",
+            "ablate needs the variants: give exactly one of --vary and --variants.",
+            "E.g. --vary removal.name=constant,blur or --variants variants.yaml (Python: vary=... or variants=...).",
         )
-    key = key.strip()
     base = _label(recipe)
-    return [(f"{base}[{key}={v}]", recipe, {key: yaml.safe_load(v)}) for v in choices]
+    found = parse_vary(vary, base) if vary is not None else load_variants(variants, base)  # type: ignore[arg-type]
+    return variant_triples(recipe, found)
 
 
-def ablate(recipe: str, vary: str, db: str | Path, **options: Any) -> Experiment:
-    """Variants of ``recipe`` differing in one key (``vary="removal.name=constant,blur"``); paired tests."""
+def substrate_options(
+    triples: list[tuple[str, str, dict[str, Any]]], opts: Options
+) -> tuple[Options, list[str]]:
+    """``opts`` with the metric copies of the substrate check added, and its warnings.
+
+    When the variants differ in their removal, each metric with a substrate gets a copy
+    ``METRIC@SUBSTRATE`` at a substrate no variant uses, and a ground-truth metric is added for
+    data with ground truth (:mod:`removalx.experiments.substrate_check`). The copies are ordinary
+    ``metrics`` / ``metric_set`` entries, so they are stored, reused and reported like the others.
+    """
+    import json
+
+    from removalx.core.recipe import load_recipe
+    from removalx.experiments.overrides import resolve_overrides
+    from removalx.experiments.runner import parse_metrics
+    from removalx.experiments.substrate_check import plan_substrate_check
+
+    resolved, _ = resolve_overrides(triples, opts.overrides, skip_missing=False)
+    stages = [(label, load_recipe(recipe, overrides=own).stage("removal")) for label, recipe, own in resolved]
+    specs = parse_metrics(",".join(_split(opts.metrics)), opts.metric_set)
+    has_truth = opts.dataset.startswith("zoo:") or opts.boxes is not None
+    plan = plan_substrate_check(stages, specs, has_ground_truth=has_truth)
+    if not plan.extra:
+        return opts, []
+    metrics = ",".join([*_split(opts.metrics), *(f"{label}={name}" for label, name, _ in plan.extra)])
+    sets = [*opts.metric_set]
+    sets += [f"{label}.{k}={json.dumps(v)}" for label, _, cfg in plan.extra for k, v in cfg.items()]
+    return dataclasses.replace(opts, metrics=metrics, metric_set=sets), plan.warnings
+
+
+def ablate(
+    recipe: str,
+    vary: str | None = None,
+    db: str | Path | None = None,
+    *,
+    variants: str | Path | Sequence[Mapping[str, Any]] | None = None,
+    substrate_check: bool = True,
+    **options: Any,
+) -> Experiment:
+    """Variants of ``recipe`` (``vary="removal.name=constant,blur"`` or ``variants=[...]``); paired tests.
+
+    ``vary`` also takes whole stage configs with display names
+    (``"removal=black:{name: constant},blur5:{name: blur, sigma: 5}"``); ``variants`` is a YAML
+    file or a list of ``{"name": ..., "removal": {...}}`` (:mod:`removalx.experiments.variants`).
+    A display name is the variant's method label. With ``substrate_check`` (default) a run whose
+    variants differ in their removal also scores every metric with a substrate at a substrate no
+    variant uses (``deletion@blur5``) and, on data with ground truth, ``spatial_pointing``; the
+    warnings are in ``Experiment.notes`` (:mod:`removalx.experiments.substrate_check`).
+
+    Examples
+    --------
+    >>> ablate("lime3d", "removal=black:{name: constant},blur5:{name: blur, sigma: 5}", "r.db")  # doctest: +SKIP
+    """
     from removalx.experiments.frames import require_pandas
 
     require_pandas()
+    if db is None:
+        raise ConfigError("ablate needs a results database.", "Pass db='runs.db'.")
     opts = Options.of(db, **options)
-    return _finish("ablate", run_experiment("ablate", ablate_triples(recipe, vary), opts), db)
+    triples = ablate_triples(recipe, vary, variants)
+    warnings: list[str] = []
+    if substrate_check:
+        opts, warnings = substrate_options(triples, opts)
+    recorded = {**vars(opts), "substrate_check": list(warnings)}  # the report shows the warnings
+    out = _finish("ablate", run_experiment("ablate", triples, opts, args=recorded), db)
+    out.notes.extend(warnings)
+    return out

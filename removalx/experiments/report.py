@@ -35,10 +35,25 @@ from typing import Any
 import torch
 
 from removalx.errors import ConfigError, truncate
-from removalx.experiments.figures import PALETTE, FigureSink, mean_curves, metric_bars, require_matplotlib
+from removalx.experiments.comparisons_report import (
+    display_names,
+    paired_charts_part,
+    paired_part,
+    with_stored_metrics,
+)
+from removalx.experiments.figures import (
+    PALETTE,
+    FigureSink,
+    figure_name,
+    mean_curves,
+    metric_bars,
+    require_matplotlib,
+)
+from removalx.experiments.multiplicity import DEFAULT_CORRECTION, check_correction
+from removalx.experiments.provenance_report import setup_part, write_bibliography
 from removalx.experiments.report_context import ExperimentView, ReportContext
 from removalx.experiments.retrain_report import retrain_part
-from removalx.experiments.runner import RANDOM, alpha_table, paired_table
+from removalx.experiments.runner import RANDOM, alpha_table
 from removalx.experiments.stats import SMALL_N_NOTE, format_interval
 from removalx.experiments.store import Store
 from removalx.experiments.study.report import study_section
@@ -65,8 +80,9 @@ td:first-child,th:first-child{text-align:left}
 .chart{border:1px solid #eee;padding:.4em;margin:0}.chart svg{display:block;max-width:100%;height:auto}
 figcaption{font-size:.85em;color:#444;max-width:420px}
 .video{margin:1em 0}.strip{display:inline-block}.strip img{display:block}.video img{image-rendering:pixelated;border:1px solid #ccc;max-width:100%}
-.labels{display:flex;font-size:.8em;color:#555}.labels span{text-align:center}
-.note{color:#666;font-size:.9em}.meaning{color:#444;font-size:.85em;text-align:left}
+.labels{display:flex;font-size:.8em;color:#555}.labels span{text-align:center;min-width:0;overflow-wrap:anywhere;padding:0 2px}
+.note{color:#666;font-size:.9em}.warning{color:#8a4b00;font-weight:600}.meaning{color:#444;font-size:.85em;text-align:left}
+.setup{font-size:.85em;text-align:left}.methods{border-left:3px solid #ccc;margin:.5em 0;padding:.3em 1em}
 """
 
 SELF_CHECK = """
@@ -304,6 +320,7 @@ def _overlay_strip(
 
 def _table(view: ExperimentView) -> str:
     metrics, rows = view.metrics, view.rows
+    names = display_names(view.store, view.exp)  # the method's display name, its label as tooltip
     head = "".join(f"<th>{html.escape(m)}{_arrow(rows, m)}</th>" for m in metrics)
     out = [
         f"<table><thead><tr><th>method</th><th>videos</th>{head}<th>time (s)</th><th>forward passes</th><th>backward passes</th>"
@@ -317,8 +334,10 @@ def _table(view: ExperimentView) -> str:
             ci = "" if ci == "-" else f" {html.escape(ci)}"
             label = html.escape(str(s.get("ci_label", "95% bootstrap CI")))
             cells.append(f"<td title='mean [{label}]'>{_fmt(s['mean'])}{ci}</td>")
+        shown = names.get(r["method"], r["method"])
+        title = f" title='{html.escape(r['method'])}'" if r["method"] in names else ""
         out.append(
-            f"<tr><td>{html.escape(r['method'])}</td><td>{_count(r['n_videos'])}</td>{''.join(cells)}"
+            f"<tr><td{title}>{html.escape(shown)}</td><td>{_count(r['n_videos'])}</td>{''.join(cells)}"
             f"<td>{_fmt(r['time_s'])}</td><td>{_count(r['n_forward'])}</td><td>{_count(r['n_backward'])}</td></tr>"
         )
     out.append("</tbody></table>")
@@ -369,32 +388,17 @@ def reliability_part(ctx: ReportContext, view: ExperimentView) -> str:
     )
 
 
-def paired_part(ctx: ReportContext, view: ExperimentView) -> str:
-    """``ablate``: paired tests of every variant against the first."""
-    if view.exp["kind"] != "ablate" or len(view.methods) < 2:
-        return ""
-    parts = [
-        "<h3>Paired tests against the first variant</h3><table><tr><th>variant</th><th>metric</th>"
-        "<th>videos</th><th>mean diff</th><th>95% CI (t)</th><th>p (t)</th><th>p (Wilcoxon)</th></tr>"
-    ]
-    for r in paired_table(ctx.store, view.methods, view.metrics, view.scope):
-        parts.append(
-            f"<tr><td>{html.escape(r['variant'])}</td><td>{html.escape(r['metric'])}</td><td>{_count(r['n'])}</td>"
-            f"<td>{_fmt(r['diff_mean'])}</td><td>{_fmt(r['diff_ci_low'])} – {_fmt(r['diff_ci_high'])}</td>"
-            f"<td>{_fmt(r['p_ttest'])}</td><td>{_fmt(r['p_wilcoxon'])}</td></tr>"
-        )
-    parts.append("</table>")
-    return "".join(parts)
-
-
 def metric_charts_part(ctx: ReportContext, view: ExperimentView) -> str:
-    """One bar chart per metric: mean and 95% bootstrap CI per method."""
+    """One bar chart per metric: mean and 95% bootstrap CI per method (``<experiment>-<metric>-means``)."""
     charts = []
+    names = display_names(ctx.store, view.exp)
     for m in view.metrics:
-        fig = metric_bars(m, view.rows)
+        fig = metric_bars(m, view.rows, names)
         if fig is not None:
             charts.append(
-                ctx.figures.add(fig, f"{view.slug}-{m}", f"{m}: mean per method, 95% bootstrap CI.")
+                ctx.figures.add(
+                    fig, figure_name(view.exp["name"], m, "means"), f"{m}: mean per method, 95% bootstrap CI."
+                )
             )
     if not charts:
         return ""
@@ -414,11 +418,13 @@ def curve_charts_part(ctx: ReportContext, view: ExperimentView) -> str:
     charts = []
     for metric, by_method in curves.items():
         ordered = {m: by_method[m] for m in view.methods if m in by_method}
-        fig = mean_curves(metric, ordered, orient.get(metric), colour_of)
+        fig = mean_curves(metric, ordered, orient.get(metric), colour_of, display_names(ctx.store, view.exp))
         if fig is not None:
             charts.append(
                 ctx.figures.add(
-                    fig, f"{view.slug}-{metric}-curve", f"{metric}: mean perturbation curve per method."
+                    fig,
+                    figure_name(view.exp["name"], metric, "curves"),
+                    f"{metric}: mean perturbation curve per method.",
                 )
             )
     if not charts:
@@ -473,8 +479,10 @@ def overlays_part(ctx: ReportContext, view: ExperimentView) -> str:
 #: The parts of every experiment's section, in order: ``part(ctx, view) -> html`` ("" to skip).
 EXPERIMENT_PARTS: list[Callable[[ReportContext, ExperimentView], str]] = [
     summary_part,
+    setup_part,
     reliability_part,
     paired_part,
+    paired_charts_part,
     metric_charts_part,
     curve_charts_part,
     retrain_part,
@@ -485,9 +493,13 @@ EXPERIMENT_PARTS: list[Callable[[ReportContext, ExperimentView], str]] = [
 def experiment_sections(ctx: ReportContext) -> str:
     """One section per experiment, built from :data:`EXPERIMENT_PARTS`."""
     out: list[str] = []
-    for exp in ctx.experiments:
+    for stored in ctx.experiments:
+        exp, note = with_stored_metrics(ctx.store, stored)  # nothing stored vanishes unsaid
         view = ExperimentView(exp, ctx.store)
-        out.extend(part(ctx, view) for part in EXPERIMENT_PARTS)
+        parts = [part(ctx, view) for part in EXPERIMENT_PARTS]
+        if note:
+            parts.insert(1, f"<p class='note'>{html.escape(note)}</p>")
+        out.extend(parts)
     return "".join(out)
 
 
@@ -528,7 +540,12 @@ def figures_dir(out: str | Path) -> Path:
 
 
 def write_report(
-    db: str | Path, out: str | Path, max_videos: int = 6, scale: int = 2, gallery_scale: str = "shared"
+    db: str | Path,
+    out: str | Path,
+    max_videos: int = 6,
+    scale: int = 2,
+    gallery_scale: str = "shared",
+    correction: str = DEFAULT_CORRECTION,
 ) -> Path:
     """Write the HTML report of results database ``db`` to ``out`` and its figures beside it.
 
@@ -548,16 +565,22 @@ def write_report(
         Colour scale of the overlays side by side: ``"shared"`` (one scale for the maps of one
         kind in a strip, :func:`~removalx.display.visualize.comparable_scales`) or ``"per-method"``
         (each map stretched to its own range).
+    correction : {"holm", "bh", "none"}
+        p-value correction across the paired tests of each ``ablate`` experiment
+        (:mod:`removalx.experiments.multiplicity`); the report names it and shows raw and
+        adjusted p.
 
     Raises
     ------
     ConfigError
-        ``gallery_scale`` is not one of :data:`GALLERY_SCALES`.
+        ``gallery_scale`` is not one of :data:`GALLERY_SCALES`, or ``correction`` not one of
+        :data:`~removalx.experiments.multiplicity.CORRECTIONS`.
     MissingExtraError
         matplotlib (the ``report`` extra) is not installed.
     StorageError
         ``db`` is missing, damaged or not a results database.
     """
+    check_correction(correction)
     if gallery_scale not in GALLERY_SCALES:
         raise ConfigError(
             f"Unknown gallery scale {truncate(str(gallery_scale), 40)!r}.",
@@ -576,6 +599,7 @@ def write_report(
                 max_videos=max_videos,
                 scale=scale,
                 gallery_scale=gallery_scale,
+                correction=correction,
             )
             body = [
                 f"<h1>removalx report</h1><p class='note'>{html.escape(str(db))}: "
@@ -589,6 +613,7 @@ def write_report(
                 f"<style>{CSS}</style></head><body>{''.join(body)}{SELF_CHECK}</body></html>"
             )
             (stage.path / out.name).write_bytes(page.encode("utf-8"))
+            write_bibliography(ctx, stage.path)  # references.bib: the papers behind every experiment
     finally:
         store.close()
     return out

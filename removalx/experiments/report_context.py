@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from removalx.experiments.figures import FigureSink
+from removalx.experiments.figures import FigureSink, experiment_slug
 from removalx.experiments.runner import Scope, aggregate
 from removalx.experiments.store import Store
 
@@ -33,6 +33,9 @@ class ReportContext:
         Options of :func:`write_report`.
     gallery_scale : str
         Option of :func:`write_report`: one of :data:`GALLERY_SCALES`.
+    correction : str
+        Option of :func:`write_report`: the p-value correction across an experiment's tests
+        (:data:`removalx.experiments.multiplicity.CORRECTIONS`).
     """
 
     store: Store
@@ -41,6 +44,7 @@ class ReportContext:
     max_videos: int = 6
     scale: int = 2
     gallery_scale: str = "shared"
+    correction: str = "holm"
 
 
 @dataclass
@@ -69,4 +73,5 @@ class ExperimentView:
 
     @property
     def slug(self) -> str:
-        return str(self.exp["name"])
+        """The experiment's part of its figures' file names (:func:`~removalx.experiments.figures.experiment_slug`)."""
+        return experiment_slug(str(self.exp["name"]))

@@ -5,9 +5,13 @@ One interval method for every bounded score removalx reports (metric means of ``
 :func:`bootstrap_ci`, SciPy's bias-corrected and accelerated (BCa) bootstrap interval of the
 mean (``scipy.stats.bootstrap``, Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993,
 Ch. 14), clipped to the score's range, labelled (:func:`ci_label`) and flagged when fewer than
-:data:`MIN_TRUSTED_N` values back it. Times and paired differences keep Student-t intervals
-(:func:`mean_ci`). SciPy gives the bootstrap, the t quantiles, the paired t test and the
-Wilcoxon signed-rank test.
+:data:`MIN_TRUSTED_N` values back it. Times keep Student-t intervals (:func:`mean_ci`).
+:func:`paired_test` compares two methods on the same videos: the paired mean difference and
+the standardised difference Cohen's d_z, each with the same bootstrap interval, the paired
+t test and the Wilcoxon signed-rank test, and the smallest p the Wilcoxon test can reach with
+that many pairs (:func:`min_p_wilcoxon`). Corrections across the tests of an experiment are
+:mod:`removalx.experiments.multiplicity`. SciPy gives the bootstrap, the t quantiles, the
+paired t test and the Wilcoxon signed-rank test.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ALPHA",
     "BOOTSTRAP_RESAMPLES",
     "MIN_TRUSTED_N",
     "SMALL_N_NOTE",
@@ -28,6 +33,7 @@ __all__ = [
     "ci_label",
     "format_interval",
     "mean_ci",
+    "min_p_wilcoxon",
     "paired_test",
     "score_range",
 ]
@@ -46,6 +52,8 @@ _METHOD_NAMES = {
     "percentile": "percentile bootstrap CI (BCa undefined)",
     "point": "no spread: every value equal, the interval is the point",
     "none": "no interval: fewer than 2 values",
+    "undefined": "no interval: the statistic is undefined on some resamples (no spread)",
+    "no_spread": "undefined: the differences have no spread",
 }
 
 
@@ -69,21 +77,99 @@ def mean_ci(values: Any, level: float = 0.95) -> dict[str, float]:
     return {"n": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half}
 
 
-def paired_test(a: Any, b: Any) -> dict[str, float]:
-    """Paired comparison of ``b`` against ``a`` (same videos, same order).
+#: Significance level the small-n notes refer to (the conventional 0.05; removalx's choice).
+ALPHA = 0.05
 
-    Returns the mean difference ``b - a`` with its 95% CI, the paired t-test p-value and the
-    Wilcoxon signed-rank p-value (NaN when undefined: fewer than two pairs or all differences 0).
+
+def min_p_wilcoxon(n_nonzero: int) -> float:
+    """The smallest two-sided p-value the exact Wilcoxon signed-rank test can give with ``n`` pairs.
+
+    With ``n`` nonzero differences the signed-rank statistic has ``2**n`` equally likely sign
+    patterns under the null hypothesis; the most extreme (every difference of one sign) has
+    two-sided probability ``2 / 2**n`` (Wilcoxon, 1945; the exact distribution
+    ``scipy.stats.wilcoxon`` uses up to 50 pairs). At ``n <= 5`` this is at least 0.0625: the
+    test cannot reach p < 0.05 whatever the data. Zero differences are dropped first
+    (``zero_method="wilcox"``, SciPy's default), so ``n`` counts the nonzero ones.
+    """
+    return 1.0 if n_nonzero < 1 else min(1.0, 2.0 ** (1 - int(n_nonzero)))
+
+
+def _dz(x: np.ndarray, axis: int = -1) -> Any:
+    """Cohen's d_z of paired differences ``x``: mean / sample standard deviation (ddof 1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.mean(x, axis=axis) / np.std(x, axis=axis, ddof=1)
+
+
+def _effect_ci(d: np.ndarray, level: float, resamples: int, seed: int) -> dict[str, Any]:
+    """Cohen's d_z of ``d`` with its BCa bootstrap interval (percentile where BCa is undefined)."""
+    out: dict[str, Any] = {"dz": math.nan, "dz_ci_low": math.nan, "dz_ci_high": math.nan}
+    method = "none" if d.size < 2 else "no_spread"
+    if d.size >= 2 and float(d.std(ddof=1)) > 0:
+        out["dz"] = float(_dz(d))
+        method = "bca"
+        lo, hi = _scipy_interval(d, level, resamples, seed, "BCa", _dz)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            method = "percentile"
+            lo, hi = _scipy_interval(d, level, resamples, seed, "percentile", _dz)
+        if math.isfinite(lo) and math.isfinite(hi):
+            out["dz_ci_low"], out["dz_ci_high"] = lo, hi
+        else:  # some resamples have no spread (d_z infinite): no interval
+            method = "undefined"
+    out["dz_ci_method"] = method
+    out["dz_ci_label"] = ci_label(method, level)
+    return out
+
+
+def paired_test(
+    a: Any,
+    b: Any,
+    value_range: tuple[float, float] | None = None,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Paired comparison of ``b`` against ``a`` (same videos, same order): effect sizes and tests.
+
+    The effect sizes are the paired mean difference ``b - a`` and the standardised one,
+    Cohen's d_z = mean difference / standard deviation of the differences (Cohen, *Statistical
+    Power Analysis for the Behavioral Sciences*, 1988, Sec. 2.3; Lakens, 2013, Eq. 6), each
+    with the project's one interval: the BCa bootstrap interval (:func:`bootstrap_ci`, the
+    difference's interval clipped to ``[low - high, high - low]`` of ``value_range``). The
+    tests are the paired t test (``scipy.stats.ttest_rel``) and the Wilcoxon signed-rank test
+    (``scipy.stats.wilcoxon``), both two-sided and uncorrected (correct them across an
+    experiment with :func:`removalx.experiments.multiplicity.correct_table`).
+
+    Parameters
+    ----------
+    a, b : array_like
+        Scores of the baseline and the variant on the same videos; pairs with a NaN are dropped.
+    value_range : tuple of float, optional
+        The metric's range; clips the difference's interval.
+    seed : int
+        Seed of the bootstrap resampling.
+    level : float
+        Coverage of the intervals.
+
+    Returns
+    -------
+    dict
+        ``diff_*`` (:func:`bootstrap_ci` of the differences, prefixed), ``dz``, ``dz_ci_low``,
+        ``dz_ci_high``, ``dz_ci_method``, ``dz_ci_label`` (NaN when the differences have no
+        spread), ``p_ttest``, ``p_wilcoxon`` (NaN when undefined: fewer than two pairs or all
+        differences 0), ``n_nonzero`` and ``min_p_wilcoxon`` (:func:`min_p_wilcoxon`).
     """
     from scipy import stats
 
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
     d = y[ok] - x[ok]
-    out: dict[str, float] = {f"diff_{k}": v for k, v in mean_ci(d).items()}
-    out["p_ttest"] = math.nan
-    out["p_wilcoxon"] = math.nan
-    if d.size >= 2 and np.any(d != 0):
+    span = None if value_range is None else (value_range[0] - value_range[1], value_range[1] - value_range[0])
+    diff = bootstrap_ci(d, level=level, seed=seed, value_range=span)
+    out: dict[str, Any] = {f"diff_{k}": v for k, v in diff.items()}
+    out.update(_effect_ci(d, level, BOOTSTRAP_RESAMPLES, seed))
+    n_nonzero = int(np.count_nonzero(d))
+    out.update(p_ttest=math.nan, p_wilcoxon=math.nan, n_nonzero=n_nonzero)
+    out["min_p_wilcoxon"] = min_p_wilcoxon(n_nonzero)
+    if d.size >= 2 and n_nonzero > 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out["p_ttest"] = float(stats.ttest_rel(y[ok], x[ok]).pvalue)
@@ -135,17 +221,17 @@ def score_range(details: Mapping[str, Any]) -> tuple[float, float] | None:
 
 
 def _scipy_interval(
-    x: np.ndarray, level: float, resamples: int, seed: int, method: str
+    x: np.ndarray, level: float, resamples: int, seed: int, method: str, statistic: Any = np.mean
 ) -> tuple[float, float]:
-    """SciPy's bootstrap interval of the mean of ``x``: ``method`` ``"BCa"`` (NaN ends where BCa
-    is undefined) or ``"percentile"`` (Efron & Tibshirani, Ch. 13-14)."""
+    """SciPy's bootstrap interval of ``statistic`` (the mean) of ``x``: ``method`` ``"BCa"`` (NaN
+    ends where BCa is undefined) or ``"percentile"`` (Efron & Tibshirani, Ch. 13-14)."""
     from scipy import stats
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DegenerateDataWarning, RuntimeWarning: NaN ends
         res = stats.bootstrap(
             (x,),
-            np.mean,
+            statistic,
             n_resamples=resamples,
             batch=_CHUNK,
             confidence_level=level,

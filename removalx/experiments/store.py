@@ -22,7 +22,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -344,22 +344,84 @@ class Store:
 
     def put_experiment(
         self, name: str, kind: str, methods: list[str], metrics: list[str], dataset: str, args: dict[str, Any]
-    ) -> None:
-        self._sql(
-            "INSERT INTO experiments (name, kind, methods, metrics, dataset, args, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, "
-            "methods = excluded.methods, metrics = excluded.metrics, dataset = excluded.dataset, "
-            "args = excluded.args, updated = excluded.updated",
-            (
-                name,
-                kind,
-                json.dumps(methods),
-                json.dumps(metrics),
-                dataset,
-                json.dumps(args, default=str),
-                time.time(),
-            ),
+    ) -> list[str]:
+        """Record experiment ``name``; a rerun adds its metrics to the stored list, never drops one.
+
+        The methods, data set and arguments are the latest run's; the metric list is the stored
+        one followed by this run's new metrics, so a rerun with other ``--metrics`` keeps the
+        scores of the earlier metrics in the report. Read and write are one transaction (two
+        runs never lose each other's metrics). Returns the metrics kept from earlier runs that
+        this run did not name.
+        """
+        with nullcontext() if self.db.in_transaction else self.transaction():
+            row = self._sql("SELECT metrics FROM experiments WHERE name = ?", (name,)).fetchone()
+            before = self._stored_names(row[0]) if row is not None else []
+            merged = before + [m for m in metrics if m not in before]
+            self._sql(
+                "INSERT INTO experiments (name, kind, methods, metrics, dataset, args, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, "
+                "methods = excluded.methods, metrics = excluded.metrics, dataset = excluded.dataset, "
+                "args = excluded.args, updated = excluded.updated",
+                (
+                    name,
+                    kind,
+                    json.dumps(methods),
+                    json.dumps(merged),
+                    dataset,
+                    json.dumps(args, default=str),
+                    time.time(),
+                ),
+            )
+        return [m for m in before if m not in metrics]
+
+    @staticmethod
+    def _stored_names(text: Any) -> list[str]:
+        """A stored JSON list of names (a damaged value counts as empty: the new list replaces it)."""
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            return []
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def method_records(self, methods: list[str]) -> dict[str, dict[str, Any]]:
+        """``{method: {"recipe": ..., "meta": ...}}`` of each method's first stored explanation.
+
+        What the report reads a method's display name from; a value that is not valid JSON is
+        left out (``{}``).
+        """
+        if not methods:
+            return {}
+        marks = ", ".join("?" for _ in methods)
+        q = f"SELECT method, recipe, meta FROM explanations WHERE method IN ({marks}) ORDER BY id"
+        out: dict[str, dict[str, Any]] = {}
+        for r in self._sql(q, tuple(methods)).fetchall():
+            if r["method"] not in out:
+                out[r["method"]] = {k: self._loose_json(r[k]) for k in ("recipe", "meta")}
+        return out
+
+    @staticmethod
+    def _loose_json(text: Any) -> dict[str, Any]:
+        try:
+            value = json.loads(text) if text else {}
+        except (TypeError, ValueError, RecursionError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def metric_names(self, methods: list[str]) -> list[dict[str, Any]]:
+        """``(metric, method, dataset, model, n)`` of the scores stored for ``methods``.
+
+        What the report compares with an experiment's metric list, to name stored scores the
+        list lacks (databases written before reruns added to the list).
+        """
+        if not methods:
+            return []
+        marks = ", ".join("?" for _ in methods)
+        q = (
+            "SELECT s.metric, e.method, e.dataset, e.model, COUNT(*) AS n FROM scores s "
+            f"JOIN explanations e ON e.id = s.explanation_id WHERE e.method IN ({marks}) "
+            "GROUP BY s.metric, e.method, e.dataset, e.model ORDER BY MIN(s.rowid)"
         )
+        return [dict(r) for r in self._sql(q, tuple(methods)).fetchall()]
 
     def experiments(self) -> list[dict[str, Any]]:
         rows = self._sql("SELECT * FROM experiments ORDER BY updated").fetchall()

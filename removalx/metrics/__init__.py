@@ -11,7 +11,10 @@ See ``docs/metrics.md``.
 
 from __future__ import annotations
 
+from removalx.metrics.axiomatic import completeness, input_invariance
+from removalx.metrics.complexity import complexity, effective_complexity, sparseness
 from removalx.metrics.dataset_mean import dataset_mean
+from removalx.metrics.faithfulness import faithfulness_correlation, infidelity, irof, sensitivity_n
 from removalx.metrics.localization import bounding_boxes, pooled_hit_rate, spatial_pointing, temporal_pointing
 from removalx.metrics.perturbation import (
     Curve,
@@ -22,8 +25,12 @@ from removalx.metrics.perturbation import (
     substrate,
 )
 from removalx.metrics.presets import DEFAULT_PRESET, PRESETS, preset_settings, settings_line, settings_lines
+from removalx.metrics.randomisation import emprt, mprt, random_logit
 from removalx.metrics.reliability import reliability_alpha, spearman
+from removalx.metrics.road import noisy_linear_imputation, road
+from removalx.metrics.robustness import explanation_robustness, robustness_ratios
 from removalx.metrics.saliency import saliency_metric
+from removalx.metrics.similarity import pearson, ssim, top_k_intersection
 from removalx.metrics.units import (
     level_labels,
     patch_labels,
@@ -39,24 +46,43 @@ __all__ = [
     "auc",
     "bounding_boxes",
     "cached_curve",
+    "completeness",
+    "complexity",
     "dataset_mean",
+    "effective_complexity",
+    "emprt",
     "ensure_metric_plugins",
+    "explanation_robustness",
+    "faithfulness_correlation",
+    "infidelity",
+    "input_invariance",
+    "irof",
     "level_labels",
     "minimal_mask",
+    "mprt",
+    "noisy_linear_imputation",
     "patch_labels",
+    "pearson",
     "perturbation_curve",
     "pooled_hit_rate",
     "preset_settings",
+    "random_logit",
     "reliability_alpha",
+    "road",
+    "robustness_ratios",
     "saliency_metric",
+    "sensitivity_n",
     "settings_line",
     "settings_lines",
+    "sparseness",
     "spatial_pointing",
     "spearman",
+    "ssim",
     "substrate",
     "superpixel_labels",
     "supervoxel_labels",
     "temporal_pointing",
+    "top_k_intersection",
     "unit_labels",
 ]
 
@@ -66,6 +92,10 @@ BUILTIN_METRIC_MODULES = (
     "removalx_plugins.metrics.minimal_mask",
     "removalx_plugins.metrics.saliency",
     "removalx_plugins.metrics.pointing_game",
+    "removalx_plugins.metrics.robustness",
+    "removalx_plugins.metrics.complexity",
+    "removalx_plugins.metrics.faithfulness",
+    "removalx_plugins.metrics.road",
 )
 
 

@@ -140,7 +140,11 @@ class PipelineRun:
     def segmentation(self) -> FeatureSpace:
         """Segmentation: the clip's feature space, on the model's device."""
         with self.timer("segmentation"):
-            space: FeatureSpace = self.make("segmentation").segment(self.clip, self.gen)
+            segmenter = self.make("segmentation")
+            bind = getattr(segmenter, "bind_model", None)
+            if callable(bind):
+                bind(self.clf)
+            space: FeatureSpace = segmenter.segment(self.clip, self.gen)
             return space.to(self.device)
 
     def selection(self, space: FeatureSpace) -> Selection:
@@ -263,6 +267,8 @@ class PipelineRun:
             return incremental(clf, None, None, reason="outputs read from the cache")
         if not on or behavior.needs_grad:
             return incremental(clf, None, None, enabled=False)
+        if removal.acts_inside_model:  # the pixels never change: every pass must run the layers
+            return incremental(clf, None, None, reason="the removal acts inside the model")
         first = next(iter(plan.chunks(bs))).z
         kind = plan_reference(first)
         if kind is None:

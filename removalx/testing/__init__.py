@@ -11,7 +11,7 @@ in any test suite once removalx is installed (pytest plugin :mod:`removalx.testi
 
 from __future__ import annotations
 
-from removalx.testing.checks import check_plugin
+from removalx.testing.checks import PluginCheckError, check_plugin
 from removalx.testing.data import LinearVideoModel, ToyClassifier, tiny_video
 
-__all__ = ["LinearVideoModel", "ToyClassifier", "check_plugin", "tiny_video"]
+__all__ = ["LinearVideoModel", "PluginCheckError", "ToyClassifier", "check_plugin", "tiny_video"]

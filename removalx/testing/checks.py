@@ -1,23 +1,34 @@
 """``check_plugin``: the conformance check of a stage plugin.
 
 Like scikit-learn's ``check_estimator``: a plugin author calls
-``check_plugin("segmentation", "my_segmenter")`` in their tests and gets a clear
-``AssertionError`` naming the broken contract (docs/concepts.md).
+``check_plugin("segmentation", "my_segmenter")`` in their tests and gets a
+:class:`PluginCheckError` (an ``AssertionError``) naming the failed check and what was
+wrong (docs/plugins.md). The checks of each stage live in ``check_segmenter``,
+``check_removal`` and ``check_hand_cases``; :mod:`removalx.testing.determinism` runs a stage
+twice while torch's global generator moves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from pydantic import BaseModel
 
 from removalx.core.classifier import VideoClassifier
-from removalx.core.registry import PIPELINE_STAGES, STAGES, Registry, get_registry
-from removalx.core.types import Attribution, ChunkedPlan, FeatureSpace, PartitionSpace
+from removalx.core.compatibility import SPACE_READERS, segmentations_providing
+from removalx.core.registry import PIPELINE_STAGES, STAGES, PluginSpec, Registry, get_registry
+from removalx.core.stages import space_closure
+from removalx.core.types import Attribution, ChunkedPlan
+from removalx.testing.check_hand_cases import check_behavior, check_summary
+from removalx.testing.check_removal import check_removal
+from removalx.testing.check_report import PluginCheckError, Reporter
+from removalx.testing.check_segmenter import check_segmenter
 from removalx.testing.data import ToyClassifier, tiny_video
+from removalx.testing.determinism import difference, run_twice
 
-__all__ = ["check_plugin"]
+__all__ = ["PluginCheckError", "check_plugin"]
 
 # Stages a check runs in a full pipeline, with the other stages at these defaults.
 _DEFAULT_RECIPE: dict[str, dict[str, Any]] = {
@@ -31,10 +42,6 @@ _DEFAULT_RECIPE: dict[str, dict[str, Any]] = {
 }
 
 
-def _fail(stage: str, name: str, msg: str) -> AssertionError:
-    return AssertionError(f"{stage} plugin {name!r}: {msg}")
-
-
 def check_plugin(
     stage: str,
     name: str,
@@ -43,10 +50,15 @@ def check_plugin(
 ) -> None:
     """Check that plugin ``name`` of ``stage`` honours its stage's contract.
 
-    Checks the registration (pydantic config that forbids unknown keys and is frozen,
-    the stage interface), the shapes, dtypes and ranges it returns on a tiny clip,
-    determinism for a fixed seed, and -- for pipeline stages -- a full explanation with the
-    other stages at simple defaults.
+    Checks the registration (pydantic config that forbids unknown keys and is frozen, the
+    stage interface) and, on a tiny clip: shapes, dtypes and ranges; determinism (two runs
+    with the same seed, torch's global generator seeded and drawn from differently before
+    each, must agree exactly); for segmenters, no empty or out-of-range feature, every
+    pixel covered (unless declared otherwise) and what ``space_provides`` declares; for
+    removals, values in [0, 1], kept pixels unchanged and the same output whatever the
+    batch; for behaviors and summaries, hand cases with known answers; and -- for pipeline
+    stages -- a full explanation with the other stages at simple defaults, for batch sizes
+    1 and 3 (docs/plugins.md, "Testing a plugin").
 
     Parameters
     ----------
@@ -62,113 +74,147 @@ def check_plugin(
 
     Raises
     ------
-    AssertionError
-        Naming the plugin and the broken contract.
+    PluginCheckError
+        A :class:`~removalx.errors.PluginError` and ``AssertionError`` naming the plugin,
+        the failed check and what was wrong (e.g. the largest difference or range seen).
     """
     registry = registry or get_registry()
     spec = registry.get(stage, name)
+    with torch.random.fork_rng(devices=[]):  # leaves torch's global generator as it was
+        _check(stage, name, config, registry, spec)
+
+
+def _check(
+    stage: str, name: str, config: dict[str, Any] | None, registry: Registry, spec: PluginSpec
+) -> None:
+    report = Reporter(stage, name)
     cfg_cls = spec.config
     if not issubclass(cfg_cls, BaseModel):
-        raise _fail(stage, name, "config is not a pydantic model")
+        raise report("config", "config is not a pydantic model", "Subclass removalx.plugin.PluginConfig.")
     if cfg_cls.model_config.get("extra") != "forbid" or not cfg_cls.model_config.get("frozen"):
-        raise _fail(stage, name, "config must set extra='forbid' and frozen=True (subclass PluginConfig)")
+        raise report("config", "config must set extra='forbid' and frozen=True", "Subclass PluginConfig.")
     obj = spec.make(config)
     iface = STAGES[stage][1]
     if iface is not None and not isinstance(obj, iface):
-        raise _fail(stage, name, f"factory returned {type(obj).__name__}, not a {iface.__name__}")
+        raise report("interface", f"factory returned {type(obj).__name__}, not a {iface.__name__}")
     if stage in PIPELINE_STAGES:
-        _check_stage_object(stage, name, obj, spec.make, config)
-        _check_in_pipeline(stage, name, config, registry)
+        _check_stage_object(stage, obj, lambda: spec.make(config), report)
+        _check_in_pipeline(stage, name, config, registry, report)
     elif stage == "explainer":
-        _check_explainer(name, obj)
+        _check_explainer(obj, report)
     elif stage == "model" and not isinstance(obj, VideoClassifier):
-        raise _fail(stage, name, "a model adapter must return a VideoClassifier")
+        raise report("interface", "a model adapter must return a VideoClassifier")
 
 
 def _clip() -> torch.Tensor:
     return tiny_video(frames=4, size=16)
 
 
-def _check_stage_object(stage: str, name: str, obj: Any, make: Any, config: Any) -> None:
+def _bound(make: Callable[[], Any]) -> Callable[[], Any]:
+    """``make`` followed by ``bind_model`` with the toy model, as the pipeline does."""
+    model = VideoClassifier(ToyClassifier())
+
+    def made() -> Any:
+        obj = make()
+        bind = getattr(obj, "bind_model", None)
+        if callable(bind):
+            bind(model)
+        return obj
+
+    return made
+
+
+def _check_stage_object(stage: str, obj: Any, make: Callable[[], Any], report: Reporter) -> None:
     video = _clip()
-    t, h, w, _ = video.shape
+    if stage in ("segmentation", "removal"):
+        make = _bound(make)
     if stage == "segmentation":
-        space = obj.segment(video, torch.Generator().manual_seed(0))
-        if not isinstance(space, FeatureSpace):
-            raise _fail(stage, name, "segment() must return a FeatureSpace")
-        if space.n_features < 1 or tuple(space.shape) != (t, h, w):
-            raise _fail(stage, name, f"space has n_features={space.n_features}, shape={space.shape}")
-        z = torch.stack([torch.ones(space.n_features), torch.zeros(space.n_features)])
-        keep = space.render(z, torch.arange(2))
-        if keep.shape != (2, t, h, w) or keep.min() < 0 or keep.max() > 1:
-            raise _fail(stage, name, f"render() gave shape {tuple(keep.shape)} / values outside [0, 1]")
-        if not torch.allclose(keep[0], torch.ones_like(keep[0])):
-            raise _fail(stage, name, "render(all ones) must keep every pixel")
-        if space.expand(torch.zeros(space.n_features)).shape != (t, h, w):
-            raise _fail(stage, name, "expand() must return [T, H, W]")
-        again = make(config).segment(video, torch.Generator().manual_seed(0))
-        if again.n_features != space.n_features:
-            raise _fail(stage, name, "not deterministic for a fixed seed")
+        check_segmenter(make(), make, video, report)
     elif stage == "feature_selection":
-        cap = obj.max_samples(6)
-        n = 10 if cap is None or cap > 10 else None  # as `fixed` sample selection asks
-        plans = [obj.plan(6, n, torch.Generator().manual_seed(0)) for _ in range(2)]
-        if not all(isinstance(p, ChunkedPlan) for p in plans):
-            raise _fail(stage, name, "plan() must return a SamplePlan (or another ChunkedPlan)")
-        plans = [p.materialize() for p in plans]
-        for p in plans:
-            if p.z.dim() != 2 or p.z.shape[1] != 6:
-                raise _fail(stage, name, "plan() must return a SamplePlan with Z of shape [S, F]")
-        if not torch.equal(plans[0].z, plans[1].z):
-            raise _fail(stage, name, "plan() is not deterministic for a fixed generator seed")
+        _check_feature_selection(make, report)
     elif stage == "removal":
-        halves = torch.zeros(t, h, w, dtype=torch.long)
-        halves[:, h // 2 :] = 1
-        space = PartitionSpace(halves)  # two features: top and bottom halves
-        obj.prepare(video, space, 0)
-        keep = torch.ones(2, t, h, w)
-        keep[1, :, : h // 2] = 0
-        out = obj.apply(video, keep, torch.arange(2))
-        if out.shape != (2, *video.shape):
-            raise _fail(stage, name, f"apply() gave shape {tuple(out.shape)}")
-        if not torch.allclose(out[0], video, atol=1e-6):
-            raise _fail(stage, name, "keep = 1 must leave the clip unchanged")
-        if not torch.isfinite(out).all():
-            raise _fail(stage, name, "apply() produced NaN")
+        check_removal(make, video, report)
     elif stage == "behavior":
-        y = obj.score(torch.randn(3, 5), 2)
-        if y.shape != (3,):
-            raise _fail(stage, name, f"score() gave shape {tuple(y.shape)}, expected [3]")
+        check_behavior(make, report)
+    elif stage == "summary":
+        check_summary(make, video, report)
     elif stage == "visualization":
-        attr = Attribution(values=torch.randn(t, h, w), target=0)
-        frames = obj.frames(video, attr)
+        t, h, w, _ = video.shape
+        attr = Attribution(values=torch.randn(t, h, w, generator=torch.Generator().manual_seed(0)), target=0)
+        frames, again = run_twice(lambda: make().frames(video, attr))
         if frames.shape != (t, h, w, 3) or frames.dtype != torch.uint8:
-            raise _fail(stage, name, "frames() must return uint8 [T, H, W, 3]")
+            raise report("shape", "frames() must return uint8 [T, H, W, 3]")
+        diff = difference(frames, again)
+        if diff is not None:
+            raise report("determinism", f"two runs differ ({diff}) while torch's global generator moved")
 
 
-def _check_in_pipeline(stage: str, name: str, config: Any, registry: Registry) -> None:
+def _check_feature_selection(make: Callable[[], Any], report: Reporter) -> None:
+    cap = make().max_samples(6)
+    n = 10 if cap is None or cap > 10 else None  # as `fixed` sample selection asks
+
+    def plan() -> Any:
+        return make().plan(6, n, torch.Generator().manual_seed(0))
+
+    plans = run_twice(plan)
+    if not all(isinstance(p, ChunkedPlan) for p in plans):
+        raise report("plan", "plan() must return a SamplePlan (or another ChunkedPlan)")
+    rows = [p.materialize() for p in plans]
+    for p in rows:
+        if p.z.dim() != 2 or p.z.shape[1] != 6:
+            raise report("plan", "plan() must return a SamplePlan with Z of shape [S, F]")
+    diff = difference((rows[0].z, rows[0].weights), (rows[1].z, rows[1].weights))
+    if diff is not None:
+        raise report(
+            "determinism",
+            f"plan() is not deterministic for a fixed generator seed ({diff}) while torch's global "
+            "generator moved",
+            "Draw random numbers only from the generator plan() is given.",
+        )
+
+
+def _fit_segmentation(recipe: dict[str, dict[str, Any]], stage: str, name: str, registry: Registry) -> None:
+    """Swap the default grid for a segmentation that gives what the checked stage requires."""
+    if stage not in SPACE_READERS:
+        return
+    required = frozenset(getattr(registry.get(stage, name).factory, "space_requires", frozenset()) or ())
+    if required <= space_closure(frozenset({"partition"})):
+        return
+    fits = segmentations_providing(required, registry)
+    if fits:
+        recipe["segmentation"] = {"name": fits[0]}
+
+
+def _check_in_pipeline(stage: str, name: str, config: Any, registry: Registry, report: Reporter) -> None:
     from removalx.pipeline import Explainer
 
     recipe = {k: dict(v) for k, v in _DEFAULT_RECIPE.items()}
     recipe[stage] = {"name": name, **(config or {})}
+    _fit_segmentation(recipe, stage, name, registry)
     if stage == "feature_selection" and name in ("leave_one_out", "only_one"):
         recipe["sample_selection"] = {"name": "exhaustive"}
     model = VideoClassifier(ToyClassifier())
     video = _clip()
     ex = Explainer.from_recipe(recipe, seed=0, registry=registry, progress=False)
-    a1 = ex.explain_clip(model, video)
+    a1, again = run_twice(lambda: ex.explain_clip(model, video).values)
     a2 = ex.explain_clip(model, video, batch_size=3)
-    if a1.values.shape != video.shape[:3]:
-        raise _fail(stage, name, f"pipeline attribution has shape {tuple(a1.values.shape)}")
-    if not torch.isfinite(a1.values).all():
-        raise _fail(stage, name, "pipeline attribution has NaN")
-    if not torch.allclose(a1.values, a2.values, atol=1e-5, rtol=1e-4):
-        raise _fail(stage, name, "attribution changes with the batch size (same seed)")
+    if a1.shape != video.shape[:3]:
+        raise report("pipeline", f"pipeline attribution has shape {tuple(a1.shape)}")
+    if not torch.isfinite(a1).all():
+        raise report("pipeline", "pipeline attribution has NaN")
+    diff = difference(a1, again)
+    if diff is not None:
+        raise report(
+            "determinism",
+            f"two explanations with seed 0 differ ({diff}) while torch's global generator moved",
+        )
+    if not torch.allclose(a1, a2.values, atol=1e-5, rtol=1e-4):
+        raise report("batch size", "attribution changes with the batch size (same seed)")
 
 
-def _check_explainer(name: str, obj: Any) -> None:
+def _check_explainer(obj: Any, report: Reporter) -> None:
     model = VideoClassifier(ToyClassifier())
     video = _clip()
     attr = obj.explain(model, video, 0, torch.Generator().manual_seed(0))
     if not isinstance(attr, Attribution) or attr.values.shape != video.shape[:3]:
-        raise _fail("explainer", name, "explain() must return an Attribution with values [T, H, W]")
+        raise report("shape", "explain() must return an Attribution with values [T, H, W]")

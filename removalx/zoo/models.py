@@ -25,9 +25,11 @@ from torch import nn
 
 from removalx.errors import ModelError
 from removalx.files.torchfile import load_plain
+from removalx.zoo.recurrent import ReLULSTM
 
 __all__ = [
     "CNNGRU",
+    "CNNLSTM",
     "MEAN",
     "NATIVE_SIZE",
     "STD",
@@ -148,7 +150,32 @@ class R3DTiny(_ZooBase):
 # ----------------------------------------------------------------------------- CNN + GRU
 
 
-class CNNGRU(_ZooBase):
+class _FrameCNN(_ZooBase):
+    """Per-frame 2D CNN (with coordinate channels) and embedding, shared by the CNN-RNN models."""
+
+    def __init__(self, num_classes: int, input_size: tuple[int, int, int], width: int, hidden: int) -> None:
+        super().__init__(num_classes, input_size)
+        w = width
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return _conv_bn(cin, cout, 2, nn.Conv2d, nn.BatchNorm2d)
+
+        self.features = nn.Sequential(block(5, w), block(w, 2 * w), block(2 * w, 2 * w))
+        self.spatial_pool = nn.AdaptiveAvgPool2d(4)
+        self.embed = nn.Sequential(nn.Linear(2 * w * 16, hidden), nn.ReLU(inplace=True))
+
+    def frame_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip ``[B, 3, T, H, W]`` -> per-frame embeddings ``[B, T', hidden]`` (after resizing)."""
+        x = self.prepare(x)
+        b, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * t, c, h, w)
+        ys = torch.linspace(-1, 1, h, device=x.device).view(1, 1, h, 1).expand(b * t, 1, h, w)
+        xs = torch.linspace(-1, 1, w, device=x.device).view(1, 1, 1, w).expand(b * t, 1, h, w)
+        feats = self.spatial_pool(self.features(torch.cat([frames, xs, ys], dim=1)))
+        return self.embed(feats.flatten(1)).view(b, t, -1)
+
+
+class CNNGRU(_FrameCNN):
     """Per-frame 2D CNN (with coordinate channels) followed by a GRU over time.
 
     Parameters
@@ -173,27 +200,44 @@ class CNNGRU(_ZooBase):
         width: int = 16,
         hidden: int = 96,
     ) -> None:
-        super().__init__(num_classes, input_size)
-        w = width
-
-        def block(cin: int, cout: int) -> nn.Sequential:
-            return _conv_bn(cin, cout, 2, nn.Conv2d, nn.BatchNorm2d)
-
-        self.features = nn.Sequential(block(5, w), block(w, 2 * w), block(2 * w, 2 * w))
-        self.spatial_pool = nn.AdaptiveAvgPool2d(4)
-        self.embed = nn.Sequential(nn.Linear(2 * w * 16, hidden), nn.ReLU(inplace=True))
+        super().__init__(num_classes, input_size, width, hidden)
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.fc = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.prepare(x)
-        b, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(b * t, c, h, w)
-        ys = torch.linspace(-1, 1, h, device=x.device).view(1, 1, h, 1).expand(b * t, 1, h, w)
-        xs = torch.linspace(-1, 1, w, device=x.device).view(1, 1, 1, w).expand(b * t, 1, h, w)
-        feats = self.spatial_pool(self.features(torch.cat([frames, xs, ys], dim=1)))
-        seq = self.embed(feats.flatten(1)).view(b, t, -1)
-        out, _ = self.gru(seq)
+        out, _ = self.gru(self.frame_sequence(x))
+        return self.fc(out[:, -1])
+
+
+class CNNLSTM(_FrameCNN):
+    """Per-frame 2D CNN (as :class:`CNNGRU`) followed by a ReLU LSTM; logits of the last step.
+
+    The tiny counterpart of the VGG16-LSTM of Bargal et al. (CVPR 2018): frame features feed a
+    one-layer :class:`~removalx.zoo.recurrent.ReLULSTM` (ReLU cell activations, as in the
+    authors' code), and the classifier reads the last hidden state (the time step EB-R
+    propagates from in the authors' demo).
+
+    Parameters
+    ----------
+    num_classes, input_size, width :
+        As for :class:`CNNGRU`.
+    hidden : int, default 96
+        LSTM hidden size (and frame embedding size).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 4,
+        input_size: tuple[int, int, int] = NATIVE_SIZE,
+        width: int = 16,
+        hidden: int = 96,
+    ) -> None:
+        super().__init__(num_classes, input_size, width, hidden)
+        self.lstm = ReLULSTM(hidden, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(self.frame_sequence(x))
         return self.fc(out[:, -1])
 
 
@@ -288,6 +332,10 @@ ZOO: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "timesformer_tiny": (TinyTimeSformer, "TimeSformer with 2 divided space-time attention blocks"),
     "r3d_tiny_ls": (R3DTiny, "r3d_tiny trained with label smoothing 0.3: top-1 p ~0.77, not saturated"),
     "cnn_gru_ls": (CNNGRU, "cnn_gru trained with label smoothing 0.3: top-1 p ~0.77, not saturated"),
+    "cnn_lstm_ls": (
+        CNNLSTM,
+        "per-frame 2D CNN + ReLU LSTM (EB-R's cell), label smoothing 0.3: top-1 p ~0.77, not saturated",
+    ),
     "timesformer_tiny_ls": (
         TinyTimeSformer,
         "timesformer_tiny trained with label smoothing 0.3: top-1 p ~0.77, not saturated",
@@ -295,9 +343,21 @@ ZOO: dict[str, tuple[Callable[..., nn.Module], str]] = {
 }
 
 
+def _registry() -> dict[str, tuple[Callable[..., nn.Module], str]]:
+    """:data:`ZOO` plus the benchmark-task models of :mod:`removalx.zoo.bench` (``bench_*``)."""
+    from removalx.zoo.bench.registry import BENCH_ZOO
+
+    return {**ZOO, **BENCH_ZOO}
+
+
+def _default_dir(name: str) -> Path:
+    """Bundled weights folder of ``name`` (``weights/bench`` for the benchmark-task models)."""
+    return WEIGHTS_DIR / "bench" if name.startswith("bench_") else WEIGHTS_DIR
+
+
 def _check_name(name: str) -> None:
-    if name not in ZOO:
-        raise ModelError(f"unknown zoo model {name!r}.", f"Use one of: {', '.join(sorted(ZOO))}.")
+    if name not in _registry():
+        raise ModelError(f"unknown zoo model {name!r}.", f"Use one of: {', '.join(sorted(_registry()))}.")
 
 
 def build_model(name: str, num_classes: int = 4, input_size: tuple[int, int, int] = NATIVE_SIZE) -> nn.Module:
@@ -323,7 +383,7 @@ def build_model(name: str, num_classes: int = 4, input_size: tuple[int, int, int
         If ``name`` is not in the zoo.
     """
     _check_name(name)
-    return ZOO[name][0](num_classes=num_classes, input_size=tuple(input_size))
+    return _registry()[name][0](num_classes=num_classes, input_size=tuple(input_size))
 
 
 def _metadata(name: str, weights_dir: Path) -> dict[str, Any]:
@@ -401,7 +461,7 @@ def load_zoo_model(
         If ``name`` is unknown or its weights are missing or do not fit the architecture.
     """
     _check_name(name)
-    wdir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    wdir = Path(weights_dir) if weights_dir is not None else _default_dir(name)
     weights = wdir / f"{name}.pt"
     if not weights.is_file():
         raise ModelError(
@@ -441,8 +501,13 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def list_zoo() -> list[dict[str, Any]]:
+def list_zoo(bench: bool = False) -> list[dict[str, Any]]:
     """Describe the zoo models.
+
+    Parameters
+    ----------
+    bench : bool, default False
+        Also list the benchmark-task models (``bench_*``, :mod:`removalx.zoo.bench`).
 
     Returns
     -------
@@ -453,9 +518,9 @@ def list_zoo() -> list[dict[str, Any]]:
         the metadata does not record it) and ``trained``.
     """
     rows = []
-    for name, (ctor, description) in ZOO.items():
+    for name, (ctor, description) in (_registry() if bench else ZOO).items():
         try:
-            meta = _metadata(name, WEIGHTS_DIR)
+            meta = _metadata(name, _default_dir(name))
         except ModelError:  # missing or damaged: listed as untrained, loading it says why
             meta = {}
         conf = meta.get("val_confidence")
@@ -468,7 +533,7 @@ def list_zoo() -> list[dict[str, Any]]:
                 "val_accuracy": meta.get("val_accuracy"),
                 "label_smoothing": meta.get("label_smoothing"),
                 "top1_prob_median": top1.get("median") if isinstance(top1, dict) else None,
-                "trained": bool(meta) and (WEIGHTS_DIR / f"{name}.pt").is_file(),
+                "trained": bool(meta) and (_default_dir(name) / f"{name}.pt").is_file(),
             }
         )
     return rows

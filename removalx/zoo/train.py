@@ -61,6 +61,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "timesformer_tiny": {"lr": 1e-3, "epochs": 12, "batch_size": 16, "label_smoothing": 0.0},
     "r3d_tiny_ls": {"lr": 3e-3, "epochs": 6, "batch_size": 16, "label_smoothing": LS_EPSILON},
     "cnn_gru_ls": {"lr": 3e-3, "epochs": 8, "batch_size": 16, "label_smoothing": LS_EPSILON},
+    "cnn_lstm_ls": {"lr": 3e-3, "epochs": 6, "batch_size": 16, "label_smoothing": LS_EPSILON},
     "timesformer_tiny_ls": {"lr": 1e-3, "epochs": 10, "batch_size": 16, "label_smoothing": LS_EPSILON},
 }
 

@@ -17,6 +17,16 @@ averaged over all ``T' x H' x W'`` positions, trilinear upsampling to the clip's
 ``pooling="space"`` (``alpha_{k,t}`` per frame over ``H' x W'`` only, the journal's "averaging
 the gradient ... on its spatial dimension", Sec. V-B) and ``upsample="nearest_time"``
 (nearest in time, bilinear in space) reproduce the STEP authors' baseline (``grad_cam_step``).
+
+``variant`` selects how the layer's gradients weight its activations (``"gradcam"``, the
+default, is the map above bit for bit):
+
+* ``"gradcam++"`` (Chattopadhay et al., WACV 2018, Eq. 19 with the exponential of the score,
+  Sec. 3.2): ``alpha_k^{pos} = g^2 / (2 g^2 + sum_{pos'} A_k g^3)`` with ``g = dS/dA_k`` at each
+  position (0 where ``g = 0``), ``w_k = sum_pos alpha_k^{pos} ReLU(g)``; the sums run over the
+  same positions as ``pooling`` (all ``T' x H' x W'``, or per frame).
+* ``"layercam"`` (Jiang et al., TIP 2021, Eq. 4-5): ``ReLU(sum_k ReLU(g_k) * A_k)`` position by
+  position (no pooling).
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ if TYPE_CHECKING:
 
 
 Upsample = Literal["trilinear", "nearest_time"]
+Variant = Literal["gradcam", "gradcam++", "layercam"]
 
 
 def layer_field(reading: str) -> Any:
@@ -76,6 +87,11 @@ class GradCAMConfig(GradientConfig):
     )
     upsample: Upsample = upsample_field(" (authors)")
     relu: bool = Field(True, description="the ReLU of Eq. 28")
+    variant: Variant = Field(
+        "gradcam",
+        description="channel weights: Grad-CAM's mean gradient, Grad-CAM++'s alpha-weighted positive "
+        "gradients (Chattopadhay et al. Eq. 19) or LayerCAM's element-wise ReLU(gradient) (Jiang et al. Eq. 4)",
+    )
 
 
 def conv_layers(module: nn.Module) -> list[str]:
@@ -95,6 +111,36 @@ def grad_cam_map(
     dims = (0, 2, 3) if pooling == "space_time" else (2, 3)
     alpha = gradient.mean(dim=dims, keepdim=True)
     cam = (alpha * activation).sum(dim=1)
+    return cam.clamp_min(0) if relu else cam
+
+
+def grad_cam_pp_weights(activation: Tensor, gradient: Tensor, pooling: str = "space_time") -> Tensor:
+    """Grad-CAM++ channel weights ``w_k`` (Chattopadhay et al., Eq. 19), broadcastable to ``A``.
+
+    ``alpha = g^2 / (2 g^2 + S_k g^3)`` with ``S_k`` the sum of ``A_k`` over the pooled
+    positions, ``alpha = 0`` where ``g = 0`` (the paper's convention for a vanishing
+    denominator), and ``w_k = sum_pos alpha ReLU(g)``. Working with the gradient of the score
+    ``S`` instead of ``exp(S)`` scales every ``w_k`` by the same ``exp(S) > 0`` (Sec. 3.2).
+    """
+    dims = (0, 2, 3) if pooling == "space_time" else (2, 3)
+    g2 = gradient * gradient
+    total = activation.sum(dim=dims, keepdim=True)
+    denom = 2 * g2 + total * g2 * gradient
+    safe = torch.where(denom != 0, denom, torch.ones_like(denom))
+    alpha = torch.where((gradient != 0) & (denom != 0), g2 / safe, torch.zeros_like(g2))
+    return (alpha * gradient.clamp_min(0)).sum(dim=dims, keepdim=True)
+
+
+def cam_variant_map(
+    activation: Tensor, gradient: Tensor, variant: str, pooling: str = "space_time", relu: bool = True
+) -> Tensor:
+    """The map of ``variant`` for ``A``, ``dS/dA`` of shape ``[T', C, H', W']`` -> ``[T', H', W']``."""
+    if variant == "gradcam":
+        return grad_cam_map(activation, gradient, pooling, relu)
+    if variant == "gradcam++":
+        cam = (grad_cam_pp_weights(activation, gradient, pooling) * activation).sum(dim=1)
+    else:  # layercam: element-wise positive gradients
+        cam = (gradient.clamp_min(0) * activation).sum(dim=1)
     return cam.clamp_min(0) if relu else cam
 
 
@@ -187,7 +233,9 @@ class GradCAM(Explainer):
         n0 = (model.n_forward, model.n_backward)
         name, layer = self.resolve_layer(model, video)
         act, grad = self.activation_and_gradient(model, name, layer, video, target)
-        cam = grad_cam_map(act.float(), grad.float(), self.config.pooling, self.config.relu)
+        cam = cam_variant_map(
+            act.float(), grad.float(), self.config.variant, self.config.pooling, self.config.relu
+        )
         size = (int(video.shape[0]), int(video.shape[1]), int(video.shape[2]))
         up = upsample_map(cam, size, self.config.upsample)
         meta = {
@@ -195,6 +243,7 @@ class GradCAM(Explainer):
             "layer_shape": tuple(int(s) for s in cam.shape),
             "pooling": self.config.pooling,
             "upsample": self.config.upsample,
+            "variant": self.config.variant,
         }
         return finish(up, target, self.config, "grad_cam", model, n0, **meta)
 

@@ -8,8 +8,9 @@ below it in proportion to their *excitatory* input,
 
 starting from a one-hot ``P`` at the target output unit. The map is the MWP of a chosen layer's
 output neurons summed over its channels. Bargal et al., "Excitation Backprop for RNNs"
-(CVPR 2018) carry the MWP back through time (EB-R); :func:`gru_step_mwp` is the analogue for a
-GRU used here (docs/explainers.md, "Excitation Backprop").
+(CVPR 2018) carry the MWP back through time (EB-R): their LSTM rules, for the ReLU LSTM of
+their code, are in :mod:`removalx_plugins.machinery.eb_lstm`; :func:`gru_step_mwp` is removalx's
+analogue for a GRU (docs/explainers.md, "Excitation Backprop").
 
 How it runs: the parameters are frozen and the output of the reading layer is made a leaf
 that requires a gradient, so autograd only records what lies above it. Every supported module
@@ -33,7 +34,8 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from removalx.plugin import ModelError
+from removalx.plugin import ModelError, ReLULSTM
+from removalx_plugins.machinery.eb_lstm import LSTMExcitation
 
 __all__ = ["AFFINE", "PASS", "PLAIN", "Excitation", "gru_step_mwp", "mwp_linear", "safe_div"]
 
@@ -49,7 +51,7 @@ POOL_AVG = _nd("AvgPool", "AdaptiveAvgPool")
 PASS = (*_nd("BatchNorm"), nn.ReLU)
 #: Modules whose ordinary backward is already the EB rule (routing, winner-take-all pooling).
 PLAIN = (nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout2d, nn.Dropout3d, *_nd("MaxPool", "AdaptiveMaxPool"))
-RECURRENT = (nn.GRU, nn.LSTM, nn.RNN)
+RECURRENT = (nn.GRU, nn.LSTM, nn.RNN, ReLULSTM)
 
 #: Functions between modules that only move values around: the MWP follows the values.
 ROUTING = {
@@ -218,6 +220,20 @@ class _GRU(torch.autograd.Function):
         return p_x, None, None, None
 
 
+def _lstm_outputs(m: ReLULSTM, inputs: Any, out: Any) -> Any:
+    """``(seq, (h_T, c_T))`` of a :class:`ReLULSTM` with the EB-R rule on the sequence path."""
+    x = inputs[0] if m.batch_first else inputs[0].transpose(0, 1)
+    seq = out[0] if m.batch_first else out[0].transpose(0, 1)
+    state = inputs[1] if len(inputs) > 1 and isinstance(inputs[1], tuple) else None
+    zeros = torch.zeros(x.shape[0], m.hidden_size, dtype=x.dtype, device=x.device)
+    h0, c0 = (zeros, zeros) if state is None else (state[0][0].detach(), state[1][0].detach())
+    new = LSTMExcitation.apply(x, seq.detach(), h0, c0, m)
+    last = new[:, -1]
+    if not m.batch_first:
+        new = new.transpose(0, 1)
+    return new, (last[None], out[1][1].detach())
+
+
 def _requires(args: Any) -> bool:
     return any(isinstance(a, Tensor) and a.requires_grad for a in tree_flatten(args)[0])
 
@@ -339,8 +355,13 @@ class Excitation:
     def _check(self, name: str, m: nn.Module) -> None:
         st = self.state
         label = name or "<model>"
-        if isinstance(m, RECURRENT) and not (isinstance(m, nn.GRU) and st.recurrent):
-            why = "recurrent layer: use the eb_r explainer" if isinstance(m, nn.GRU) else "no EB-R rule"
+        if isinstance(m, RECURRENT) and not (isinstance(m, (nn.GRU, ReLULSTM)) and st.recurrent):
+            if isinstance(m, (nn.GRU, ReLULSTM)):
+                why = "recurrent layer: use the eb_r explainer"
+            elif isinstance(m, nn.LSTM):
+                why = "EB-R's LSTM rule needs ReLU cell activations: build the model with removalx's ReLULSTM"
+            else:
+                why = "no EB-R rule"
             st.unsupported[label] = f"{type(m).__name__} ({why})"
         elif isinstance(m, nn.GRU) and (m.num_layers != 1 or m.bidirectional or m.proj_size):
             st.unsupported[label] = "GRU with num_layers > 1, bidirectional or proj_size (EB-R: one layer)"
@@ -369,6 +390,8 @@ class Excitation:
             new = _GRU.apply(x, seq.detach(), h0v.detach(), m)
             last = new[:, -1] if m.batch_first else new[-1]
             return new, last[None]
+        if isinstance(m, ReLULSTM) and st.recurrent and isinstance(out, tuple):
+            return _lstm_outputs(m, inputs, out)
         return None  # PLAIN: the ordinary backward routes the MWP
 
     def forward(self, run: Any) -> Tensor:
@@ -390,7 +413,7 @@ class Excitation:
                 f"{self.layer[:100]!r}: {bad or 'the logits do not depend on it'}. Layers it met with a "
                 f"rule: {seen}.",
                 "Supported: Conv1d/2d/3d, Linear, average/max/adaptive pooling, ReLU, BatchNorm (eval), "
-                "Flatten, Dropout (eval), element-wise sums, reshapes and, with eb_r, a one-layer GRU. "
+                "Flatten, Dropout (eval), element-wise sums, reshapes and, with eb_r, a one-layer GRU or ReLULSTM. "
                 "Read the map at a later layer (explainer.layer) or use grad_cam.",
             )
         self.logits = logits

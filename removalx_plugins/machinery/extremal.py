@@ -13,6 +13,9 @@ reference implementation TorchRay) to clips. This module holds, once:
 * :func:`area_loss` -- ``L_S^v`` of Eq. 6 on sorted mask values (mean instead of sum: the
   ``1 / |M|`` is absorbed in lambda);
 * :func:`ellipsoid_kernel`, :func:`kernel_beta`, :func:`smoothness_loss` -- ``L_K`` of Eq. 7-10;
+* :func:`eccvw_kernel`, :func:`eccvw_shape_loss` -- the ECCV-W study's shape loss
+  ``(max(M * K) - sum K)^2`` with a binary ellipsoid ``K`` (ECCV-W Eq. 8-9), an option of
+  every extremal explainer (``eccvw_weight > 0``);
 * :func:`lambda_schedule` -- ``lambda_1`` and ``lambda_2`` of Eq. 11 at every iteration;
 * :class:`ExtremalConfig` and :func:`extremal_perturbation` -- the optimisation of Eq. 11
   (Eq. 5 when there is no ``L_K``) over several areas at once, and the final heat map (sum of
@@ -31,7 +34,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +53,8 @@ __all__ = [
     "ExtremalConfig",
     "SmoothMaxUpsampler",
     "area_loss",
+    "eccvw_kernel",
+    "eccvw_shape_loss",
     "ellipsoid_kernel",
     "extremal_perturbation",
     "frame_area_loss",
@@ -301,7 +306,39 @@ def smoothness_loss(
     return area_loss(conv.reshape(mask.shape[0], -1), [beta * v for v in areas])
 
 
+def eccvw_kernel(size: Sequence[int], radius: float = 0.5) -> Tensor:
+    """The binary kernel ``K`` of ECCV-W Eq. 9, ``float[T_K+1, H_K+1, W_K+1]`` of 0 and 1.
+
+    ``K[t,i,j] = 1`` iff ``sqrt((i/H_K - 0.5)^2 + (j/W_K - 0.5)^2 + (t/T_K - 0.5)^2) <= radius``;
+    an axis of one element (``H_K = 0``) contributes 0. Eq. 9 prints ``radius = 1``, which
+    no position exceeds (each term is at most 0.25), so the printed kernel is the full box;
+    ``radius = 0.5`` is the ellipsoid inscribed in the box that the text names.
+    """
+    axes = []
+    for n in size:
+        c = torch.arange(n, dtype=torch.float64)
+        axes.append((c / (n - 1) - 0.5) ** 2 if n > 1 else torch.zeros(1, dtype=torch.float64))
+    d = axes[0][:, None, None] + axes[1][None, :, None] + axes[2][None, None, :]
+    return (d.sqrt() <= radius + 1e-12).float()
+
+
+def eccvw_shape_loss(mask: Tensor, kernel: Tensor) -> Tensor:
+    """``L_K(M) = (max(M * K) - sum K)^2`` of ECCV-W Eq. 8 for each row, ``float[A]``.
+
+    ``M * K`` is the 3D convolution of ``mask`` (``float[A, T, H, W]``) with the binary
+    ``kernel`` (:func:`eccvw_kernel`; symmetric, so convolution and correlation agree), stride
+    1 and no padding; the max runs over every position of each row. The loss is 0 when some
+    window of ``K``'s shape is entirely kept, and pulls the best window towards that.
+    """
+    conv = F.conv3d(mask.unsqueeze(1), kernel[None, None].to(mask))
+    peak = conv.reshape(mask.shape[0], -1).amax(dim=1)
+    return (peak - kernel.sum().to(mask)) ** 2
+
+
 # -- the optimisation -------------------------------------------------------------------------
+#: A kernel side, bounded at validation.
+_KSide = Annotated[int, Field(ge=1, le=4096, strict=True)]
+
 Reward = Literal["probability", "logit", "log_probability"]
 
 
@@ -425,6 +462,25 @@ class ExtremalConfig(PluginConfig):
         description="heat map: sum of the area masks blurred (journal Sec. V-A.3) or the mask at v* of "
         "Eq. 4 (journal Sec. III-A: 'M_v* is taken as the final solution')",
     )
+    eccvw_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1e9,
+        description="weight w of the ECCV-W shape loss (Eq. 8), added as w L_K / (sum K)^2 to every "
+        "iteration's energy; 0 = off (the paper gives no weight); at most 1e9",
+    )
+    eccvw_kernel: tuple[_KSide, _KSide, _KSide] = Field(
+        (8, 11, 11),
+        description="each in [1, 4096]; (T_K+1, H_K+1, W_K+1) of the ECCV-W kernel of Eq. 9 (the paper gives "
+        "no size: the journal's T_K = 8 and 11 px), clipped to the clip",
+    )
+    eccvw_radius: float = Field(
+        0.5,
+        gt=0,
+        le=2,
+        description="threshold of ECCV-W Eq. 9: 0.5 = the inscribed ellipsoid; 1 = the printed value, "
+        "which keeps the whole box",
+    )
 
     @field_validator("areas")
     @classmethod
@@ -483,6 +539,12 @@ def _one_frame_masks(mask: Tensor) -> Tensor:
 
 
 def _check_unsync(cfg: ExtremalConfig, unsync: bool) -> None:
+    if unsync and cfg.eccvw_weight > 0:
+        raise ConfigError(
+            "Unsynchronous extremal perturbation optimises each frame alone, but the ECCV-W shape loss "
+            f"(eccvw_weight {cfg.eccvw_weight:g}) couples the frames of a mask.",
+            "Set explainer.eccvw_weight=0, or use the synchronous variant (sync: true).",
+        )
     if unsync and (cfg.area_scope != "frame" or cfg.temporal_smoothing > 0):
         raise ConfigError(
             "Unsynchronous extremal perturbation optimises each frame alone: it needs area_scope 'frame' "
@@ -601,6 +663,10 @@ class _ExtremalRun:
         self.pyramid = BlurPyramid(video, cfg.levels, cfg.max_blur, cfg.blur_padding)
         self.seed = _initial_seeds(cfg, self.a, self.t, self.up.seed_shape, generator, device)
         self.areas = list(cfg.areas)
+        self.shape_kernel: Tensor | None = None
+        if cfg.eccvw_weight > 0:
+            size = effective_kernel_size((self.t, self.h, self.w), cfg.eccvw_kernel)
+            self.shape_kernel = eccvw_kernel(size, cfg.eccvw_radius).to(device)
 
     def make_mask(self, s: Tensor) -> Tensor:
         """Seeds ``float[A, T, hbar, wbar]`` -> masks ``float[A, T, H, W]`` (with WACV Eq. 12)."""
@@ -629,6 +695,9 @@ class _ExtremalRun:
             energy = lam1 * area_loss(mask, self.areas) - score
         if lk.kernel is not None and lam2 > 0:
             energy = energy + lam2 * lk.loss(mask, self.areas)
+        if self.shape_kernel is not None:  # ECCV-W Eq. 8, weight relative to (sum K)^2
+            norm = float(self.shape_kernel.sum()) ** 2
+            energy = energy + self.cfg.eccvw_weight / norm * eccvw_shape_loss(mask, self.shape_kernel)
         return energy
 
     def optimise(self, lk: _SmoothnessTerm) -> _History:
@@ -765,4 +834,14 @@ def extremal_perturbation(
             )
     if lk.size is not None:
         meta.update(kernel_size=lk.size, beta=lk.beta, kernel_stride=tuple(kernel_stride))
+    if run.shape_kernel is not None:
+        with torch.no_grad():
+            final = eccvw_shape_loss(sol.mask, run.shape_kernel).cpu().tolist()
+        meta["eccvw_loss"] = {
+            "weight": cfg.eccvw_weight,
+            "kernel_size": tuple(int(k) for k in run.shape_kernel.shape),
+            "kernel_ones": int(run.shape_kernel.sum()),
+            "radius": cfg.eccvw_radius,
+            "final": final,
+        }
     return Attribution(values=sol.values.detach().cpu(), target=int(target), meta=meta)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from removalx.plugin import ModelError, load_plain
+from removalx.plugin import ModelError, finetuned_meta, load_plain, prepare_module
 
 __all__ = ["RANDOM_WEIGHTS_WARNING", "load_weights", "resolve_device", "warn_random_weights"]
 
@@ -75,11 +75,13 @@ def _fmt_keys(keys: list[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
-def load_weights(module: nn.Module, weights: str, name: str) -> None:
+def load_weights(module: nn.Module, weights: str, name: str) -> dict[str, Any]:
     """Load a weights file (state_dict or checkpoint) into ``module`` strictly.
 
-    A ``"module."`` prefix (``DataParallel``) is stripped. Raises :class:`ModelError` for a
-    missing or unreadable file and names missing/unexpected keys or mismatched shapes.
+    A ``"module."`` prefix (``DataParallel``) is stripped. A file written by ``removalx
+    finetune`` first gets the module's head swapped to the file's class count. Raises
+    :class:`ModelError` for a missing or unreadable file and names missing/unexpected keys or
+    mismatched shapes. Returns the file's fine-tuning metadata (``class_names``, ...) or ``{}``.
     """
     path = Path(weights).expanduser()
     if not path.is_file():
@@ -95,6 +97,9 @@ def load_weights(module: nn.Module, weights: str, name: str) -> None:
         "Pass a file written by torch.save(model.state_dict(), path) (pickled whole models are "
         "not loaded, for safety).",
     )
+    meta = finetuned_meta(obj, f"weights file {path} for {name}")
+    if meta is not None:
+        prepare_module(module, meta)
     state = _extract_state_dict(obj, path)
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
@@ -124,3 +129,4 @@ def load_weights(module: nn.Module, weights: str, name: str) -> None:
             "Check the architecture and the number of classes the weights were trained with.",
         )
     module.load_state_dict(state, strict=True)
+    return meta or {}

@@ -189,6 +189,7 @@ def make_python_model(config: PythonModelConfig) -> VideoClassifier:
             "(or a VideoClassifier, or a callable clips -> logits [B, K]).",
             "Return the model object from the factory.",
         )
+    meta: dict[str, Any] = {}
     if weights is not None:
         if not isinstance(model, nn.Module):
             raise ModelError(
@@ -196,7 +197,7 @@ def make_python_model(config: PythonModelConfig) -> VideoClassifier:
                 f"{weights} into it.",
                 "Drop weights, or return an nn.Module.",
             )
-        load_weights(model, weights, name)
+        meta = load_weights(model, weights, name)
     return VideoClassifier(
         model,
         layout=config.layout,
@@ -204,6 +205,7 @@ def make_python_model(config: PythonModelConfig) -> VideoClassifier:
         std=config.std,
         input_size=config.input_size,
         device=resolve_device(config.device),
+        class_names=meta.get("class_names"),
         name=name,
     )
 

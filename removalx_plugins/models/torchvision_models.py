@@ -158,6 +158,7 @@ def make_torchvision_model(config: TorchvisionConfig) -> VideoClassifier:
     builder, weights_enum = _builder(arch)
     module = builder(weights=None, num_classes=config.num_classes)
     weights = config.weights
+    meta: dict[str, Any] = {}
     if weights is None:
         warn_random_weights(
             f"torchvision:{target}", "no weights given; torchvision weights are never downloaded"
@@ -165,7 +166,7 @@ def make_torchvision_model(config: TorchvisionConfig) -> VideoClassifier:
     elif weights.strip().lower() == "none":
         warn_random_weights(f"torchvision:{target}", "weights='none'")
     else:
-        load_weights(module, weights, f"torchvision:{target}")
+        meta = load_weights(module, weights, f"torchvision:{target}")
     return VideoClassifier(
         module,
         layout="BCTHW",
@@ -173,7 +174,7 @@ def make_torchvision_model(config: TorchvisionConfig) -> VideoClassifier:
         std=arch.std,
         input_size=input_size,
         device=device,
-        class_names=_categories(weights_enum, config.num_classes),
+        class_names=meta.get("class_names") or _categories(weights_enum, config.num_classes),
         name=f"torchvision:{target}",
     )
 

@@ -19,6 +19,9 @@ class MeanConfig(PluginConfig):
 class Mean(Removal):
     """``fill[p] = mean colour of the region of p``, computed once per clip."""
 
+    #: Region means need space.labels.
+    space_requires = frozenset({"partition"})
+
     def __init__(self, config: MeanConfig) -> None:
         self._fill: Tensor | None = None
 

@@ -266,6 +266,9 @@ class FlowTubeSpace(FeatureSpace):
 class FlowTubes(Segmenter):
     """AOSA's spatio-temporal occlusion masks (Sec. 3.1, 3.3)."""
 
+    #: Tubes overlap and leave pixels no tube reaches.
+    space_provides = frozenset({"hard_masks", "nonempty"})
+
     def __init__(self, config: FlowTubesConfig) -> None:
         self.config = config
 

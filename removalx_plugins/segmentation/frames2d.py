@@ -173,6 +173,9 @@ def propagate_labels(labels: np.ndarray, back_flow: np.ndarray) -> np.ndarray:
 class Frames2D(Segmenter):
     """Per-frame image superpixels, optionally propagated along the flow (Sec. 3.1, Fig. 2)."""
 
+    #: Superpixels label every pixel once.
+    space_provides = frozenset({"partition"})
+
     def __init__(self, config: Frames2DConfig) -> None:
         self.config = config
 

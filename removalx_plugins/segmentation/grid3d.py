@@ -38,6 +38,9 @@ def grid_labels(shape: tuple[int, int, int], cells: tuple[int, int, int], device
 class Grid3D(Segmenter):
     """Split ``T x H x W`` into ``cells[0] x cells[1] x cells[2]`` near-equal cuboids."""
 
+    #: Cuboids label every pixel once.
+    space_provides = frozenset({"partition"})
+
     def __init__(self, config: Grid3DConfig) -> None:
         self.config = config
 

@@ -59,6 +59,9 @@ class Slic3D(Segmenter):
     ``min_fraction: 0`` turns it off (a single plain SLIC run).
     """
 
+    #: Supervoxels label every pixel once.
+    space_provides = frozenset({"partition"})
+
     def __init__(self, config: Slic3DConfig) -> None:
         self.config = config
 

@@ -144,6 +144,9 @@ class WindowSpace(FeatureSpace):
 class SlidingWindow(Segmenter):
     """Overlapping cuboid windows (one feature per window position)."""
 
+    #: Windows overlap and a stride may skip the border.
+    space_provides = frozenset({"hard_masks", "nonempty"})
+
     def __init__(self, config: SlidingWindowConfig) -> None:
         self.config = config
 

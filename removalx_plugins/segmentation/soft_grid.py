@@ -83,6 +83,10 @@ class SoftGridSpace(FeatureSpace):
 class SoftGrid(Segmenter):
     """RISE grid masks with a random shift per sample."""
 
+    #: Upsampled soft masks; removing every cell removes every pixel. Cells of the grid's
+    #: extra (shift) row can fall outside the clip when its size is not a multiple of cells.
+    space_provides = frozenset({"covering"})
+
     def __init__(self, config: SoftGridConfig) -> None:
         self.config = config
 
