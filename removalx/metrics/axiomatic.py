@@ -61,7 +61,8 @@ def completeness(
     output : {"logit", "probability"}
         ``f``: the target's logit (Quantus: logits) or softmax probability.
     relative : bool
-        Divide the gap by ``|f(x) - f(x')|`` (infinite when that is 0 and the gap is not).
+        Divide the gap by ``|f(x) - f(x')|`` (NaN, undefined, when that is 0 and the gap is not:
+        aggregates leave such clips out).
 
     Returns
     -------
@@ -80,7 +81,7 @@ def completeness(
     total = float(importance.detach().double().sum())
     gap = abs(total - delta)
     if relative:
-        gap = gap / abs(delta) if delta != 0 else (0.0 if gap == 0 else float("inf"))
+        gap = gap / abs(delta) if delta != 0 else (0.0 if gap == 0 else float("nan"))
     return {
         "value": gap,
         "sum": total,

@@ -94,19 +94,23 @@ class RandomLogitConfig(PluginConfig):
     absolute: bool = Field(False, description="compare absolute maps")
 
 
-class MPRT(Metric):
-    """MPRT / sMPRT: similarity to the randomised model's explanation (lower is better)."""
+class _ReExplaining(Metric):
+    """A randomisation metric: ``function(explain, model, video, target, importance, seed=...)``."""
 
+    name = ""
     higher_is_better = False
-    name = "mprt"
 
-    def __init__(self, config: MPRTConfig) -> None:
+    def __init__(self, config: PluginConfig) -> None:
         self.config = config
+
+    @staticmethod
+    def function(*args: Any, **kwargs: Any) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
 
     def score(self, model: Any, video: Tensor, attribution: Attribution, **context: Any) -> dict[str, Any]:
         explain = _explain_of(self.name, context)
         settings = self.config.model_dump()
-        out = mprt(
+        out = type(self).function(
             explain,
             model,
             video,
@@ -115,8 +119,16 @@ class MPRT(Metric):
             seed=_seed(context),
             **settings,
         )
-        out.update(higher_is_better=False, settings=settings)
+        out.update(higher_is_better=self.higher_is_better, settings=settings)
         return out
+
+
+class MPRT(_ReExplaining):
+    """MPRT / sMPRT: similarity to the randomised model's explanation (lower is better)."""
+
+    higher_is_better = False
+    name = "mprt"
+    function = staticmethod(mprt)
 
 
 class SMPRT(MPRT):
@@ -125,52 +137,20 @@ class SMPRT(MPRT):
     name = "smprt"
 
 
-class EMPRT(Metric):
+class EMPRT(_ReExplaining):
     """eMPRT: relative entropy rise under full randomisation (higher is better)."""
 
     higher_is_better = True
-
-    def __init__(self, config: EMPRTConfig) -> None:
-        self.config = config
-
-    def score(self, model: Any, video: Tensor, attribution: Attribution, **context: Any) -> dict[str, Any]:
-        explain = _explain_of("emprt", context)
-        settings = self.config.model_dump()
-        out = emprt(
-            explain,
-            model,
-            video,
-            attribution.target,
-            attribution.importance(),
-            seed=_seed(context),
-            **settings,
-        )
-        out.update(higher_is_better=True, settings=settings)
-        return out
+    name = "emprt"
+    function = staticmethod(emprt)
 
 
-class RandomLogit(Metric):
+class RandomLogit(_ReExplaining):
     """Random logit test: similarity to another class's explanation (lower is better)."""
 
     higher_is_better = False
-
-    def __init__(self, config: RandomLogitConfig) -> None:
-        self.config = config
-
-    def score(self, model: Any, video: Tensor, attribution: Attribution, **context: Any) -> dict[str, Any]:
-        explain = _explain_of("random_logit", context)
-        settings = self.config.model_dump()
-        out = random_logit(
-            explain,
-            model,
-            video,
-            attribution.target,
-            attribution.importance(),
-            seed=_seed(context),
-            **settings,
-        )
-        out.update(higher_is_better=False, settings=settings)
-        return out
+    name = "random_logit"
+    function = staticmethod(random_logit)
 
 
 @hookimpl

@@ -17,7 +17,8 @@ other spaces).
   ``ScoreCAM``);
 * ``relative_drop``: ``w_k = (y - y_k) / y`` with ``y`` the output of the full clip and
   ``y_k`` the mean output of the samples that remove ``k`` (with ``leave_one_out``: channel
-  ``k`` ablated), Ablation-CAM's Eq. 3 (Desai & Ramaswamy, Sec. 3).
+  ``k`` ablated), Ablation-CAM's Eq. 3 (Desai & Ramaswamy, Sec. 3); where ``y`` is exactly 0
+  Eq. 3 is undefined and the weights are the plain drops ``y - y_k``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ class CamWeights(Summary):
             return torch.softmax(mean, 0)
         if how == "relative_drop":
             full = self.base["full"]
-            return torch.where(cnt > 0, (full - mean) / full, torch.zeros_like(mean))
+            scale = full if float(full) != 0.0 else 1.0  # y = 0: Eq. 3 is undefined, keep the plain drop
+            return torch.where(cnt > 0, (full - mean) / scale, torch.zeros_like(mean))
         return mean
 
     def finalize(self, space: FeatureSpace) -> tuple[Tensor, Tensor]:

@@ -258,3 +258,17 @@ def test_ablation_cam_never_runs_incremental_inference():
     off = removalx.Explainer.from_recipe("ablation_cam", progress=False).explain(model, video, 0)
     assert "acts inside the model" in str(on.meta["incremental"])
     torch.testing.assert_close(on.values, off.values, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("full", "want"), [(2.0, [0.5, -0.25]), (-2.0, [-0.5, 0.25]), (0.0, [-1.0, 0.5])])
+def test_relative_drop_by_hand_and_at_a_zero_output(full, want):
+    """Ablation-CAM Eq. 3: w_k = (y - y_k) / y; y = 0 keeps the plain drop y - y_k."""
+    from types import SimpleNamespace
+
+    summary = removalx.get_registry().make("summary", "cam_weights", {"weights": "relative_drop"})
+    space = SimpleNamespace(n_features=2)
+    summary.begin(space, None, {"full": full})
+    ablated = torch.tensor([full - want[0] * (full or 1.0), full - want[1] * (full or 1.0)])
+    z = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # row k removes channel k
+    summary.update(z, None, ablated, None)
+    torch.testing.assert_close(summary.channel_weights(), torch.tensor(want, dtype=torch.float64))

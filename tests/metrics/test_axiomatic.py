@@ -62,6 +62,14 @@ def test_completeness_by_hand_on_a_linear_model():
     assert gray["delta"] == pytest.approx(float((w * (video - 0.5)).sum()), abs=1e-5)
 
 
+def test_relative_completeness_is_undefined_when_the_output_does_not_change():
+    clf, video = _linear()
+    black = torch.zeros_like(video)  # x = baseline: f(x) - f(x') = 0
+    ones = torch.ones(video.shape[:3])
+    assert np.isnan(completeness(clf, black, ones, 2, relative=True)["value"])  # gap 24, delta 0
+    assert completeness(clf, black, torch.zeros(video.shape[:3]), 2, relative=True)["value"] == 0.0
+
+
 class Net2d(nn.Module):
     def __init__(self) -> None:
         super().__init__()
