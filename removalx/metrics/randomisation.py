@@ -134,10 +134,14 @@ def layer_groups(
 
 
 def rewrap(clf: VideoClassifier, module: nn.Module, suffix: str = "randomised") -> VideoClassifier:
-    """A classifier like ``clf`` (layout, normalisation, sizes, device) around another module."""
+    """A classifier like ``clf`` (layout, normalisation, sizes, device) around another module.
+
+    The copy prints no "incremental inference is off" notice of its own: a metric makes one
+    copy per layer group, clip and method, and the notice belongs to the model, not its copies.
+    """
     mean = None if clf.mean is None else clf.mean.tolist()
     std = None if clf.std is None else clf.std.tolist()
-    return VideoClassifier(
+    out = VideoClassifier(
         module,
         layout=clf.layout,
         mean=mean,
@@ -148,6 +152,8 @@ def rewrap(clf: VideoClassifier, module: nn.Module, suffix: str = "randomised") 
         name=f"{clf.name} ({suffix})",
         clip_size=clf.clip_size,
     )
+    out._incremental_notice = True  # type: ignore[attr-defined]
+    return out
 
 
 def _reset(module: nn.Module, seed: int) -> None:

@@ -249,3 +249,13 @@ def test_random_logit_agrees_with_quantus_on_an_image_case():
         # Quantus applies SSIM to the flattened maps (1D windows); removalx per frame in 2D
         assert ssim(pa.ravel(), pb.ravel()) == pytest.approx(q_score, abs=1e-6)
         assert out["value"] == pytest.approx(ssim(pa, pb), abs=1e-12)
+
+
+def test_randomised_copies_print_no_incremental_notice():
+    """One notice per model: the copies a metric makes (one per layer group) stay quiet."""
+    from removalx.metrics.randomisation import rewrap
+
+    clf = VideoClassifier(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), layout="BCTHW", name="m")
+    copy = rewrap(clf, nn.Sequential(nn.Flatten(), nn.Linear(12, 3)))
+    assert getattr(copy, "_incremental_notice", False) and not getattr(clf, "_incremental_notice", False)
+    assert copy.name == "m (randomised)" and copy.layout == clf.layout
