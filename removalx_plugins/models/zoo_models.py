@@ -4,7 +4,8 @@
 ``zoo:timesformer_tiny`` (certain: p close to 1 on their clips), and their label-smoothed twins
 ``zoo:r3d_tiny_ls`` (default model of ``removalx compare``), ``zoo:cnn_gru_ls``,
 ``zoo:timesformer_tiny_ls`` (median top-1 probability about 0.78): see
-:mod:`removalx.zoo.models` and ``docs/zoo.md``.
+:mod:`removalx.zoo.models` and ``docs/zoo.md``. ``zoo:bench_<task>_<arch>`` loads a
+benchmark-task model with intervention-verified ground truth (``docs/zoo.md``, "Benchmark tasks").
 """
 
 from __future__ import annotations
