@@ -14,9 +14,9 @@ from functools import partial
 
 from torch import nn
 
+from removalx.zoo.architectures import CNNGRU, WEIGHTS_DIR, R3DTiny, TinyTimeSformer
 from removalx.zoo.bench.interventions import Check
 from removalx.zoo.bench.render import CLIP_SIZE
-from removalx.zoo.models import CNNGRU, WEIGHTS_DIR, R3DTiny, TinyTimeSformer
 
 __all__ = [
     "ARCHS",
