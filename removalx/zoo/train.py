@@ -258,13 +258,13 @@ def _model_meta(
     }
 
 
-def _save(out: Path, name: str, model: nn.Module, meta: dict[str, Any]) -> None:
+def save_model(out: Path, name: str, model: nn.Module, meta: dict[str, Any], what: str = "zoo model") -> None:
     """Write ``<name>.pt`` and ``<name>.json`` to ``out`` (each replaced whole or left as it was)."""
     for path, write in (
         (out / f"{name}.pt", lambda fh: torch.save(model.state_dict(), fh)),
         (out / f"{name}.json", lambda fh: fh.write((json.dumps(meta, indent=2) + "\n").encode())),
     ):
-        with storage_errors(path, f"zoo model {name!r} file"), atomic_write(path, "wb") as fh:
+        with storage_errors(path, f"{what} {name!r} file"), atomic_write(path, "wb") as fh:
             write(fh)
 
 
@@ -342,7 +342,7 @@ def train(
         t_data=t_data,
         t_fit=t_fit,
     )
-    _save(Path(out_dir) if out_dir is not None else WEIGHTS_DIR, name, model, meta)
+    save_model(Path(out_dir) if out_dir is not None else WEIGHTS_DIR, name, model, meta)
     return meta
 
 

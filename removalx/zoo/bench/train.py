@@ -36,6 +36,7 @@ from removalx.zoo.bench.render import CLIP_SIZE, NEUTRAL_FILL
 from removalx.zoo.bench.tasks import generate, get_task
 from removalx.zoo.confidence import predict_probs, summarize
 from removalx.zoo.models import MEAN, STD, count_params
+from removalx.zoo.train import save_model
 
 __all__ = [
     "LABEL_SMOOTHING",
@@ -99,16 +100,6 @@ def _settings(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
             "Use e.g. 2000 and 8.",
         )
     return cfg
-
-
-def _save(out: Path, name: str, model: nn.Module, meta: dict[str, Any]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for path, write in (
-        (out / f"{name}.pt", lambda fh: torch.save(model.state_dict(), fh)),
-        (out / f"{name}.json", lambda fh: fh.write((json.dumps(meta, indent=2) + "\n").encode())),
-    ):
-        with storage_errors(path, f"benchmark model {name!r} file"), atomic_write(path, "wb") as fh:
-            write(fh)
 
 
 def train_bench(
@@ -195,7 +186,9 @@ def train_bench(
         "interventions": checks,
     }
     if checks["passed"] or save_failed:
-        _save(Path(out_dir) if out_dir is not None else BENCH_WEIGHTS_DIR, name, model, meta)
+        out = Path(out_dir) if out_dir is not None else BENCH_WEIGHTS_DIR
+        out.mkdir(parents=True, exist_ok=True)
+        save_model(out, name, model, meta, "benchmark model")
     return meta
 
 
